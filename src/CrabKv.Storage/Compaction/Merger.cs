@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Compaction;
+
+/// <summary>Answers "does the key directory still point at this record?" during a merge.</summary>
+public delegate bool LivenessCheck(ReadOnlySpan<byte> key, in KeyLocation location);
+
+/// <summary>A live key the merge copied: apply with compare-and-set (From → To).</summary>
+public readonly record struct Relocation(byte[] Key, KeyLocation From, KeyLocation To);
+
+/// <summary>Progress of a running merge.</summary>
+public readonly record struct MergeProgress(long BytesDone, long BytesTotal)
+{
+    /// <summary>Fraction done, 0..1.</summary>
+    public double Fraction => BytesTotal == 0 ? 1 : (double)BytesDone / BytesTotal;
+}
+
+/// <summary>What a merge asks for.</summary>
+/// <param name="Directory">The partition directory.</param>
+/// <param name="Inputs">A contiguous run of sealed segments, in id order.</param>
+/// <param name="OlderSegmentsExist">True when segments older than the run remain: tombstones are then kept.</param>
+/// <param name="NowMs">Clock for expiry.</param>
+/// <param name="MaxSegmentBytes">Output segments roll at this size.</param>
+/// <param name="IsLive">Optional check against the key directory; without it, every newest-in-run record is kept and compare-and-set sorts it out.</param>
+public sealed record MergeRequest(string Directory, IReadOnlyList<Segment> Inputs, bool OlderSegmentsExist, long NowMs, long MaxSegmentBytes, LivenessCheck? IsLive = null);
+
+/// <summary>What a merge produced. Apply the relocations, then <see cref="Merger.DeleteInputs"/>.</summary>
+public sealed class MergeResult
+{
+    internal MergeResult(List<Segment> outputs, List<Relocation> relocations, long bytesBefore, long bytesAfter, long dropped, TimeSpan duration)
+    {
+        Outputs = outputs;
+        Relocations = relocations;
+        BytesBefore = bytesBefore;
+        BytesAfter = bytesAfter;
+        RecordsDropped = dropped;
+        Duration = duration;
+    }
+
+    /// <summary>New sealed segments (each with a hint file), open for reading.</summary>
+    public List<Segment> Outputs { get; }
+
+    /// <summary>Live keys and where they moved.</summary>
+    public List<Relocation> Relocations { get; }
+
+    /// <summary>Bytes of the inputs.</summary>
+    public long BytesBefore { get; }
+
+    /// <summary>Bytes of the outputs.</summary>
+    public long BytesAfter { get; }
+
+    /// <summary>Records left behind (overwritten, deleted, expired, unneeded tombstones).</summary>
+    public long RecordsDropped { get; }
+
+    /// <summary>Wall time of the merge.</summary>
+    public TimeSpan Duration { get; }
+}
+
+/// <summary>
+/// Merges a run of sealed segments (FORMAT.md section 7). Pure file work: reads the inputs,
+/// writes new segments and hint files, touches no key directory. Blocking; the actor layer
+/// runs it on its I/O dispatcher.
+/// </summary>
+public static class Merger
+{
+    /// <summary>Runs the merge.</summary>
+    public static MergeResult Run(MergeRequest request, IProgress<MergeProgress>? progress = null)
+    {
+        var sw = Stopwatch.StartNew();
+        var inputs = request.Inputs;
+        if (inputs.Count == 0)
+        {
+            return new MergeResult(new(), new(), 0, 0, 0, sw.Elapsed);
+        }
+        for (var i = 1; i < inputs.Count; i++)
+        {
+            if (inputs[i - 1].Id.CompareTo(inputs[i].Id) >= 0)
+            {
+                throw new ArgumentException("Merge inputs must be in ascending id order.", nameof(request));
+            }
+        }
+        long bytesBefore = 0;
+        foreach (var s in inputs)
+        {
+            bytesBefore += s.Length;
+        }
+        long done = 0;
+        var total = 2 * bytesBefore;
+
+        // Pass 1: the newest record of each key within the run.
+        var newest = new KeyDirectory();
+        foreach (var segment in inputs)
+        {
+            var scanner = new SegmentScanner(segment, segment.Length);
+            ScanStatus st;
+            while ((st = scanner.Next()) == ScanStatus.Record)
+            {
+                var h = scanner.Header;
+                newest.Set(RecordCodec.KeyOf(scanner.Record, h),
+                    new KeyLocation(segment.Id, (uint)scanner.RecordOffset, (uint)h.Size, h.Expiry, h.IsTombstone), out _);
+            }
+            ThrowIfInvalid(st, segment, scanner);
+            done += segment.Length;
+            progress?.Report(new MergeProgress(done, total));
+        }
+
+        // Pass 2: copy what survives.
+        var sequence = inputs[^1].Id.Sequence;
+        var sub = inputs[^1].Id.Sub;
+        var outputs = new List<Segment>();
+        var relocations = new List<Relocation>();
+        long dropped = 0, bytesAfter = 0;
+        SegmentWriter? writer = null;
+        HintFile.Builder? hint = null;
+
+        void Finish()
+        {
+            if (writer is null)
+            {
+                return;
+            }
+            var seg = writer.Seal();
+            var finalPath = Path.Combine(request.Directory, seg.Id.DataFileName);
+            hint!.Complete(request.Directory, seg.Length);
+            File.Move(seg.Path, finalPath);
+            seg.Path = finalPath;
+            outputs.Add(seg);
+            bytesAfter += seg.Length;
+            writer = null;
+            hint = null;
+        }
+
+        try
+        {
+            foreach (var segment in inputs)
+            {
+                var scanner = new SegmentScanner(segment, segment.Length);
+                ScanStatus st;
+                while ((st = scanner.Next()) == ScanStatus.Record)
+                {
+                    var h = scanner.Header;
+                    var rec = scanner.Record;
+                    var key = RecordCodec.KeyOf(rec, h);
+                    var here = new KeyLocation(segment.Id, (uint)scanner.RecordOffset, (uint)h.Size, h.Expiry, h.IsTombstone);
+                    if (!newest.TryGet(key, out var latest) || !latest.SameRecord(here)
+                        || (h.IsTombstone && !request.OlderSegmentsExist)
+                        || (!h.IsTombstone && (here.IsExpiredAt(request.NowMs) || (request.IsLive is not null && !request.IsLive(key, here)))))
+                    {
+                        dropped++;
+                        continue;
+                    }
+                    if (writer is null || writer.Length + h.Size > request.MaxSegmentBytes && writer.Length > FormatConstants.FileHeaderSize)
+                    {
+                        Finish();
+                        if (++sub > FormatConstants.MaxSub)
+                        {
+                            throw new InvalidOperationException("Merge produced more outputs than segment ids allow; raise segment max-bytes.");
+                        }
+                        var id = SegmentId.From(sequence, sub);
+                        writer = SegmentWriter.Create(request.Directory, id, 1 << 20, 0, id.DataFileName + ".tmp");
+                        hint = new HintFile.Builder(id);
+                    }
+                    // Batch framing is dropped: the batch committed long ago, and a lone member
+                    // would otherwise read as an unended batch.
+                    var flags = h.Flags & ~(RecordFlags.InBatch | RecordFlags.BatchEnd);
+                    var offset = writer.Append(flags, h.Expiry, key, RecordCodec.StoredValueOf(rec, h));
+                    hint!.Add(key, flags, h.Expiry, (uint)offset, (uint)h.Size);
+                    if (!h.IsTombstone)
+                    {
+                        relocations.Add(new Relocation(key.ToArray(), here, new KeyLocation(writer.Id, (uint)offset, (uint)h.Size, h.Expiry)));
+                    }
+                }
+                ThrowIfInvalid(st, segment, scanner);
+                done += segment.Length;
+                progress?.Report(new MergeProgress(done, total));
+            }
+            Finish();
+            NativeFile.SyncDirectory(request.Directory);
+        }
+        catch
+        {
+            if (writer is not null)
+            {
+                var path = writer.Segment.Path;
+                writer.Dispose();
+                File.Delete(path);
+            }
+            foreach (var o in outputs)
+            {
+                o.Dispose();
+                File.Delete(o.Path);
+                File.Delete(Path.Combine(request.Directory, o.Id.HintFileName));
+            }
+            throw;
+        }
+        return new MergeResult(outputs, relocations, bytesBefore, bytesAfter, dropped, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// Deletes merged inputs, oldest first (FORMAT.md section 7), with their hint files.
+    /// Call once no reader can still use them; disposes them.
+    /// </summary>
+    public static void DeleteInputs(string directory, IEnumerable<Segment> inputs)
+    {
+        foreach (var s in inputs.OrderBy(s => s.Id))
+        {
+            s.Dispose();
+            File.Delete(s.Path);
+            File.Delete(Path.Combine(directory, s.Id.HintFileName));
+        }
+        NativeFile.SyncDirectory(directory);
+    }
+
+    private static void ThrowIfInvalid(ScanStatus status, Segment segment, SegmentScanner scanner)
+    {
+        if (status == ScanStatus.Invalid)
+        {
+            throw new CorruptSegmentException(segment.Path, scanner.Position, scanner.InvalidReason);
+        }
+    }
+}

@@ -1,0 +1,622 @@
+using System.Text;
+using CrabKv.Storage.Caches;
+using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Recovery;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage;
+
+/// <summary>One operation of a batch: a put (with optional TTL) or, with a null value, a delete.</summary>
+public sealed record BatchOperation(string Key, byte[]? Value, TimeSpan? Ttl = null)
+{
+    /// <summary>A put.</summary>
+    public static BatchOperation Put(string key, byte[] value, TimeSpan? ttl = null) => new(key, value, ttl);
+
+    /// <summary>A delete.</summary>
+    public static BatchOperation Delete(string key) => new(key, null);
+}
+
+/// <summary>Counters and sizes of a store.</summary>
+public sealed record StoreStats(
+    int Keys, int Segments, long TotalBytes, long StaleBytes, long Syncs, long Compactions,
+    long CacheHits, long CacheMisses, long DirtyBytes, long KeyDirectoryBytes, SegmentId ActiveSegment);
+
+/// <summary>What one compaction did.</summary>
+public sealed record CompactionOutcome(int InputSegments, int OutputSegments, long BytesBefore, long BytesAfter, long RecordsDropped, TimeSpan Duration);
+
+/// <summary>
+/// The storage engine as one object: open / put / get / delete / batch / flush / sync /
+/// compact / dispose over a partition directory. <b>Not thread safe</b>: exactly one thread
+/// (or one actor) may use an instance. Writes go to an in-memory buffer; <see cref="Flush"/>
+/// hands them to the OS and <see cref="Sync"/> makes them durable — the caller picks the
+/// policy. Used directly by tests and benchmarks; the actor layer composes the same parts.
+/// </summary>
+public sealed class EmbeddedStore : IDisposable
+{
+    private readonly string _directory;
+    private readonly StoreOptions _options;
+    private readonly DirectoryLock _lock;
+    private readonly KeyDirectory _keys;
+    private readonly SegmentUsage _usage;
+    private readonly SortedDictionary<SegmentId, Segment> _sealed;
+    private readonly LruCache _cache;
+    private readonly WriteBackBuffer? _writeBack;
+    private SegmentWriter _writer;
+    private uint _nextSequence;
+    private byte[] _keyBuffer = new byte[256];
+    private byte[] _readBuffer = new byte[4096];
+    private long _syncsOfSealedWriters;
+    private long _compactions;
+    private bool _disposed;
+
+    private EmbeddedStore(string directory, StoreOptions options, DirectoryLock dirLock, RecoveredState state)
+    {
+        _directory = directory;
+        _options = options;
+        _lock = dirLock;
+        _keys = state.KeyDirectory;
+        _usage = state.Usage;
+        _sealed = state.Segments;
+        _nextSequence = state.NextSequence;
+        LastRecovery = state.Report;
+        _cache = new LruCache(options.ReadCacheEntries, options.ReadCacheBytes);
+        _writeBack = options.WriteBack ? new WriteBackBuffer(options.MaxDirtyBytes) : null;
+        _writer = NewWriter();
+    }
+
+    /// <summary>What open found (torn tail cut, hints used, …).</summary>
+    public RecoveryReport LastRecovery { get; }
+
+    /// <summary>The directory this store owns.</summary>
+    public string Directory => _directory;
+
+    /// <summary>Number of live keys on disk (buffered write-back entries not counted).</summary>
+    public int Count => _keys.Count;
+
+    /// <summary>The key directory (read it only; tests compare it across opens).</summary>
+    public KeyDirectory KeyDirectory => _keys;
+
+    /// <summary>Opens (creating if needed) the store in <paramref name="directory"/>.</summary>
+    /// <exception cref="StoreLockedException">The directory is in use.</exception>
+    /// <exception cref="NotASegmentException">A segment file is not one.</exception>
+    /// <exception cref="CorruptSegmentException">Damage outside the torn tail.</exception>
+    public static EmbeddedStore Open(string directory, StoreOptions? options = null)
+    {
+        options = (options ?? new StoreOptions()).Validate();
+        var full = Path.GetFullPath(directory);
+        var dirLock = DirectoryLock.Acquire(full);
+        try
+        {
+            var state = StoreRecovery.Load(full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
+            return new EmbeddedStore(full, options, dirLock, state);
+        }
+        catch
+        {
+            dirLock.Dispose();
+            throw;
+        }
+    }
+
+    private long Now => _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    // ---------------------------------------------------------------- writes
+
+    /// <summary>Writes a value; <paramref name="ttl"/> (or the default TTL) makes it expire.</summary>
+    public void Put(string key, ReadOnlySpan<byte> value, TimeSpan? ttl = null)
+    {
+        ThrowIfDisposed();
+        var keyBytes = EncodeKey(key);
+        CheckValue(value.Length);
+        var expiry = ExpiryFor(ttl);
+        if (_writeBack is not null)
+        {
+            BufferWrite(key, value.ToArray(), expiry);
+            return;
+        }
+        var (flags, stored) = Prepare(value);
+        RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, stored.Length));
+        var offset = _writer.Append(flags, expiry, keyBytes, stored);
+        Index(keyBytes, new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keyBytes.Length, stored.Length), expiry));
+        _cache.Remove(key);
+    }
+
+    /// <summary>Writes a UTF-8 string value.</summary>
+    public void Put(string key, string value, TimeSpan? ttl = null) => Put(key, Encoding.UTF8.GetBytes(value), ttl);
+
+    /// <summary>Deletes a key; returns true when it existed.</summary>
+    public bool Delete(string key)
+    {
+        ThrowIfDisposed();
+        var keyBytes = EncodeKey(key);
+        var existed = ContainsLive(key, keyBytes);
+        if (_writeBack is not null)
+        {
+            if (existed)
+            {
+                BufferWrite(key, null, 0);
+            }
+            return existed;
+        }
+        if (!_keys.TryGet(keyBytes, out _))
+        {
+            return existed;
+        }
+        RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, 0));
+        _writer.Append(RecordFlags.Tombstone, 0, keyBytes, default);
+        _usage.AddRecord(_writer.Id, RecordCodec.SizeOf(keyBytes.Length, 0), live: false);
+        if (_keys.Remove(keyBytes, out var prev))
+        {
+            _usage.Kill(prev.Segment, prev.Size);
+        }
+        _cache.Remove(key);
+        return existed;
+    }
+
+    /// <summary>
+    /// Applies puts and deletes atomically: after any crash either all of them are visible or
+    /// none. Every operation is validated before anything is written.
+    /// </summary>
+    public void PutBatch(IReadOnlyList<BatchOperation> operations)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(operations);
+        if (operations.Count == 0)
+        {
+            return;
+        }
+        var keys = new byte[operations.Count][];
+        var expiries = new long[operations.Count];
+        for (var i = 0; i < operations.Count; i++)
+        {
+            var op = operations[i] ?? throw new ArgumentException($"Batch operation {i} is null.", nameof(operations));
+            keys[i] = EncodeKey(op.Key).ToArray();
+            if (op.Value is not null)
+            {
+                CheckValue(op.Value.Length);
+                expiries[i] = ExpiryFor(op.Ttl);
+            }
+        }
+        if (_writeBack is not null)
+        {
+            // Buffered writes are all-or-none at flush time: the whole dirty set is one batch.
+            for (var i = 0; i < operations.Count; i++)
+            {
+                BufferWrite(operations[i].Key, operations[i].Value, expiries[i]);
+            }
+            return;
+        }
+        var stored = new (RecordFlags Flags, byte[] Value)[operations.Count];
+        long total = 0;
+        for (var i = 0; i < operations.Count; i++)
+        {
+            var op = operations[i];
+            stored[i] = op.Value is null ? (RecordFlags.Tombstone, []) : PrepareArray(op.Value);
+            total += RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length);
+        }
+        AppendBatch(keys, stored, expiries, total);
+        foreach (var op in operations)
+        {
+            _cache.Remove(op.Key);
+        }
+    }
+
+    private void AppendBatch(byte[][] keys, (RecordFlags Flags, byte[] Value)[] stored, long[] expiries, long totalBytes)
+    {
+        RollIfNeeded(totalBytes);
+        var locations = new KeyLocation[keys.Length];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            var flags = stored[i].Flags | RecordFlags.InBatch | (i == keys.Length - 1 ? RecordFlags.BatchEnd : 0);
+            var offset = _writer.Append(flags, expiries[i], keys[i], stored[i].Value);
+            locations[i] = new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length), expiries[i],
+                (stored[i].Flags & RecordFlags.Tombstone) != 0);
+        }
+        for (var i = 0; i < keys.Length; i++)
+        {
+            if (locations[i].Tombstone)
+            {
+                _usage.AddRecord(_writer.Id, locations[i].Size, live: false);
+                if (_keys.Remove(keys[i], out var prev))
+                {
+                    _usage.Kill(prev.Segment, prev.Size);
+                }
+            }
+            else
+            {
+                Index(keys[i], locations[i]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Write-back: writes every dirty entry to the log as one atomic batch (TTLs kept, key
+    /// directory updated). Then hands all buffered bytes to the OS (no fsync).
+    /// </summary>
+    public void Flush()
+    {
+        ThrowIfDisposed();
+        FlushWriteBack();
+        _writer.Flush();
+    }
+
+    /// <summary><see cref="Flush"/>, then fsync: everything written so far is durable.</summary>
+    public void Sync()
+    {
+        Flush();
+        _writer.Sync();
+    }
+
+    private void FlushWriteBack()
+    {
+        if (_writeBack is null || _writeBack.Count == 0)
+        {
+            return;
+        }
+        var dirty = _writeBack.Drain();
+        var keys = new List<byte[]>(dirty.Count);
+        var stored = new List<(RecordFlags, byte[])>(dirty.Count);
+        var expiries = new List<long>(dirty.Count);
+        long total = 0;
+        foreach (var (key, entry) in dirty)
+        {
+            var kb = Encoding.UTF8.GetBytes(key);
+            if (entry.IsDelete && !_keys.TryGet(kb, out _))
+            {
+                continue; // nothing on disk to hide
+            }
+            var s = entry.IsDelete ? (RecordFlags.Tombstone, Array.Empty<byte>()) : PrepareArray(entry.Value!);
+            keys.Add(kb);
+            stored.Add(s);
+            expiries.Add(entry.Expiry);
+            total += RecordCodec.SizeOf(kb.Length, s.Item2.Length);
+        }
+        if (keys.Count > 0)
+        {
+            AppendBatch(keys.ToArray(), stored.ToArray(), expiries.ToArray(), total);
+        }
+    }
+
+    private void BufferWrite(string key, byte[]? value, long expiry)
+    {
+        if (_writeBack!.Offer(key, value, expiry) == WriteBackResult.Full)
+        {
+            FlushWriteBack();
+            if (_writeBack.Offer(key, value, expiry) == WriteBackResult.Full)
+            {
+                throw new WriteBackBufferFullException(WriteBackBuffer.CostOf(key, value), _writeBack.MaxDirtyBytes);
+            }
+        }
+        _cache.Remove(key);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// <summary>Reads a key's value; false when absent, deleted or expired.</summary>
+    public bool TryGet(string key, out byte[] value)
+    {
+        ThrowIfDisposed();
+        var now = Now;
+        if (_writeBack is not null && _writeBack.TryGet(key, out var dirty))
+        {
+            if (dirty.IsDelete || (dirty.Expiry != 0 && dirty.Expiry <= now))
+            {
+                value = [];
+                return false;
+            }
+            value = dirty.Value!;
+            return true;
+        }
+        if (_cache.TryGet(key, now, out value))
+        {
+            return true;
+        }
+        var keyBytes = EncodeKey(key);
+        if (!_keys.TryGet(keyBytes, out var loc))
+        {
+            value = [];
+            return false;
+        }
+        if (loc.IsExpiredAt(now))
+        {
+            if (_keys.Remove(keyBytes, out var prev))
+            {
+                _usage.Kill(prev.Segment, prev.Size);
+            }
+            value = [];
+            return false;
+        }
+        value = ReadValue(keyBytes, loc);
+        _cache.Put(key, value, loc.Expiry);
+        return true;
+    }
+
+    /// <summary>Reads a key's value, or null.</summary>
+    public byte[]? Get(string key) => TryGet(key, out var v) ? v : null;
+
+    /// <summary>Reads a key's value as a UTF-8 string, or null.</summary>
+    public string? GetString(string key) => TryGet(key, out var v) ? Encoding.UTF8.GetString(v) : null;
+
+    private bool ContainsLive(string key, ReadOnlySpan<byte> keyBytes)
+    {
+        var now = Now;
+        if (_writeBack is not null && _writeBack.TryGet(key, out var dirty))
+        {
+            return !dirty.IsDelete && (dirty.Expiry == 0 || dirty.Expiry > now);
+        }
+        return _keys.TryGet(keyBytes, out var loc) && !loc.IsExpiredAt(now);
+    }
+
+    private byte[] ReadValue(ReadOnlySpan<byte> key, in KeyLocation loc)
+    {
+        if (_readBuffer.Length < loc.Size)
+        {
+            _readBuffer = new byte[Math.Max(loc.Size, _readBuffer.Length * 2)];
+        }
+        var span = _readBuffer.AsSpan(0, (int)loc.Size);
+        Segment segment;
+        int read;
+        if (loc.Segment == _writer.Id)
+        {
+            segment = _writer.Segment;
+            read = _writer.ReadAt(span, loc.Offset);
+        }
+        else
+        {
+            segment = _sealed[loc.Segment];
+            read = segment.ReadAt(span, loc.Offset);
+        }
+        if (read != span.Length || !RecordCodec.TryReadHeader(span, out var h) || !RecordCodec.Verify(span, h)
+            || !RecordCodec.KeyOf(span, h).SequenceEqual(key))
+        {
+            throw new CorruptSegmentException(segment.Path, loc.Offset, "record read for a get does not verify");
+        }
+        return RecordCodec.DecodeValue(span, h);
+    }
+
+    // ---------------------------------------------------------------- maintenance
+
+    /// <summary>
+    /// Merges every sealed segment (the active one is sealed first), dropping overwritten,
+    /// deleted and expired records; returns what it did.
+    /// </summary>
+    public CompactionOutcome Compact(IProgress<MergeProgress>? progress = null)
+    {
+        ThrowIfDisposed();
+        FlushWriteBack();
+        if (_writer.Length > FormatConstants.FileHeaderSize)
+        {
+            Roll(autoCompact: false);
+        }
+        return CompactSealed(progress);
+    }
+
+    private CompactionOutcome CompactSealed(IProgress<MergeProgress>? progress)
+    {
+        var inputs = _sealed.Values.ToList();
+        if (inputs.Count == 0)
+        {
+            return new CompactionOutcome(0, 0, 0, 0, 0, TimeSpan.Zero);
+        }
+        var keys = _keys;
+        var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: false, Now, _options.MaxSegmentBytes,
+            (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l)), progress);
+        ApplyMerge(inputs, result);
+        _compactions++;
+        return new CompactionOutcome(inputs.Count, result.Outputs.Count, result.BytesBefore, result.BytesAfter, result.RecordsDropped, result.Duration);
+    }
+
+    private void ApplyMerge(List<Segment> inputs, MergeResult result)
+    {
+        var live = new Dictionary<SegmentId, long>();
+        foreach (var r in result.Relocations)
+        {
+            if (_keys.CompareAndSet(r.Key, r.From, r.To))
+            {
+                live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
+            }
+        }
+        foreach (var s in inputs)
+        {
+            _sealed.Remove(s.Id);
+            _usage.Remove(s.Id);
+        }
+        foreach (var o in result.Outputs)
+        {
+            _sealed.Add(o.Id, o);
+            _usage.Set(o.Id, o.Length - FormatConstants.FileHeaderSize, live.GetValueOrDefault(o.Id));
+        }
+        Merger.DeleteInputs(_directory, inputs);
+    }
+
+    /// <summary>Removes expired keys from memory (the active sweep); returns how many.</summary>
+    public int SweepExpired()
+    {
+        ThrowIfDisposed();
+        var expired = _keys.RemoveExpired(Now);
+        foreach (var (key, loc) in expired)
+        {
+            _usage.Kill(loc.Segment, loc.Size);
+            _cache.Remove(Encoding.UTF8.GetString(key));
+        }
+        return expired.Count;
+    }
+
+    /// <summary>Current counters.</summary>
+    public StoreStats GetStats()
+    {
+        var active = _writer.Id;
+        var (total, stale) = _usage.Sum(_ => true);
+        return new StoreStats(_keys.Count, _sealed.Count + 1, total, stale, _syncsOfSealedWriters + _writer.SyncCount, _compactions,
+            _cache.Hits, _cache.Misses, _writeBack?.DirtyBytes ?? 0, _keys.AllocatedBytes, active);
+    }
+
+    /// <summary>Flushes write-back entries and buffers, seals the active segment, releases the lock.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        try
+        {
+            FlushWriteBack();
+            _writer.Dispose();
+        }
+        finally
+        {
+            _disposed = true;
+            foreach (var s in _sealed.Values)
+            {
+                s.Dispose();
+            }
+            _lock.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Test hook: drops the store as a crash would. Buffered (unflushed) bytes and
+    /// write-back entries are lost; bytes already handed to the OS stay; the active segment
+    /// keeps its preallocated zero tail. Then releases the lock.
+    /// </summary>
+    internal void SimulateCrash()
+    {
+        _disposed = true;
+        _writer.Segment.Dispose();
+        foreach (var s in _sealed.Values)
+        {
+            s.Dispose();
+        }
+        _lock.Dispose();
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private SegmentWriter NewWriter()
+    {
+        var id = SegmentId.From(_nextSequence++, 0);
+        var prealloc = _options.PreallocateSegments ? Math.Min(_options.MaxSegmentBytes, 256L << 20) : 0;
+        var w = SegmentWriter.Create(_directory, id, _options.WriteBufferBytes, prealloc);
+        return w;
+    }
+
+    private void RollIfNeeded(long recordBytes)
+    {
+        if (_writer.Length + recordBytes > _options.MaxSegmentBytes && _writer.Length > FormatConstants.FileHeaderSize)
+        {
+            Roll(_options.AutoCompact);
+        }
+    }
+
+    private void Roll(bool autoCompact)
+    {
+        var sealedSegment = _writer.Seal();
+        _syncsOfSealedWriters += _writer.SyncCount;
+        _sealed.Add(sealedSegment.Id, sealedSegment);
+        _writer = NewWriter();
+        if (autoCompact)
+        {
+            var active = _writer.Id;
+            var (total, stale) = _usage.Sum(id => id != active);
+            if (CompactionPolicy.ShouldCompact(_options.Compaction, total, stale))
+            {
+                CompactSealed(null);
+            }
+        }
+    }
+
+    private void Index(ReadOnlySpan<byte> key, in KeyLocation location)
+    {
+        _usage.AddRecord(location.Segment, location.Size, live: true);
+        if (_keys.Set(key, location, out var prev))
+        {
+            _usage.Kill(prev.Segment, prev.Size);
+        }
+    }
+
+    private ReadOnlySpan<byte> EncodeKey(string key)
+    {
+        if (string.IsNullOrEmpty(key))
+        {
+            throw new InvalidKeyException("Key is empty; keys must be 1 or more bytes of UTF-8.");
+        }
+        var max = Encoding.UTF8.GetMaxByteCount(key.Length);
+        if (max > _keyBuffer.Length)
+        {
+            var count = Encoding.UTF8.GetByteCount(key);
+            if (count > _options.MaxKeyBytes)
+            {
+                throw new InvalidKeyException($"Key is {count} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
+            }
+            _keyBuffer = new byte[Math.Max(max, _keyBuffer.Length * 2)];
+        }
+        var n = Encoding.UTF8.GetBytes(key, _keyBuffer);
+        if (n > _options.MaxKeyBytes)
+        {
+            throw new InvalidKeyException($"Key is {n} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
+        }
+        return _keyBuffer.AsSpan(0, n);
+    }
+
+    private void CheckValue(int length)
+    {
+        if (length > _options.MaxValueBytes)
+        {
+            throw new ValueTooLargeException($"Value is {length} bytes; the limit (max-value-bytes) is {_options.MaxValueBytes}.");
+        }
+    }
+
+    private long ExpiryFor(TimeSpan? ttl)
+    {
+        var t = ttl ?? _options.DefaultTtl;
+        if (t is null)
+        {
+            return 0;
+        }
+        if (t.Value <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ttl), t, "TTL must be positive.");
+        }
+        return Now + (long)Math.Ceiling(t.Value.TotalMilliseconds);
+    }
+
+    private (RecordFlags, byte[]) PrepareArray(byte[] value)
+    {
+        if (_options.Compression)
+        {
+            var c = ValueCompression.TryCompress(value, _options.CompressionMinValueBytes);
+            if (c is not null)
+            {
+                return (RecordFlags.Compressed, c);
+            }
+        }
+        return (RecordFlags.None, value);
+    }
+
+    private PreparedValue Prepare(ReadOnlySpan<byte> value)
+    {
+        var compressed = _options.Compression ? ValueCompression.TryCompress(value, _options.CompressionMinValueBytes) : null;
+        return compressed is null ? new PreparedValue(RecordFlags.None, value) : new PreparedValue(RecordFlags.Compressed, compressed);
+    }
+
+    private readonly ref struct PreparedValue(RecordFlags flags, ReadOnlySpan<byte> stored)
+    {
+        private readonly RecordFlags _flags = flags;
+        private readonly ReadOnlySpan<byte> _stored = stored;
+
+        public void Deconstruct(out RecordFlags f, out ReadOnlySpan<byte> s)
+        {
+            f = _flags;
+            s = _stored;
+        }
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed)
+        {
+            throw new StoreClosedException("The store is closed.");
+        }
+    }
+}

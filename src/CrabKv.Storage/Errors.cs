@@ -1,0 +1,55 @@
+namespace CrabKv.Storage;
+
+/// <summary>Base of every error the storage engine raises on purpose.</summary>
+public class CrabKvException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CrabKvException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>The key is empty, or longer than the configured limit, once encoded as UTF-8.</summary>
+public sealed class InvalidKeyException(string message) : CrabKvException(message);
+
+/// <summary>The value is longer than the configured limit.</summary>
+public sealed class ValueTooLargeException(string message) : CrabKvException(message);
+
+/// <summary>Another process or store instance holds the data directory's lock file.</summary>
+public sealed class StoreLockedException(string directory, Exception? inner)
+    : CrabKvException($"Data directory '{directory}' is in use by another process or store instance (its LOCK file is held).", inner)
+{
+    /// <summary>The locked directory.</summary>
+    public string Directory { get; } = directory;
+}
+
+/// <summary>A file named like a segment or hint is not one (wrong magic or unknown version).</summary>
+public sealed class NotASegmentException(string path, string reason)
+    : CrabKvException($"'{path}' is not a CrabKv segment: {reason}.")
+{
+    /// <summary>The offending file.</summary>
+    public string Path { get; } = path;
+}
+
+/// <summary>A record that fails its checks somewhere other than the torn tail of the active segment.</summary>
+public sealed class CorruptSegmentException(string path, long offset, string reason)
+    : CrabKvException($"Corrupt segment '{path}' at offset {offset}: {reason}. Run repair to salvage the intact records.")
+{
+    /// <summary>The damaged file.</summary>
+    public string Path { get; } = path;
+
+    /// <summary>Byte offset of the first damaged record.</summary>
+    public long Offset { get; } = offset;
+}
+
+/// <summary>The write-back buffer is at its byte limit; flush, then retry.</summary>
+public sealed class WriteBackBufferFullException(long dirtyBytes, long limit)
+    : CrabKvException($"Write-back buffer is full ({dirtyBytes} of {limit} bytes dirty); flush before writing more.")
+{
+    /// <summary>Bytes buffered now.</summary>
+    public long DirtyBytes { get; } = dirtyBytes;
+
+    /// <summary>The configured limit.</summary>
+    public long Limit { get; } = limit;
+}
+
+/// <summary>The store was disposed, or failed earlier and refuses further writes.</summary>
+public sealed class StoreClosedException(string message, Exception? inner = null) : CrabKvException(message, inner);

@@ -1,0 +1,47 @@
+using Snappier;
+
+namespace CrabKv.Storage.Format;
+
+/// <summary>Per-record Snappy compression (raw block format), used only when it pays.</summary>
+public static class ValueCompression
+{
+    /// <summary>
+    /// Compresses <paramref name="value"/> into a new array when compression is worth it:
+    /// the value is at least <paramref name="minValueBytes"/> long and the result is strictly
+    /// smaller. Returns null otherwise (store the value as it is).
+    /// </summary>
+    public static byte[]? TryCompress(ReadOnlySpan<byte> value, int minValueBytes)
+    {
+        if (value.Length < minValueBytes || value.Length == 0)
+        {
+            return null;
+        }
+        var buffer = new byte[Snappy.GetMaxCompressedLength(value.Length)];
+        var written = Snappy.Compress(value, buffer);
+        if (written >= value.Length)
+        {
+            return null;
+        }
+        return buffer.AsSpan(0, written).ToArray();
+    }
+
+    /// <summary>Decompresses a stored value; throws <see cref="InvalidDataException"/> on bad input.</summary>
+    public static byte[] Decompress(ReadOnlySpan<byte> stored)
+    {
+        try
+        {
+            var length = Snappy.GetUncompressedLength(stored);
+            if (length < 0 || length > FormatConstants.MaxValueBytes)
+            {
+                throw new InvalidDataException($"Compressed value claims {length} bytes, beyond the format's bound.");
+            }
+            var output = new byte[length];
+            Snappy.Decompress(stored, output);
+            return output;
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            throw new InvalidDataException("Compressed value does not decompress.", e);
+        }
+    }
+}

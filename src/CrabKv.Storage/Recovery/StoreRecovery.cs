@@ -1,0 +1,302 @@
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Recovery;
+
+/// <summary>What open found and did; every repair it made is listed here and logged.</summary>
+public sealed class RecoveryReport
+{
+    /// <summary>Segments whose hint file was used.</summary>
+    public int SegmentsFromHints { get; internal set; }
+
+    /// <summary>Segments scanned record by record.</summary>
+    public int SegmentsScanned { get; internal set; }
+
+    /// <summary>Records (or hint entries) applied.</summary>
+    public long RecordsApplied { get; internal set; }
+
+    /// <summary>Set when a torn tail was cut off: file, offset cut at, bytes removed.</summary>
+    public (string Path, long Offset, long BytesCut)? TornTail { get; internal set; }
+
+    /// <summary>Human-readable lines of everything noteworthy.</summary>
+    public List<string> Messages { get; } = new();
+}
+
+/// <summary>Everything a store needs after open: key directory, accounting, sealed segments.</summary>
+public sealed class RecoveredState
+{
+    internal RecoveredState(KeyDirectory keys, SegmentUsage usage, SortedDictionary<SegmentId, Segment> segments, uint nextSequence, RecoveryReport report)
+    {
+        KeyDirectory = keys;
+        Usage = usage;
+        Segments = segments;
+        NextSequence = nextSequence;
+        Report = report;
+    }
+
+    /// <summary>The rebuilt key directory (live, unexpired keys only).</summary>
+    public KeyDirectory KeyDirectory { get; }
+
+    /// <summary>Byte accounting per segment.</summary>
+    public SegmentUsage Usage { get; }
+
+    /// <summary>Every segment on disk, all sealed now, opened for reading, in id order.</summary>
+    public SortedDictionary<SegmentId, Segment> Segments { get; }
+
+    /// <summary>Sequence number for the next active segment.</summary>
+    public uint NextSequence { get; }
+
+    /// <summary>What recovery found.</summary>
+    public RecoveryReport Report { get; }
+}
+
+/// <summary>
+/// Rebuilds a partition's state from its directory (FORMAT.md section 8). The caller holds
+/// the directory lock.
+/// </summary>
+public static class StoreRecovery
+{
+    /// <summary>Lists the data segments of <paramref name="directory"/> in id order.</summary>
+    public static List<SegmentId> ListSegments(string directory)
+    {
+        var ids = new List<SegmentId>();
+        foreach (var path in Directory.EnumerateFiles(directory, "seg-*.data"))
+        {
+            if (SegmentId.TryParseFileName(Path.GetFileName(path), out var id, out var isHint) && !isHint)
+            {
+                ids.Add(id);
+            }
+        }
+        ids.Sort();
+        return ids;
+    }
+
+    /// <summary>Deletes the leftovers of an interrupted merge or repair (<c>*.tmp</c>).</summary>
+    public static void DeleteTemporaryFiles(string directory, Action<string>? log)
+    {
+        foreach (var tmp in Directory.EnumerateFiles(directory, "*.tmp"))
+        {
+            File.Delete(tmp);
+            log?.Invoke($"Deleted leftover temporary file '{tmp}'.");
+        }
+    }
+
+    /// <summary>Loads every segment of <paramref name="directory"/>, cutting a torn tail off the last one.</summary>
+    public static RecoveredState Load(string directory, long nowMs, Action<string>? log)
+    {
+        DeleteTemporaryFiles(directory, log);
+        var report = new RecoveryReport();
+        void Note(string m)
+        {
+            report.Messages.Add(m);
+            log?.Invoke(m);
+        }
+
+        var ids = ListSegments(directory);
+        var keys = new KeyDirectory();
+        var usage = new SegmentUsage();
+        var segments = new SortedDictionary<SegmentId, Segment>();
+        try
+        {
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var id = ids[i];
+                var path = Path.Combine(directory, id.DataFileName);
+                var isActive = i == ids.Count - 1;
+                if (isActive && new FileInfo(path).Length < FormatConstants.FileHeaderSize)
+                {
+                    File.Delete(path);
+                    Note($"Deleted '{path}': its creation was torn (shorter than a header).");
+                    continue;
+                }
+                if (isActive)
+                {
+                    CutTornTail(path, id, report, Note);
+                }
+                var segment = Segment.OpenSealed(id, path);
+                segments.Add(id, segment);
+                var hintPath = Path.Combine(directory, id.HintFileName);
+                if (File.Exists(hintPath))
+                {
+                    if (LoadHint(hintPath, segment, keys, usage, nowMs, report, out var whyNot))
+                    {
+                        report.SegmentsFromHints++;
+                        continue;
+                    }
+                    Note($"Ignoring hint '{hintPath}' ({whyNot}); scanning the data segment instead.");
+                }
+                Scan(segment, keys, usage, nowMs, report);
+                report.SegmentsScanned++;
+            }
+        }
+        catch
+        {
+            foreach (var s in segments.Values)
+            {
+                s.Dispose();
+            }
+            throw;
+        }
+        var next = ids.Count == 0 ? 1u : ids[^1].Sequence + 1;
+        return new RecoveredState(keys, usage, segments, next, report);
+    }
+
+    /// <summary>Applies one record (or hint entry) to the directory and the accounting.</summary>
+    internal static void Apply(KeyDirectory keys, SegmentUsage usage, ReadOnlySpan<byte> key, in KeyLocation location, bool tombstone, long nowMs)
+    {
+        if (tombstone || location.IsExpiredAt(nowMs))
+        {
+            usage.AddRecord(location.Segment, location.Size, live: false);
+            if (keys.Remove(key, out var previous))
+            {
+                usage.Kill(previous.Segment, previous.Size);
+            }
+            return;
+        }
+        usage.AddRecord(location.Segment, location.Size, live: true);
+        if (keys.Set(key, location, out var prior))
+        {
+            usage.Kill(prior.Segment, prior.Size);
+        }
+    }
+
+    private static bool LoadHint(string hintPath, Segment segment, KeyDirectory keys, SegmentUsage usage, long nowMs, RecoveryReport report, out string? whyNot)
+    {
+        long applied = 0;
+        var ok = HintFile.TryLoad(hintPath, segment.Id, segment.Length, (in HintEntry e) =>
+        {
+            var loc = new KeyLocation(segment.Id, e.Offset, e.Size, e.Expiry);
+            Apply(keys, usage, e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0, nowMs);
+            applied++;
+        }, out whyNot);
+        report.RecordsApplied += applied;
+        return ok;
+    }
+
+    private readonly record struct Pending(byte[] Key, KeyLocation Location, bool Tombstone);
+
+    /// <summary>Scans a sealed segment; any damage is a <see cref="CorruptSegmentException"/>.</summary>
+    private static void Scan(Segment segment, KeyDirectory keys, SegmentUsage usage, long nowMs, RecoveryReport report)
+    {
+        var scanner = new SegmentScanner(segment, segment.Length);
+        var pending = new List<Pending>();
+        long batchStart = -1;
+        while (true)
+        {
+            var status = scanner.Next();
+            if (status == ScanStatus.End)
+            {
+                if (pending.Count > 0)
+                {
+                    throw new CorruptSegmentException(segment.Path, batchStart, "batch without its end record");
+                }
+                return;
+            }
+            if (status == ScanStatus.Invalid)
+            {
+                throw new CorruptSegmentException(segment.Path, scanner.Position, scanner.InvalidReason);
+            }
+            var h = scanner.Header;
+            var rec = scanner.Record;
+            var loc = new KeyLocation(segment.Id, (uint)scanner.RecordOffset, (uint)h.Size, h.Expiry);
+            if (!h.InBatch)
+            {
+                if (pending.Count > 0)
+                {
+                    throw new CorruptSegmentException(segment.Path, batchStart, "batch without its end record");
+                }
+                Apply(keys, usage, RecordCodec.KeyOf(rec, h), loc, h.IsTombstone, nowMs);
+                report.RecordsApplied++;
+                continue;
+            }
+            if (pending.Count == 0)
+            {
+                batchStart = scanner.RecordOffset;
+            }
+            pending.Add(new Pending(RecordCodec.KeyOf(rec, h).ToArray(), loc, h.IsTombstone));
+            if (h.IsBatchEnd)
+            {
+                foreach (var p in pending)
+                {
+                    Apply(keys, usage, p.Key, p.Location, p.Tombstone, nowMs);
+                }
+                report.RecordsApplied += pending.Count;
+                pending.Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Finds where the valid data of the active segment ends. Damage followed by a valid
+    /// record is corruption; otherwise the rest (and an unended batch) is a torn tail and is cut.
+    /// </summary>
+    private static void CutTornTail(string path, SegmentId id, RecoveryReport report, Action<string> note)
+    {
+        using var segment = Segment.OpenSealed(id, path);
+        var scanner = new SegmentScanner(segment, segment.Length);
+        long batchStart = -1;
+        while (true)
+        {
+            var status = scanner.Next();
+            if (status == ScanStatus.Record)
+            {
+                var h = scanner.Header;
+                if (h.InBatch && batchStart < 0)
+                {
+                    batchStart = scanner.RecordOffset;
+                }
+                else if (!h.InBatch && batchStart >= 0)
+                {
+                    throw new CorruptSegmentException(path, batchStart, "batch without its end record");
+                }
+                if (h.IsBatchEnd)
+                {
+                    batchStart = -1;
+                }
+                continue;
+            }
+            var end = scanner.Position;
+            if (status == ScanStatus.Invalid)
+            {
+                var next = scanner.FindNextValidRecord(end);
+                if (next >= 0)
+                {
+                    throw new CorruptSegmentException(path, end, $"{scanner.InvalidReason}, followed by a valid record at {next}");
+                }
+            }
+            var cut = batchStart >= 0 ? batchStart : end;
+            if (cut < segment.Length)
+            {
+                var bytesCut = segment.Length - cut;
+                using (var h = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
+                {
+                    var allZero = IsZeroFill(segment, cut);
+                    RandomAccess.SetLength(h, cut);
+                    RandomAccess.FlushToDisk(h);
+                    if (!allZero)
+                    {
+                        report.TornTail = (path, cut, bytesCut);
+                        note($"Torn tail in '{path}': cut {bytesCut} bytes at offset {cut} (partial record or unfinished batch).");
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    private static bool IsZeroFill(Segment segment, long from)
+    {
+        var buffer = new byte[64 * 1024];
+        for (var pos = from; pos < segment.Length;)
+        {
+            var n = segment.ReadAt(buffer.AsSpan(0, (int)Math.Min(buffer.Length, segment.Length - pos)), pos);
+            if (n == 0 || buffer.AsSpan(0, n).ContainsAnyExcept((byte)0))
+            {
+                return n == 0;
+            }
+            pos += n;
+        }
+        return true;
+    }
+}

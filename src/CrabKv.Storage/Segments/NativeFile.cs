@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace CrabKv.Storage.Segments;
+
+/// <summary>
+/// The few file-system calls .NET does not expose: <c>fdatasync</c>, <c>fallocate</c> and a
+/// directory fsync, on Linux. Elsewhere they fall back to the portable equivalents.
+/// </summary>
+internal static partial class NativeFile
+{
+    private static readonly bool IsLinux = OperatingSystem.IsLinux();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fdatasync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fallocate(int fd, int mode, long offset, long len);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    /// <summary>Makes written data durable. Data only (plus the size when it changed): fdatasync.</summary>
+    public static void SyncData(SafeFileHandle handle)
+    {
+        if (IsLinux)
+        {
+            var fd = (int)handle.DangerousGetHandle();
+            if (fdatasync(fd) != 0)
+            {
+                throw new IOException($"fdatasync failed (errno {Marshal.GetLastPInvokeError()}).");
+            }
+            return;
+        }
+        RandomAccess.FlushToDisk(handle);
+    }
+
+    /// <summary>Reserves <paramref name="length"/> bytes of disk for a new file (best effort).</summary>
+    public static bool TryPreallocate(SafeFileHandle handle, long length)
+    {
+        if (!IsLinux || length <= 0)
+        {
+            return false;
+        }
+        return fallocate((int)handle.DangerousGetHandle(), 0, 0, length) == 0;
+    }
+
+    /// <summary>Makes a directory's entries (a new or renamed file) durable.</summary>
+    public static void SyncDirectory(string directory)
+    {
+        if (!IsLinux)
+        {
+            return;
+        }
+        var fd = open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open directory '{directory}' to fsync it (errno {Marshal.GetLastPInvokeError()}).");
+        }
+        try
+        {
+            if (fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of directory '{directory}' failed (errno {Marshal.GetLastPInvokeError()}).");
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using CrabKv.Storage.Format;
+using Microsoft.Win32.SafeHandles;
+
+namespace CrabKv.Storage.Segments;
+
+/// <summary>
+/// An open data segment, read positionally (<see cref="RandomAccess"/>): no shared stream
+/// position, no re-open per read. Sealed segments are immutable; the active one is also
+/// reachable through its <see cref="SegmentWriter"/>, which serves bytes still in its buffer.
+/// Not thread safe with respect to <see cref="Dispose"/>.
+/// </summary>
+public sealed class Segment : IDisposable
+{
+    internal Segment(SegmentId id, string path, SafeFileHandle handle, long length)
+    {
+        Id = id;
+        Path = path;
+        Handle = handle;
+        Length = length;
+    }
+
+    /// <summary>The segment's id.</summary>
+    public SegmentId Id { get; }
+
+    /// <summary>Full path of the data file.</summary>
+    public string Path { get; internal set; }
+
+    /// <summary>Bytes of data (header included) that belong to the segment.</summary>
+    public long Length { get; internal set; }
+
+    internal SafeFileHandle Handle { get; }
+
+    /// <summary>Opens a sealed segment for reading and validates its header.</summary>
+    public static Segment OpenSealed(SegmentId id, string path)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        try
+        {
+            FileHeader.Validate(handle, FormatConstants.SegmentMagic, id, path);
+            return new Segment(id, path, handle, RandomAccess.GetLength(handle));
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>.</summary>
+    public int ReadAt(Span<byte> destination, long offset)
+    {
+        var total = 0;
+        while (total < destination.Length)
+        {
+            var n = RandomAccess.Read(Handle, destination[total..], offset + total);
+            if (n == 0)
+            {
+                break;
+            }
+            total += n;
+        }
+        return total;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Handle.Dispose();
+}

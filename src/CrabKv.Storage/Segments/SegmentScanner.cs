@@ -1,0 +1,139 @@
+using CrabKv.Storage.Format;
+
+namespace CrabKv.Storage.Segments;
+
+/// <summary>Outcome of reading the next record.</summary>
+public enum ScanStatus
+{
+    /// <summary>A whole record that verifies.</summary>
+    Record,
+    /// <summary>The data ends exactly at a record boundary.</summary>
+    End,
+    /// <summary>The bytes at <see cref="SegmentScanner.Position"/> are not a valid record.</summary>
+    Invalid,
+}
+
+/// <summary>
+/// Reads a segment's records front to back through a large buffer, verifying each one.
+/// The spans it hands out are valid until the next call. Not thread safe.
+/// </summary>
+public sealed class SegmentScanner
+{
+    private readonly Segment _segment;
+    private readonly long _length;
+    private byte[] _buffer;
+    private long _bufferStart;
+    private int _bufferLength;
+
+    /// <summary>Scans <paramref name="segment"/> from the first record up to <paramref name="length"/>.</summary>
+    public SegmentScanner(Segment segment, long length, int bufferBytes = 1 << 20)
+    {
+        _segment = segment;
+        _length = length;
+        _buffer = new byte[bufferBytes];
+        Position = FormatConstants.FileHeaderSize;
+    }
+
+    /// <summary>Offset of the next record to read (or of the invalid bytes).</summary>
+    public long Position { get; private set; }
+
+    /// <summary>The last record read: header, offset and bytes.</summary>
+    public RecordHeader Header { get; private set; }
+
+    /// <summary>Offset of the last record read.</summary>
+    public long RecordOffset { get; private set; }
+
+    /// <summary>The last record's bytes (valid until the next call).</summary>
+    public ReadOnlySpan<byte> Record => _buffer.AsSpan((int)(RecordOffset - _bufferStart), Header.Size);
+
+    /// <summary>Why the last <see cref="ScanStatus.Invalid"/> was returned.</summary>
+    public string InvalidReason { get; private set; } = "";
+
+    /// <summary>Reads the next record.</summary>
+    public ScanStatus Next()
+    {
+        if (Position == _length)
+        {
+            return ScanStatus.End;
+        }
+        if (_length - Position < FormatConstants.RecordHeaderSize)
+        {
+            InvalidReason = "partial record header";
+            return ScanStatus.Invalid;
+        }
+        var head = Window(Position, FormatConstants.RecordHeaderSize);
+        if (!RecordCodec.TryReadHeader(head, out var header))
+        {
+            InvalidReason = "invalid record header";
+            return ScanStatus.Invalid;
+        }
+        if (Position + header.Size > _length)
+        {
+            InvalidReason = "record runs past the end of the data";
+            return ScanStatus.Invalid;
+        }
+        var record = Window(Position, header.Size);
+        if (!RecordCodec.Verify(record, header))
+        {
+            InvalidReason = "checksum mismatch";
+            return ScanStatus.Invalid;
+        }
+        Header = header;
+        RecordOffset = Position;
+        Position += header.Size;
+        return ScanStatus.Record;
+    }
+
+    /// <summary>
+    /// Offset of the first whole, verifying record strictly after <paramref name="from"/>, or
+    /// -1 when there is none (the rest is a torn tail, garbage or zero fill). Used to tell a
+    /// torn tail from damage in the middle, and by repair to step over damage.
+    /// </summary>
+    public long FindNextValidRecord(long from)
+    {
+        for (var q = from + 1; q + FormatConstants.RecordHeaderSize <= _length;)
+        {
+            var chunk = Window(q, (int)Math.Min(4096, _length - q));
+            // A record header is never 19 zero bytes (key length 0): skip zero runs fast.
+            var firstNonZero = chunk.IndexOfAnyExcept((byte)0);
+            if (firstNonZero < 0)
+            {
+                q += Math.Max(1, chunk.Length - FormatConstants.RecordHeaderSize);
+                continue;
+            }
+            if (firstNonZero > FormatConstants.RecordHeaderSize)
+            {
+                q += firstNonZero - FormatConstants.RecordHeaderSize;
+                continue;
+            }
+            if (RecordCodec.TryReadHeader(Window(q, (int)Math.Min(FormatConstants.RecordHeaderSize, _length - q)), out var h)
+                && q + h.Size <= _length && RecordCodec.Verify(Window(q, h.Size), h))
+            {
+                return q;
+            }
+            q++;
+        }
+        return -1;
+    }
+
+    /// <summary>Moves the scan to <paramref name="position"/> (repair skips damaged ranges).</summary>
+    public void Seek(long position) => Position = position;
+
+    private ReadOnlySpan<byte> Window(long offset, int count)
+    {
+        if (offset < _bufferStart || offset + count > _bufferStart + _bufferLength)
+        {
+            if (count > _buffer.Length)
+            {
+                _buffer = new byte[Math.Max(count, _buffer.Length * 2)];
+            }
+            _bufferStart = offset;
+            _bufferLength = _segment.ReadAt(_buffer.AsSpan(0, (int)Math.Min(_buffer.Length, _length - offset)), offset);
+            if (_bufferLength < count)
+            {
+                throw new IOException($"Short read in '{_segment.Path}' at {offset}: file shrank while being scanned.");
+            }
+        }
+        return _buffer.AsSpan((int)(offset - _bufferStart), count);
+    }
+}

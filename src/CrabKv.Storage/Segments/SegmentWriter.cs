@@ -1,0 +1,200 @@
+using CrabKv.Storage.Format;
+
+namespace CrabKv.Storage.Segments;
+
+/// <summary>
+/// Appends records to the active segment through an in-memory buffer. The caller decides
+/// when bytes go to the OS (<see cref="Flush"/>) and when they become durable
+/// (<see cref="Sync"/>): policy belongs to the actor layer. The file is preallocated so a
+/// sync does not also have to journal a growing file size; <see cref="Seal"/> trims it.
+/// Not thread safe.
+/// </summary>
+public sealed class SegmentWriter : IDisposable
+{
+    private readonly Segment _segment;
+    private byte[] _buffer;
+    private int _buffered;
+    private long _flushed;
+    private bool _dirtySinceSync;
+    private bool _sealed;
+
+    private SegmentWriter(Segment segment, int bufferBytes)
+    {
+        _segment = segment;
+        _buffer = new byte[bufferBytes];
+        _flushed = FormatConstants.FileHeaderSize;
+    }
+
+    /// <summary>The segment written to.</summary>
+    public Segment Segment => _segment;
+
+    /// <summary>The segment's id.</summary>
+    public SegmentId Id => _segment.Id;
+
+    /// <summary>Logical length: bytes written to the OS plus bytes still buffered.</summary>
+    public long Length => _flushed + _buffered;
+
+    /// <summary>Bytes still in the buffer, not yet handed to the OS.</summary>
+    public int BufferedBytes => _buffered;
+
+    /// <summary>True when bytes were written to the OS since the last <see cref="Sync"/>.</summary>
+    public bool NeedsSync => _dirtySinceSync || _buffered > 0;
+
+    /// <summary>Number of fsyncs (fdatasync) issued by this writer.</summary>
+    public long SyncCount { get; private set; }
+
+    /// <summary>Creates a new segment file with its header, preallocating <paramref name="preallocateBytes"/>.</summary>
+    public static SegmentWriter Create(string directory, SegmentId id, int bufferBytes, long preallocateBytes, string? fileName = null)
+    {
+        var path = System.IO.Path.Combine(directory, fileName ?? id.DataFileName);
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+        try
+        {
+            NativeFile.TryPreallocate(handle, preallocateBytes);
+            Span<byte> header = stackalloc byte[FormatConstants.FileHeaderSize];
+            FileHeader.Write(header, FormatConstants.SegmentMagic, id);
+            RandomAccess.Write(handle, header, 0);
+            RandomAccess.FlushToDisk(handle);
+            NativeFile.SyncDirectory(directory);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+        var segment = new Segment(id, path, handle, FormatConstants.FileHeaderSize);
+        return new SegmentWriter(segment, Math.Max(bufferBytes, 4096));
+    }
+
+    /// <summary>Appends one record and returns its offset. The value is stored as given.</summary>
+    public long Append(RecordFlags flags, long expiry, ReadOnlySpan<byte> key, ReadOnlySpan<byte> storedValue)
+    {
+        ThrowIfSealed();
+        var size = RecordCodec.SizeOf(key.Length, storedValue.Length);
+        if (size > _buffer.Length - _buffered)
+        {
+            Flush();
+            if (size > _buffer.Length)
+            {
+                _buffer = new byte[Math.Max(size, _buffer.Length * 2)];
+            }
+        }
+        var offset = Length;
+        RecordCodec.Encode(_buffer.AsSpan(_buffered), flags, expiry, key, storedValue);
+        _buffered += size;
+        _segment.Length = Length;
+        return offset;
+    }
+
+    /// <summary>Appends an already encoded record (merge and repair copy records byte for byte).</summary>
+    public long AppendRaw(ReadOnlySpan<byte> record)
+    {
+        ThrowIfSealed();
+        if (record.Length > _buffer.Length - _buffered)
+        {
+            Flush();
+            if (record.Length > _buffer.Length)
+            {
+                _buffer = new byte[Math.Max(record.Length, _buffer.Length * 2)];
+            }
+        }
+        var offset = Length;
+        record.CopyTo(_buffer.AsSpan(_buffered));
+        _buffered += record.Length;
+        _segment.Length = Length;
+        return offset;
+    }
+
+    /// <summary>Hands buffered bytes to the OS with one write call.</summary>
+    public void Flush()
+    {
+        if (_buffered == 0)
+        {
+            return;
+        }
+        RandomAccess.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+        _flushed += _buffered;
+        _buffered = 0;
+        _dirtySinceSync = true;
+    }
+
+    /// <summary>Flushes, then makes everything written durable (fdatasync).</summary>
+    public void Sync()
+    {
+        Flush();
+        if (!_dirtySinceSync)
+        {
+            return;
+        }
+        NativeFile.SyncData(_segment.Handle);
+        _dirtySinceSync = false;
+        SyncCount++;
+    }
+
+    /// <summary>Reads bytes at <paramref name="offset"/>, from the file or from the buffer.</summary>
+    public int ReadAt(Span<byte> destination, long offset)
+    {
+        if (offset >= _flushed)
+        {
+            var start = (int)(offset - _flushed);
+            var n = Math.Min(destination.Length, _buffered - start);
+            if (n <= 0)
+            {
+                return 0;
+            }
+            _buffer.AsSpan(start, n).CopyTo(destination);
+            return n;
+        }
+        var fromFile = (int)Math.Min(destination.Length, _flushed - offset);
+        var read = _segment.ReadAt(destination[..fromFile], offset);
+        if (read < fromFile || fromFile == destination.Length)
+        {
+            return read;
+        }
+        return read + ReadAt(destination[fromFile..], offset + fromFile);
+    }
+
+    /// <summary>
+    /// Makes the segment immutable: flush, trim the preallocated tail, fsync. The
+    /// <see cref="Segment"/> stays open for reads.
+    /// </summary>
+    public Segment Seal()
+    {
+        if (_sealed)
+        {
+            return _segment;
+        }
+        Flush();
+        RandomAccess.SetLength(_segment.Handle, _flushed);
+        RandomAccess.FlushToDisk(_segment.Handle);
+        SyncCount++;
+        _dirtySinceSync = false;
+        _sealed = true;
+        _segment.Length = _flushed;
+        return _segment;
+    }
+
+    private void ThrowIfSealed()
+    {
+        if (_sealed)
+        {
+            throw new InvalidOperationException($"Segment {_segment.Id} is sealed.");
+        }
+    }
+
+    /// <summary>Seals the segment (if not sealed) and closes its file.</summary>
+    public void Dispose()
+    {
+        try
+        {
+            if (!_sealed && !_segment.Handle.IsClosed)
+            {
+                Seal();
+            }
+        }
+        finally
+        {
+            _segment.Dispose();
+        }
+    }
+}
