@@ -462,7 +462,13 @@ public sealed class EmbeddedStore : IDisposable
         try
         {
             FlushWriteBack();
+            var empty = _writer.Length == FormatConstants.FileHeaderSize;
+            var path = _writer.Segment.Path;
             _writer.Dispose();
+            if (empty)
+            {
+                File.Delete(path); // an active segment that never got a record is not kept
+            }
         }
         finally
         {

@@ -113,6 +113,11 @@ public static class StoreRecovery
                 if (isActive)
                 {
                     CutTornTail(path, id, report, Note);
+                    if (new FileInfo(path).Length == FormatConstants.FileHeaderSize)
+                    {
+                        File.Delete(path); // holds no record; the next active segment replaces it
+                        continue;
+                    }
                 }
                 var segment = Segment.OpenSealed(id, path);
                 segments.Add(id, segment);

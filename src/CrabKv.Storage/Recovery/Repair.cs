@@ -1,0 +1,151 @@
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Recovery;
+
+/// <summary>Damage found in one segment.</summary>
+/// <param name="Path">The segment file.</param>
+/// <param name="DamagedRanges">Byte ranges [Start, End) that hold no intact record.</param>
+/// <param name="RecordsKept">Intact records kept.</param>
+/// <param name="RecordsDropped">Intact records dropped because their batch lost a member.</param>
+public sealed record SegmentDamage(string Path, IReadOnlyList<(long Start, long End)> DamagedRanges, long RecordsKept, long RecordsDropped);
+
+/// <summary>What <see cref="Repair.Verify"/> or <see cref="Repair.Run"/> found (and, for Run, fixed).</summary>
+public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDamage> Damaged, IReadOnlyList<string> NotSegments)
+{
+    /// <summary>True when every segment verified.</summary>
+    public bool Clean => Damaged.Count == 0 && NotSegments.Count == 0;
+}
+
+/// <summary>
+/// <c>verify</c> and <c>repair</c> for a partition directory (FORMAT.md section 8, rule 7).
+/// Both take the directory lock, so the store must be closed.
+/// </summary>
+public static class Repair
+{
+    /// <summary>Checks every record of every segment; changes nothing.</summary>
+    public static RepairReport Verify(string directory) => Walk(directory, rewrite: false, null);
+
+    /// <summary>
+    /// Rewrites each damaged segment keeping every intact record (and dropping members of
+    /// batches that lost one), deletes its stale hint, and reports what was dropped.
+    /// </summary>
+    public static RepairReport Run(string directory, Action<string>? log = null) => Walk(directory, rewrite: true, log);
+
+    private static RepairReport Walk(string directory, bool rewrite, Action<string>? log)
+    {
+        directory = Path.GetFullPath(directory);
+        if (!Directory.Exists(directory))
+        {
+            throw new DirectoryNotFoundException($"Data directory '{directory}' does not exist.");
+        }
+        using var dirLock = DirectoryLock.Acquire(directory);
+        if (rewrite)
+        {
+            StoreRecovery.DeleteTemporaryFiles(directory, log);
+        }
+        var damaged = new List<SegmentDamage>();
+        var notSegments = new List<string>();
+        var ids = StoreRecovery.ListSegments(directory);
+        foreach (var id in ids)
+        {
+            var path = Path.Combine(directory, id.DataFileName);
+            Segment segment;
+            try
+            {
+                segment = Segment.OpenSealed(id, path);
+            }
+            catch (NotASegmentException e)
+            {
+                notSegments.Add(e.Message);
+                log?.Invoke(e.Message);
+                continue;
+            }
+            SegmentDamage? damage;
+            List<byte[]> kept;
+            using (segment)
+            {
+                damage = Salvage(segment, out kept);
+            }
+            if (damage is null)
+            {
+                continue;
+            }
+            damaged.Add(damage);
+            log?.Invoke($"'{path}': damaged ranges {string.Join(", ", damage.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}; kept {damage.RecordsKept} records, dropped {damage.RecordsDropped} from broken batches.");
+            if (rewrite)
+            {
+                Rewrite(directory, id, kept);
+            }
+        }
+        return new RepairReport(ids.Count, damaged, notSegments);
+    }
+
+    private static SegmentDamage? Salvage(Segment segment, out List<byte[]> kept)
+    {
+        kept = new List<byte[]>();
+        var ranges = new List<(long, long)>();
+        var scanner = new SegmentScanner(segment, segment.Length);
+        var batch = new List<byte[]>();
+        long dropped = 0;
+        while (true)
+        {
+            var status = scanner.Next();
+            if (status == ScanStatus.End)
+            {
+                break;
+            }
+            if (status == ScanStatus.Invalid)
+            {
+                var start = scanner.Position;
+                var next = scanner.FindNextValidRecord(start);
+                ranges.Add((start, next < 0 ? segment.Length : next));
+                dropped += batch.Count;
+                batch.Clear();
+                if (next < 0)
+                {
+                    break;
+                }
+                scanner.Seek(next);
+                continue;
+            }
+            var h = scanner.Header;
+            var rec = scanner.Record.ToArray();
+            if (!h.InBatch)
+            {
+                dropped += batch.Count;
+                batch.Clear();
+                kept.Add(rec);
+                continue;
+            }
+            batch.Add(rec);
+            if (h.IsBatchEnd)
+            {
+                kept.AddRange(batch);
+                batch.Clear();
+            }
+        }
+        dropped += batch.Count;
+        if (ranges.Count == 0 && dropped == 0)
+        {
+            return null;
+        }
+        return new SegmentDamage(segment.Path, ranges, kept.Count, dropped);
+    }
+
+    private static void Rewrite(string directory, SegmentId id, List<byte[]> records)
+    {
+        var tmpName = id.DataFileName + ".repair.tmp";
+        using (var writer = SegmentWriter.Create(directory, id, 1 << 20, 0, tmpName))
+        {
+            foreach (var r in records)
+            {
+                writer.AppendRaw(r);
+            }
+            writer.Seal();
+        }
+        File.Delete(Path.Combine(directory, id.HintFileName));
+        File.Move(Path.Combine(directory, tmpName), Path.Combine(directory, id.DataFileName), overwrite: true);
+        NativeFile.SyncDirectory(directory);
+    }
+}
