@@ -409,23 +409,14 @@ public sealed class EmbeddedStore : IDisposable
 
     private void ApplyMerge(List<Segment> inputs, MergeResult result)
     {
-        var live = new Dictionary<SegmentId, long>();
-        foreach (var r in result.Relocations)
-        {
-            if (_keys.CompareAndSet(r.Key, r.From, r.To))
-            {
-                live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
-            }
-        }
+        Merger.ApplyRelocations(_keys, _usage, inputs.Select(s => s.Id), result);
         foreach (var s in inputs)
         {
             _sealed.Remove(s.Id);
-            _usage.Remove(s.Id);
         }
         foreach (var o in result.Outputs)
         {
             _sealed.Add(o.Id, o);
-            _usage.Set(o.Id, o.Length - FormatConstants.FileHeaderSize, live.GetValueOrDefault(o.Id));
         }
         Merger.DeleteInputs(_directory, inputs);
     }

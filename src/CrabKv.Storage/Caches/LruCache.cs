@@ -15,6 +15,7 @@ public sealed class LruCache
         public required string Key;
         public required byte[] Value;
         public long Expiry;
+        public UInt128 Version;
         public Node? Prev, Next;
         public long Cost => EntryOverhead + (Key.Length * 2L) + Value.Length;
     }
@@ -51,11 +52,18 @@ public sealed class LruCache
     public long Misses { get; private set; }
 
     /// <summary>Returns the value when cached and unexpired at <paramref name="nowMs"/>.</summary>
-    public bool TryGet(string key, long nowMs, out byte[] value)
+    public bool TryGet(string key, long nowMs, out byte[] value) => TryGet(key, nowMs, 0, out value);
+
+    /// <summary>
+    /// Returns the value when cached, unexpired, and cached for the same
+    /// <paramref name="version"/> (e.g. the record's location): a cache whose owner does not
+    /// see every write checks versions instead of being told to invalidate.
+    /// </summary>
+    public bool TryGet(string key, long nowMs, UInt128 version, out byte[] value)
     {
         if (_map.TryGetValue(key, out var node))
         {
-            if (node.Expiry != 0 && node.Expiry <= nowMs)
+            if ((node.Expiry != 0 && node.Expiry <= nowMs) || node.Version != version)
             {
                 Unlink(node);
                 _map.Remove(key);
@@ -75,14 +83,17 @@ public sealed class LruCache
     }
 
     /// <summary>Caches a value (callers must not mutate it afterwards), evicting as needed.</summary>
-    public void Put(string key, byte[] value, long expiry)
+    public void Put(string key, byte[] value, long expiry) => Put(key, value, expiry, 0);
+
+    /// <summary>Caches a value for a version (see <see cref="TryGet(string, long, UInt128, out byte[])"/>).</summary>
+    public void Put(string key, byte[] value, long expiry, UInt128 version)
     {
         if (MaxEntries == 0 || MaxBytes == 0)
         {
             return;
         }
         Remove(key);
-        var node = new Node { Key = key, Value = value, Expiry = expiry };
+        var node = new Node { Key = key, Value = value, Expiry = expiry, Version = version };
         if (node.Cost > MaxBytes)
         {
             return;

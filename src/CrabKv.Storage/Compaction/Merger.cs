@@ -200,6 +200,34 @@ public static class Merger
     }
 
     /// <summary>
+    /// Installs a merge result in a key directory: each relocation compare-and-set (a key
+    /// moves only if it still points at its old place), the inputs' accounting replaced by the
+    /// outputs'. Returns how many keys moved. Delete the inputs afterwards, once unused.
+    /// </summary>
+    public static int ApplyRelocations(KeyDirectory keys, SegmentUsage usage, IEnumerable<SegmentId> inputs, MergeResult result)
+    {
+        var live = new Dictionary<SegmentId, long>();
+        var moved = 0;
+        foreach (var r in result.Relocations)
+        {
+            if (keys.CompareAndSet(r.Key, r.From, r.To))
+            {
+                live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
+                moved++;
+            }
+        }
+        foreach (var id in inputs)
+        {
+            usage.Remove(id);
+        }
+        foreach (var o in result.Outputs)
+        {
+            usage.Set(o.Id, o.Length - FormatConstants.FileHeaderSize, live.GetValueOrDefault(o.Id));
+        }
+        return moved;
+    }
+
+    /// <summary>
     /// Deletes merged inputs, oldest first (FORMAT.md section 7), with their hint files.
     /// Call once no reader can still use them; disposes them.
     /// </summary>

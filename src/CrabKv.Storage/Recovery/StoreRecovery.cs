@@ -147,8 +147,11 @@ public static class StoreRecovery
         return new RecoveredState(keys, usage, segments, next, report);
     }
 
-    /// <summary>Applies one record (or hint entry) to the directory and the accounting.</summary>
-    internal static void Apply(KeyDirectory keys, SegmentUsage usage, ReadOnlySpan<byte> key, in KeyLocation location, bool tombstone, long nowMs)
+    /// <summary>
+    /// Applies one record (or hint entry) to the directory and the accounting: a tombstone or
+    /// an expired put removes the key; a put points the key at <paramref name="location"/>.
+    /// </summary>
+    public static void Apply(KeyDirectory keys, SegmentUsage usage, ReadOnlySpan<byte> key, in KeyLocation location, bool tombstone, long nowMs)
     {
         if (tombstone || location.IsExpiredAt(nowMs))
         {

@@ -46,6 +46,19 @@ public sealed class Segment : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens a second, read-only handle on a segment being written (the active one), for
+    /// readers that must not touch the writer. <see cref="Length"/> follows <see cref="UpdateLength"/>.
+    /// </summary>
+    public static Segment OpenReader(SegmentId id, string path)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        return new Segment(id, path, handle, FormatConstants.FileHeaderSize);
+    }
+
+    /// <summary>Records the final length of a reader's segment once it is sealed.</summary>
+    public void UpdateLength(long length) => Length = length;
+
     /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>.</summary>
     public int ReadAt(Span<byte> destination, long offset)
     {

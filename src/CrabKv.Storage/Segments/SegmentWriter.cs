@@ -40,6 +40,12 @@ public sealed class SegmentWriter : IDisposable
     /// <summary>True when bytes were written to the OS since the last <see cref="Sync"/>.</summary>
     public bool NeedsSync => _dirtySinceSync || _buffered > 0;
 
+    /// <summary>
+    /// Fault injection for tests of failure paths: when set and returning true, the next
+    /// write to the OS (<c>"write"</c>) or fsync (<c>"sync"</c>) throws an <see cref="IOException"/>.
+    /// </summary>
+    public Func<string, bool>? FailWhen { get; set; }
+
     /// <summary>Number of fsyncs (fdatasync) issued by this writer.</summary>
     public long SyncCount { get; private set; }
 
@@ -112,6 +118,10 @@ public sealed class SegmentWriter : IDisposable
         {
             return;
         }
+        if (FailWhen?.Invoke("write") == true)
+        {
+            throw new IOException($"Injected write failure on '{_segment.Path}'.");
+        }
         RandomAccess.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
         _flushed += _buffered;
         _buffered = 0;
@@ -125,6 +135,10 @@ public sealed class SegmentWriter : IDisposable
         if (!_dirtySinceSync)
         {
             return;
+        }
+        if (FailWhen?.Invoke("sync") == true)
+        {
+            throw new IOException($"Injected fsync failure on '{_segment.Path}'.");
         }
         NativeFile.SyncData(_segment.Handle);
         _dirtySinceSync = false;

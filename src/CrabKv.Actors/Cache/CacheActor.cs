@@ -1,0 +1,220 @@
+using Akka.Actor;
+using Akka.Event;
+using CrabKv.Storage;
+using CrabKv.Storage.Caches;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+
+namespace CrabKv.Actors.Cache;
+
+/// <summary>
+/// Holds the partition's write-back buffer and LRU read cache, and serves reads.
+///
+/// Read order: dirty buffer → entries of flushes not yet indexed → the partition's in-flight
+/// value → LRU (valid only for the same record location) → positional read of the record,
+/// verified and decompressed. The partition forwards every Get here after every earlier
+/// write of the same client (mailboxes are FIFO per sender), so reads see their writes.
+///
+/// Write-back flushes: on <see cref="FlushDirty"/>, on a <c>flush-interval</c> timer, when
+/// the dirty bytes pass half of <c>max-dirty-bytes</c>, and on graceful stop. A write that
+/// would pass the limit is refused with WriteBackBufferFull (and a flush starts). A stop
+/// without the graceful path (Context.Stop / PoisonPill of the partition) drops the dirty
+/// entries, as a crash would: tests use that to simulate one.
+/// </summary>
+internal sealed class CacheActor : ReceiveActor, IWithTimers
+{
+    private sealed class FlushTick : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly FlushTick Instance = new();
+    }
+
+    private readonly CrabKvSettings _settings;
+    private readonly LruCache _lru;
+    private readonly WriteBackBuffer? _dirty;
+    private readonly Dictionary<string, (DirtyEntry Entry, long FlushId)> _flushing = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private long _nextFlushId;
+    private long _flushesInFlight;
+    private long _flushes;
+
+    public CacheActor(CrabKvSettings settings)
+    {
+        _settings = settings;
+        _lru = new LruCache(settings.CacheMaxEntries, settings.CacheMaxBytes);
+        _dirty = settings.WriteBackEnabled ? new WriteBackBuffer(settings.MaxDirtyBytes) : null;
+
+        Receive<ReadRecord>(Read);
+        Receive<BufferWrite>(Buffer);
+        Receive<BufferBatch>(BufferMany);
+        Receive<FlushDirty>(m => StartFlush(m.ReplyTo, m.RequestId, m.ForStop));
+        Receive<FlushTick>(_ =>
+        {
+            if (_dirty is { Count: > 0 })
+            {
+                StartFlush(null, 0, false);
+            }
+        });
+        Receive<FlushIndexed>(m =>
+        {
+            _flushesInFlight = Math.Max(0, _flushesInFlight - 1);
+            foreach (var key in _flushing.Where(kv => kv.Value.FlushId == m.FlushId).Select(kv => kv.Key).ToList())
+            {
+                _flushing.Remove(key);
+            }
+        });
+        Receive<ReleaseSegments>(m => Sender.Tell(new SegmentsReleased(m.Segments)));
+        Receive<CollectStats>(m => m.ReplyTo.Tell(new StoreStats([m.Partial with
+        {
+            CacheHits = _lru.Hits,
+            CacheMisses = _lru.Misses,
+            DirtyBytes = _dirty?.DirtyBytes ?? 0,
+            DirtyKeys = (_dirty?.Count ?? 0) + _flushing.Count,
+            Flushes = _flushes,
+        }], m.RequestId)));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CacheActor(settings));
+
+    protected override void PreStart()
+    {
+        if (_dirty is not null)
+        {
+            Timers.StartPeriodicTimer(FlushTick.Instance, FlushTick.Instance, _settings.FlushInterval);
+        }
+    }
+
+    private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private void Read(ReadRecord m)
+    {
+        var now = Now;
+        if (TryBuffered(m.Key, out var buffered) || (m.InFlight is { } f && Assign(f.Value, f.Expiry, out buffered)))
+        {
+            var live = buffered.Value is not null && (buffered.Expiry == 0 || buffered.Expiry > now);
+            m.ReplyTo.Tell(new GetResult(m.Key, live, live ? buffered.Value : null, m.RequestId));
+            return;
+        }
+        if (m.Location is not { } loc || m.Segment is null || loc.IsExpiredAt(now))
+        {
+            m.ReplyTo.Tell(new GetResult(m.Key, false, null, m.RequestId));
+            return;
+        }
+        var version = ((UInt128)loc.Segment.Value << 32) | loc.Offset;
+        if (_lru.TryGet(m.Key, now, version, out var cached))
+        {
+            m.ReplyTo.Tell(new GetResult(m.Key, true, cached, m.RequestId));
+            return;
+        }
+        try
+        {
+            var record = new byte[loc.Size];
+            var read = m.Segment.ReadAt(record, loc.Offset);
+            if (read != record.Length || !RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h)
+                || !RecordCodec.KeyOf(record, h).SequenceEqual(m.KeyBytes))
+            {
+                throw new CorruptSegmentException(m.Segment.Path, loc.Offset, "record read for a get does not verify");
+            }
+            var value = RecordCodec.DecodeValue(record, h);
+            _lru.Put(m.Key, value, loc.Expiry, version);
+            m.ReplyTo.Tell(new GetResult(m.Key, true, value, m.RequestId));
+        }
+        catch (Exception e) when (e is IOException or CrabKvException or InvalidDataException or ObjectDisposedException)
+        {
+            _log.Error(e, "Read of '{0}' failed", m.Key);
+            m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Reading '{m.Key}' failed: {e.Message}", m.RequestId));
+        }
+    }
+
+    private static bool Assign(byte[]? value, long expiry, out DirtyEntry entry)
+    {
+        entry = new DirtyEntry(value, expiry);
+        return true;
+    }
+
+    private bool TryBuffered(string key, out DirtyEntry entry)
+    {
+        if (_dirty is not null && _dirty.TryGet(key, out entry))
+        {
+            return true;
+        }
+        if (_flushing.TryGetValue(key, out var f))
+        {
+            entry = f.Entry;
+            return true;
+        }
+        entry = default;
+        return false;
+    }
+
+    private void Buffer(BufferWrite m)
+    {
+        var existed = m.ExistedOnDisk;
+        if (TryBuffered(m.Key, out var current))
+        {
+            existed = current.Value is not null && (current.Expiry == 0 || current.Expiry > Now);
+        }
+        if (_dirty!.Offer(m.Key, m.Value, m.Expiry) == WriteBackResult.Full)
+        {
+            RefuseFull(m.ReplyTo, m.RequestId);
+            return;
+        }
+        m.ReplyTo.Tell(m.Value is null ? new DeleteOk(existed, m.RequestId) : new PutOk(m.RequestId));
+        MaybeFlushOnSize();
+    }
+
+    private void BufferMany(BufferBatch m)
+    {
+        long extra = 0;
+        foreach (var (key, value, _) in m.Entries)
+        {
+            extra += WriteBackBuffer.CostOf(key, value);
+        }
+        if (_dirty!.DirtyBytes + extra > _dirty.MaxDirtyBytes)
+        {
+            RefuseFull(m.ReplyTo, m.RequestId);
+            return;
+        }
+        foreach (var (key, value, expiry) in m.Entries)
+        {
+            _dirty.Offer(key, value, expiry);
+        }
+        m.ReplyTo.Tell(new PutBatchOk(m.Entries.Length, m.RequestId));
+        MaybeFlushOnSize();
+    }
+
+    private void RefuseFull(IActorRef replyTo, long requestId)
+    {
+        replyTo.Tell(new CrabKvError(CrabKvErrorCode.WriteBackBufferFull,
+            $"Write-back buffer is full ({_dirty!.DirtyBytes} of {_dirty.MaxDirtyBytes} bytes); a flush is under way, retry shortly.", requestId));
+        if (_flushesInFlight == 0)
+        {
+            StartFlush(null, 0, false);
+        }
+    }
+
+    private void MaybeFlushOnSize()
+    {
+        if (_flushesInFlight == 0 && _dirty!.DirtyBytes >= _dirty.MaxDirtyBytes / 2)
+        {
+            StartFlush(null, 0, false);
+        }
+    }
+
+    private void StartFlush(IActorRef? replyTo, long requestId, bool forStop)
+    {
+        var entries = _dirty is null ? [] : _dirty.Drain().ToArray();
+        var id = ++_nextFlushId;
+        foreach (var (key, entry) in entries)
+        {
+            _flushing[key] = (entry, id);
+        }
+        if (entries.Length > 0)
+        {
+            _flushesInFlight++;
+            _flushes++;
+        }
+        Context.Parent.Tell(new FlushBatch(id, entries, replyTo, requestId, forStop));
+    }
+}

@@ -1,0 +1,135 @@
+using System.Text;
+using Akka.Actor;
+using CrabKv.Actors.Internal;
+
+namespace CrabKv.Actors.Client;
+
+/// <summary>An error reply turned into an exception by <see cref="CrabKvClient"/>.</summary>
+public sealed class CrabKvRequestException(CrabKvErrorCode code, string message) : Exception(message)
+{
+    /// <summary>What went wrong.</summary>
+    public CrabKvErrorCode Code { get; } = code;
+}
+
+/// <summary>
+/// Typed async access to a CrabKv store for Akka applications: each method sends one
+/// protocol message and awaits its one reply, with a timeout and cancellation; error replies
+/// become <see cref="CrabKvRequestException"/>, a missing reply a <see cref="TimeoutException"/>.
+/// Created by <see cref="ConnectAsync"/>, it sends keyed requests straight to the key's
+/// partition actor (one hop fewer). Thread safe.
+/// </summary>
+public sealed class CrabKvClient
+{
+    private readonly IActorRef _store;
+    private readonly IActorRef[] _partitions;
+    private readonly TimeSpan _timeout;
+
+    /// <summary>A client that sends everything through the store actor.</summary>
+    public CrabKvClient(IActorRef store, TimeSpan? defaultTimeout = null) : this(store, [], defaultTimeout) { }
+
+    private CrabKvClient(IActorRef store, IActorRef[] partitions, TimeSpan? defaultTimeout)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _partitions = partitions;
+        _timeout = defaultTimeout ?? TimeSpan.FromSeconds(10);
+        if (_timeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(defaultTimeout), "The client timeout must be positive.");
+        }
+    }
+
+    /// <summary>Asks the store for its partitions and returns a client that routes keys to them directly.</summary>
+    public static async Task<CrabKvClient> ConnectAsync(IActorRef store, TimeSpan? defaultTimeout = null, CancellationToken cancellationToken = default)
+    {
+        var plain = new CrabKvClient(store, defaultTimeout);
+        var refs = await plain.AskAsync<PartitionRefs>(store, new GetPartitions(), null, cancellationToken).ConfigureAwait(false);
+        return new CrabKvClient(store, refs.Partitions.ToArray(), defaultTimeout);
+    }
+
+    /// <summary>Number of partitions the client routes to (0 when routing through the store actor).</summary>
+    public int Partitions => _partitions.Length;
+
+    /// <summary>The partition of a key (batches must keep their keys in one partition).</summary>
+    public int PartitionOf(string key) => KeyPartitioner.PartitionOf(key, Math.Max(1, _partitions.Length));
+
+    /// <summary>Writes a value.</summary>
+    public Task PutAsync(string key, byte[] value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        AskAsync<PutOk>(Route(key), new Put(key, value, ttl), timeout, cancellationToken);
+
+    /// <summary>Writes a UTF-8 string value.</summary>
+    public Task PutAsync(string key, string value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        PutAsync(key, Encoding.UTF8.GetBytes(value), ttl, timeout, cancellationToken);
+
+    /// <summary>Reads a value; null when absent, deleted or expired.</summary>
+    public async Task<byte[]?> GetAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var r = await AskAsync<GetResult>(Route(key), new Get(key), timeout, cancellationToken).ConfigureAwait(false);
+        return r.Found ? r.Value : null;
+    }
+
+    /// <summary>Reads a UTF-8 string value; null when absent.</summary>
+    public async Task<string?> GetStringAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var v = await GetAsync(key, timeout, cancellationToken).ConfigureAwait(false);
+        return v is null ? null : Encoding.UTF8.GetString(v);
+    }
+
+    /// <summary>Deletes a key; true when it existed.</summary>
+    public async Task<bool> DeleteAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        (await AskAsync<DeleteOk>(Route(key), new Delete(key), timeout, cancellationToken).ConfigureAwait(false)).Existed;
+
+    /// <summary>Applies puts and deletes atomically (keys of one partition).</summary>
+    public async Task<int> PutBatchAsync(IReadOnlyList<BatchEntry> entries, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var target = _store;
+        if (_partitions.Length > 0 && entries.Count > 0 && entries.All(e => e is not null && !string.IsNullOrEmpty(e.Key)))
+        {
+            var first = PartitionOf(entries[0].Key);
+            if (entries.All(e => PartitionOf(e.Key) == first))
+            {
+                target = _partitions[first];
+            }
+        }
+        return (await AskAsync<PutBatchOk>(target, new PutBatch(entries), timeout, cancellationToken).ConfigureAwait(false)).Count;
+    }
+
+    /// <summary>Writes buffered entries and fsyncs everything acknowledged so far.</summary>
+    public Task FlushAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        AskAsync<FlushOk>(_store, new Flush(), timeout, cancellationToken);
+
+    /// <summary>Compacts every partition now.</summary>
+    public Task<CompactOk> CompactAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        AskAsync<CompactOk>(_store, new Compact(), timeout, cancellationToken);
+
+    /// <summary>Compacts, then stops the store gracefully.</summary>
+    public Task<CompactOk> CompactAndShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        AskAsync<CompactOk>(_store, new CompactAndShutdown(), timeout, cancellationToken);
+
+    /// <summary>Counters of every partition.</summary>
+    public Task<StoreStats> GetStatsAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        AskAsync<StoreStats>(_store, new GetStats(), timeout, cancellationToken);
+
+    private IActorRef Route(string key) =>
+        _partitions.Length == 0 || string.IsNullOrEmpty(key) ? _store : _partitions[KeyPartitioner.PartitionOf(key, _partitions.Length)];
+
+    private async Task<T> AskAsync<T>(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        object reply;
+        var t = timeout ?? _timeout;
+        try
+        {
+            reply = await target.Ask<object>(request, t, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException e)
+        {
+            throw new TimeoutException($"CrabKv did not answer {request.GetType().Name} within {t}.", e);
+        }
+        return reply switch
+        {
+            T ok => ok,
+            CrabKvError error => throw new CrabKvRequestException(error.Code, error.Message),
+            _ => throw new InvalidOperationException($"Unexpected reply {reply.GetType().Name} to {request.GetType().Name}."),
+        };
+    }
+}

@@ -1,0 +1,64 @@
+using Akka.Actor;
+using Akka.Event;
+using CrabKv.Storage.Compaction;
+
+namespace CrabKv.Actors.Compaction;
+
+/// <summary>
+/// Runs merges of sealed segments on the I/O dispatcher. Sealed segments are immutable,
+/// so the partition keeps serving reads and writes while a merge runs; it applies the result
+/// compare-and-set when <see cref="MergeDone"/> arrives. Also deletes merged inputs once the
+/// partition says no read can still use them.
+/// </summary>
+internal sealed class CompactorActor : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public CompactorActor()
+    {
+        Receive<RunMerge>(m =>
+        {
+            var replyTo = Sender;
+            var lastReported = -1;
+            var progress = new SyncProgress(p =>
+            {
+                var percent = (int)(p.Fraction * 100);
+                if (percent / 5 != lastReported / 5)
+                {
+                    lastReported = percent;
+                    replyTo.Tell(new MergeProgressed(p.Fraction));
+                }
+            });
+            try
+            {
+                var result = Merger.Run(m.Request, progress);
+                replyTo.Tell(new MergeDone(m.Request, result));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.CrabKvException or InvalidOperationException)
+            {
+                _log.Error(e, "Merge in '{0}' failed", m.Request.Directory);
+                replyTo.Tell(new MergeFailed(m.Request, e));
+            }
+        });
+        Receive<DeleteSegments>(m =>
+        {
+            try
+            {
+                Merger.DeleteInputs(m.Directory, m.Segments);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The data is safe (outputs are durable); leftover inputs replay to the same state.
+                _log.Warning("Deleting merged segments in '{0}' failed: {1}", m.Directory, e.Message);
+            }
+        });
+    }
+
+    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CompactorActor()).WithDispatcher(settings.IoDispatcher);
+
+    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to a sync context).</summary>
+    private sealed class SyncProgress(Action<MergeProgress> report) : IProgress<MergeProgress>
+    {
+        public void Report(MergeProgress value) => report(value);
+    }
+}

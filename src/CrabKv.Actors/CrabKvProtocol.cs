@@ -1,0 +1,157 @@
+// The public message protocol of a CrabKv store. Every request gets exactly one reply:
+// its success message, or a CrabKvError with a code and a readable message. Requests carry
+// an optional RequestId that the reply echoes, for callers that Tell instead of Ask.
+
+using Akka.Actor;
+
+namespace CrabKv.Actors;
+
+/// <summary>Marker of every CrabKv message that may cross the network.</summary>
+public interface ICrabKvMessage;
+
+/// <summary>A request to a store; its reply echoes <see cref="RequestId"/>.</summary>
+public interface ICrabKvRequest : ICrabKvMessage
+{
+    /// <summary>Caller's correlation id, echoed in the reply (0 when unused).</summary>
+    long RequestId { get; }
+}
+
+/// <summary>A request about one key: routed to the partition that owns the key.</summary>
+public interface IKeyedRequest : ICrabKvRequest
+{
+    /// <summary>The key.</summary>
+    string Key { get; }
+}
+
+/// <summary>A reply from a store.</summary>
+public interface ICrabKvReply : ICrabKvMessage
+{
+    /// <summary>The request's id.</summary>
+    long RequestId { get; }
+}
+
+// ------------------------------------------------------------------ requests
+
+/// <summary>Writes <paramref name="Value"/> under <paramref name="Key"/>; expires after <paramref name="Ttl"/> when given. Reply: <see cref="PutOk"/>.</summary>
+public sealed record Put(string Key, byte[] Value, TimeSpan? Ttl = null, long RequestId = 0) : IKeyedRequest;
+
+/// <summary>Reads a key. Reply: <see cref="GetResult"/>.</summary>
+public sealed record Get(string Key, long RequestId = 0) : IKeyedRequest;
+
+/// <summary>Deletes a key. Reply: <see cref="DeleteOk"/>.</summary>
+public sealed record Delete(string Key, long RequestId = 0) : IKeyedRequest;
+
+/// <summary>One operation of a <see cref="PutBatch"/>: a put, or with a null value a delete.</summary>
+public sealed record BatchEntry(string Key, byte[]? Value, TimeSpan? Ttl = null)
+{
+    /// <summary>A delete entry.</summary>
+    public static BatchEntry Delete(string key) => new(key, null);
+}
+
+/// <summary>
+/// Applies puts and deletes atomically: after any crash all are visible or none. On a node
+/// with several partitions all keys of a batch must live in one partition (see
+/// <c>CrabKvClient.PartitionOf</c>); otherwise the reply is an error and nothing is written.
+/// Reply: <see cref="PutBatchOk"/>.
+/// </summary>
+public sealed record PutBatch(IReadOnlyList<BatchEntry> Entries, long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>Writes buffered (write-back) entries to the log and makes everything acknowledged so far durable. Reply: <see cref="FlushOk"/>.</summary>
+public sealed record Flush(long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>Merges sealed segments now. Reply: <see cref="CompactOk"/> when done.</summary>
+public sealed record Compact(long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>Compacts, then stops the store gracefully. Reply: <see cref="CompactOk"/> before the stop.</summary>
+public sealed record CompactAndShutdown(long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>Asks for counters. Reply: <see cref="StoreStats"/>.</summary>
+public sealed record GetStats(long RequestId = 0) : ICrabKvRequest;
+
+// ------------------------------------------------------------------ replies
+
+/// <summary>The put is acknowledged per the durability mode.</summary>
+public sealed record PutOk(long RequestId) : ICrabKvReply;
+
+/// <summary>The value of a key, or <c>Found = false</c>.</summary>
+public sealed record GetResult(string Key, bool Found, byte[]? Value, long RequestId) : ICrabKvReply;
+
+/// <summary>The delete is acknowledged; <paramref name="Existed"/> tells whether the key was there.</summary>
+public sealed record DeleteOk(bool Existed, long RequestId) : ICrabKvReply;
+
+/// <summary>The batch is acknowledged.</summary>
+public sealed record PutBatchOk(int Count, long RequestId) : ICrabKvReply;
+
+/// <summary>Buffered writes are in the log and fsynced.</summary>
+public sealed record FlushOk(long RequestId) : ICrabKvReply;
+
+/// <summary>Compaction finished (summed over partitions).</summary>
+public sealed record CompactOk(long BytesBefore, long BytesAfter, int SegmentsMerged, TimeSpan Duration, long RequestId) : ICrabKvReply;
+
+/// <summary>Counters of one partition.</summary>
+public sealed record PartitionStats(
+    int Partition, int Keys, int Segments, long TotalBytes, long StaleBytes, long Puts, long Gets, long Deletes,
+    long Fsyncs, long WalWrites, long CacheHits, long CacheMisses, long DirtyBytes, long DirtyKeys, long Flushes,
+    long Compactions, double CompactionProgress, long LastCompactionBytesBefore, long LastCompactionBytesAfter,
+    TimeSpan LastCompactionDuration, long ExpiredSwept, bool ReadOnly, string? FailureReason);
+
+/// <summary>Counters of the store: one entry per partition, and their sums.</summary>
+public sealed record StoreStats(IReadOnlyList<PartitionStats> Partitions, long RequestId) : ICrabKvReply
+{
+    /// <summary>Keys over all partitions.</summary>
+    public long Keys => Partitions.Sum(p => (long)p.Keys);
+
+    /// <summary>fsyncs over all partitions.</summary>
+    public long Fsyncs => Partitions.Sum(p => p.Fsyncs);
+
+    /// <summary>Puts over all partitions.</summary>
+    public long Puts => Partitions.Sum(p => p.Puts);
+}
+
+/// <summary>Why a request failed.</summary>
+public enum CrabKvErrorCode : byte
+{
+    /// <summary>The key is empty.</summary>
+    EmptyKey = 1,
+    /// <summary>The key is longer than limits.max-key-bytes.</summary>
+    KeyTooLarge = 2,
+    /// <summary>The value is longer than limits.max-value-bytes.</summary>
+    ValueTooLarge = 3,
+    /// <summary>The request is malformed (bad TTL, null entries, keys of several partitions in one batch).</summary>
+    InvalidRequest = 4,
+    /// <summary>The write-back buffer is full; retry after the flush it started.</summary>
+    WriteBackBufferFull = 5,
+    /// <summary>An I/O failure: the partition is read-only until reopened.</summary>
+    StoreFailed = 6,
+    /// <summary>The store is stopping.</summary>
+    ShuttingDown = 7,
+    /// <summary>The message is not part of the protocol.</summary>
+    UnknownMessage = 8,
+}
+
+/// <summary>The one error reply.</summary>
+public sealed record CrabKvError(CrabKvErrorCode Code, string Message, long RequestId) : ICrabKvReply;
+
+/// <summary>Published on the event stream when a compaction of a partition finishes.</summary>
+public sealed record CompactionCompleted(int Partition, long BytesBefore, long BytesAfter, int SegmentsMerged, TimeSpan Duration) : ICrabKvMessage;
+
+/// <summary>Published on the event stream while a compaction runs.</summary>
+public sealed record CompactionProgressed(int Partition, double Fraction) : ICrabKvMessage;
+
+/// <summary>Published on the event stream when a partition fsyncs on its SyncTick timer.</summary>
+public sealed record TimerSyncCompleted(int Partition, long Fsyncs) : ICrabKvMessage, INoSerializationVerificationNeeded;
+
+/// <summary>Published on the event stream when a partition fails and turns read-only.</summary>
+public sealed record PartitionFailed(int Partition, string Reason) : ICrabKvMessage;
+
+/// <summary>Stops the store gracefully: write-back entries flushed, segments sealed, locks released. Reply: <see cref="ShutdownOk"/>.</summary>
+public sealed record Shutdown(long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>The store stopped gracefully.</summary>
+public sealed record ShutdownOk(long RequestId) : ICrabKvReply;
+
+/// <summary>Asks the store for its partition actors (clients route keyed requests to them directly). Reply: <see cref="PartitionRefs"/>.</summary>
+public sealed record GetPartitions(long RequestId = 0) : ICrabKvRequest;
+
+/// <summary>The partition actors, indexed by partition number.</summary>
+public sealed record PartitionRefs(IReadOnlyList<IActorRef> Partitions, long RequestId) : ICrabKvReply;

@@ -1,0 +1,202 @@
+using Akka.Actor;
+using Akka.Configuration;
+using CrabKv.Storage;
+using CrabKv.Storage.Compaction;
+
+namespace CrabKv.Actors;
+
+/// <summary>
+/// Immutable settings of a CrabKv node, built from the <c>crabkv</c> HOCON section in one
+/// place (<see cref="Create(Config)"/>) and validated there: a bad value fails with a
+/// <see cref="CrabKvConfigurationException"/> naming the key.
+/// </summary>
+public sealed record CrabKvSettings
+{
+    /// <summary>Data directory (partitions live in sub-directories).</summary>
+    public required string DataDir { get; init; }
+
+    /// <summary>Number of local partitions (resolved: never 0).</summary>
+    public required int Partitions { get; init; }
+
+    /// <summary>Zero: acknowledge after fsync (group commit). Positive: fsync on a SyncTick timer.</summary>
+    public required TimeSpan SyncInterval { get; init; }
+
+    /// <summary>Write-back caching on.</summary>
+    public required bool WriteBackEnabled { get; init; }
+
+    /// <summary>Write-back flush interval.</summary>
+    public required TimeSpan FlushInterval { get; init; }
+
+    /// <summary>Write-back byte limit per partition.</summary>
+    public required long MaxDirtyBytes { get; init; }
+
+    /// <summary>Read cache entries per partition (0 = off).</summary>
+    public required int CacheMaxEntries { get; init; }
+
+    /// <summary>Read cache bytes per partition.</summary>
+    public required long CacheMaxBytes { get; init; }
+
+    /// <summary>Compression on.</summary>
+    public required bool CompressionEnabled { get; init; }
+
+    /// <summary>Smallest value considered for compression.</summary>
+    public required int CompressionMinValueBytes { get; init; }
+
+    /// <summary>Automatic compaction on.</summary>
+    public required bool AutoCompaction { get; init; }
+
+    /// <summary>Compaction thresholds.</summary>
+    public required CompactionThresholds Compaction { get; init; }
+
+    /// <summary>Default TTL (null = none).</summary>
+    public required TimeSpan? DefaultTtl { get; init; }
+
+    /// <summary>Active TTL sweep interval (zero = off).</summary>
+    public required TimeSpan TtlSweepInterval { get; init; }
+
+    /// <summary>Key limit in UTF-8 bytes.</summary>
+    public required int MaxKeyBytes { get; init; }
+
+    /// <summary>Value limit in bytes.</summary>
+    public required int MaxValueBytes { get; init; }
+
+    /// <summary>Segment roll size.</summary>
+    public required long SegmentMaxBytes { get; init; }
+
+    /// <summary>Append buffer size.</summary>
+    public required int WriteBufferBytes { get; init; }
+
+    /// <summary>Config path of the I/O dispatcher.</summary>
+    public required string IoDispatcher { get; init; }
+
+    /// <summary>Default client timeout.</summary>
+    public required TimeSpan ClientTimeout { get; init; }
+
+    /// <summary>The embedded reference configuration (crabkv section and its dispatcher).</summary>
+    public static Config DefaultConfig() =>
+        ConfigurationFactory.FromResource<CrabKvSettings>("CrabKv.Actors.reference.conf");
+
+    /// <summary>Reads the settings of an actor system (its config falls back to the reference).</summary>
+    public static CrabKvSettings Create(ActorSystem system) => Create(system.Settings.Config);
+
+    /// <summary>Reads and validates the <c>crabkv</c> section of <paramref name="config"/> (with the reference as fallback).</summary>
+    public static CrabKvSettings Create(Config config)
+    {
+        var root = config.WithFallback(DefaultConfig());
+        if (!root.HasPath("crabkv"))
+        {
+            throw new CrabKvConfigurationException("crabkv", "the section is missing");
+        }
+        var c = root.GetConfig("crabkv");
+
+        string Str(string key)
+        {
+            var v = Read(key, () => c.GetString(key));
+            if (string.IsNullOrWhiteSpace(v))
+            {
+                throw new CrabKvConfigurationException(key, "must not be empty");
+            }
+            return v;
+        }
+        long Bytes(string key, long min, long max)
+        {
+            var v = Read(key, () => c.GetByteSize(key) ?? throw new FormatException("not a size"));
+            if (v < min || v > max)
+            {
+                throw new CrabKvConfigurationException(key, $"is {v} bytes; it must be between {min} and {max}");
+            }
+            return v;
+        }
+        TimeSpan Duration(string key, bool allowZero)
+        {
+            var v = Read(key, () => c.GetTimeSpan(key, null, allowInfinite: false));
+            if (v < TimeSpan.Zero || (!allowZero && v == TimeSpan.Zero))
+            {
+                throw new CrabKvConfigurationException(key, allowZero ? "must not be negative" : "must be positive");
+            }
+            return v;
+        }
+        bool Bool(string key) => Read(key, () => c.GetBoolean(key));
+        T Read<T>(string key, Func<T> read)
+        {
+            if (!c.HasPath(key))
+            {
+                throw new CrabKvConfigurationException(key, "is missing");
+            }
+            try
+            {
+                return read();
+            }
+            catch (Exception e) when (e is not CrabKvConfigurationException)
+            {
+                throw new CrabKvConfigurationException(key, $"has a value that cannot be read ({e.Message})");
+            }
+        }
+
+        var partitions = Read("partitions", () => c.GetInt("partitions"));
+        if (partitions < 0 || partitions > 1024)
+        {
+            throw new CrabKvConfigurationException("partitions", $"is {partitions}; it must be 0 (one per core) .. 1024");
+        }
+        var ratio = Read("compaction.stale-ratio", () => c.GetDouble("compaction.stale-ratio"));
+        if (!(ratio > 0 && ratio <= 1))
+        {
+            throw new CrabKvConfigurationException("compaction.stale-ratio", $"is {ratio}; it must be in (0, 1]");
+        }
+        var defaultTtl = Duration("default-ttl", allowZero: true);
+        var ioDispatcher = Str("io-dispatcher");
+        if (!root.HasPath(ioDispatcher))
+        {
+            throw new CrabKvConfigurationException("io-dispatcher", $"names '{ioDispatcher}', which is not declared in the configuration");
+        }
+        return new CrabKvSettings
+        {
+            DataDir = Str("data-dir"),
+            Partitions = partitions == 0 ? Environment.ProcessorCount : partitions,
+            SyncInterval = Duration("sync-interval", allowZero: true),
+            WriteBackEnabled = Bool("write-back.enabled"),
+            FlushInterval = Duration("write-back.flush-interval", allowZero: false),
+            MaxDirtyBytes = Bytes("write-back.max-dirty-bytes", 4096, 1L << 40),
+            CacheMaxEntries = (int)Bytes("cache.max-entries", 0, int.MaxValue),
+            CacheMaxBytes = Bytes("cache.max-bytes", 0, 1L << 40),
+            CompressionEnabled = Bool("compression.enabled"),
+            CompressionMinValueBytes = (int)Bytes("compression.min-value-bytes", 0, int.MaxValue),
+            AutoCompaction = Bool("compaction.auto"),
+            Compaction = new CompactionThresholds(ratio, Bytes("compaction.min-total-bytes", 0, long.MaxValue), Bytes("compaction.max-stale-bytes", 1, long.MaxValue)),
+            DefaultTtl = defaultTtl == TimeSpan.Zero ? null : defaultTtl,
+            TtlSweepInterval = Duration("ttl-sweep-interval", allowZero: true),
+            MaxKeyBytes = (int)Bytes("limits.max-key-bytes", 1, Storage.Format.FormatConstants.MaxKeyBytes),
+            MaxValueBytes = (int)Bytes("limits.max-value-bytes", 0, Storage.Format.FormatConstants.MaxValueBytes),
+            SegmentMaxBytes = Bytes("segment.max-bytes", 4096, Storage.Format.FormatConstants.MaxSegmentBytes),
+            WriteBufferBytes = (int)Bytes("segment.write-buffer", 4096, 64L << 20),
+            IoDispatcher = ioDispatcher,
+            ClientTimeout = Duration("client-timeout", allowZero: false),
+        };
+    }
+
+    /// <summary>The engine options one partition uses.</summary>
+    public StoreOptions ToStoreOptions() => new()
+    {
+        MaxSegmentBytes = SegmentMaxBytes,
+        WriteBufferBytes = WriteBufferBytes,
+        MaxKeyBytes = MaxKeyBytes,
+        MaxValueBytes = MaxValueBytes,
+        Compression = CompressionEnabled,
+        CompressionMinValueBytes = CompressionMinValueBytes,
+        DefaultTtl = DefaultTtl,
+        Compaction = Compaction,
+        AutoCompact = AutoCompaction,
+        ReadCacheEntries = CacheMaxEntries,
+        ReadCacheBytes = CacheMaxBytes,
+        WriteBack = WriteBackEnabled,
+        MaxDirtyBytes = MaxDirtyBytes,
+    };
+}
+
+/// <summary>A setting of the <c>crabkv</c> section is missing or out of range.</summary>
+public sealed class CrabKvConfigurationException(string key, string problem)
+    : Exception($"Invalid CrabKv configuration: crabkv.{key} {problem}.")
+{
+    /// <summary>The offending key, relative to <c>crabkv</c>.</summary>
+    public string Key { get; } = key;
+}

@@ -1,0 +1,67 @@
+using Akka.Actor;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Recovery;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Actors.Wal;
+
+// Messages between a PartitionActor and its WalWriterActor. Internal: they never cross
+// the network (segments and key directories are process-local objects).
+
+/// <summary>One record to append; the value is raw (the writer compresses).</summary>
+internal sealed record WalRecord(byte[] Key, RecordFlags Flags, long Expiry, byte[]? Value);
+
+/// <summary>
+/// Appends records as one unit (a batch of n &gt; 1 records is framed all-or-none). On
+/// success the writer sends <paramref name="Reply"/> to <paramref name="ReplyTo"/> itself,
+/// and the partition gets the locations in a <see cref="WalAcks"/>.
+/// </summary>
+internal sealed record WalAppend(long Seq, WalRecord[] Records, IActorRef? ReplyTo, object? Reply);
+
+/// <summary>Where the records of one <see cref="WalAppend"/> landed.</summary>
+internal readonly record struct WalAppended(long Seq, SegmentId Segment, uint[] Offsets, uint[] Sizes);
+
+/// <summary>Acknowledgements of every append of one write round, in order.</summary>
+internal sealed record WalAcks(WalAppended[] Items, long Fsyncs, long Writes);
+
+/// <summary>Writes and fsyncs everything so far, then sends <paramref name="Reply"/> to <paramref name="ReplyTo"/>.</summary>
+internal sealed record WalSync(IActorRef ReplyTo, object Reply);
+
+/// <summary>Seals the active segment now (Compact wants it merged); answered with <see cref="SegmentSealed"/> (or nothing when empty) then <see cref="WalRolled"/>.</summary>
+internal sealed record WalRoll
+{
+    public static readonly WalRoll Instance = new();
+}
+
+/// <summary>Answer to <see cref="WalRoll"/>, after the <see cref="SegmentSealed"/> it caused.</summary>
+internal sealed record WalRolled
+{
+    public static readonly WalRolled Instance = new();
+}
+
+/// <summary>Graceful stop: write, fsync and seal; answered with <see cref="WalClosed"/>.</summary>
+internal sealed record WalClose
+{
+    public static readonly WalClose Instance = new();
+}
+
+/// <summary>The writer closed its segment cleanly.</summary>
+internal sealed record WalClosed
+{
+    public static readonly WalClosed Instance = new();
+}
+
+/// <summary>The directory was recovered; the partition takes ownership of the state.</summary>
+internal sealed record WalRecovered(RecoveredState State);
+
+/// <summary>Recovery failed (corruption, lock held, not a segment, I/O).</summary>
+internal sealed record WalRecoveryFailed(Exception Cause);
+
+/// <summary>A new active segment: a read-only handle for the partition's readers.</summary>
+internal sealed record ActiveSegmentStarted(Segment Reader);
+
+/// <summary>A segment was sealed; every ack of its records was sent before this.</summary>
+internal sealed record SegmentSealed(SegmentId Id, long Length);
+
+/// <summary>A write or fsync failed: the appends with these sequence numbers failed; the writer refuses more.</summary>
+internal sealed record WalFailed(long[] FailedSeqs, string Reason);

@@ -1,0 +1,319 @@
+using Akka.Actor;
+using Akka.Event;
+using CrabKv.Storage;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Recovery;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Actors.Wal;
+
+/// <summary>
+/// Owns the partition directory's lock and its active segment. Runs on the I/O dispatcher.
+/// Recovers the directory at start and hands the state to its parent.
+///
+/// Group commit: each <see cref="WalAppend"/> is encoded into the append buffer and a
+/// <c>FlushNow</c> is sent to self once per round. Mailboxes are FIFO, so FlushNow arrives
+/// after every append already waiting: the round is written with one write call, fsynced once
+/// when <c>sync-interval = 0</c>, and only then acknowledged. Appends that arrive during the
+/// fsync form the next round. With a positive interval the round is acknowledged after the
+/// write and a <c>SyncTick</c> timer, armed when the first unsynced write happens (never
+/// re-armed by later writes), fsyncs.
+///
+/// <code>
+///   Recovering ──recovered──▶ Writing ──I/O error──▶ Failed (every request answered StoreFailed)
+/// </code>
+/// </summary>
+internal sealed class WalWriterActor : ReceiveActor, IWithTimers
+{
+    private sealed class FlushNow
+    {
+        public static readonly FlushNow Instance = new();
+    }
+
+    private sealed class SyncTick : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly SyncTick Instance = new();
+    }
+
+    private readonly string _directory;
+    private readonly int _partition;
+    private readonly CrabKvSettings _settings;
+    private Func<string, bool>? _failWhen;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private DirectoryLock? _lock;
+    private SegmentWriter? _writer;
+    private uint _nextSequence;
+    private bool _flushScheduled;
+    private readonly List<WalAppended> _round = new();
+    private readonly List<(IActorRef To, object Reply)> _replies = new();
+    private readonly List<long> _roundSeqs = new();
+    private long _fsyncsOfSealed;
+    private long _writes;
+    private string? _failure;
+
+    public WalWriterActor(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen)
+    {
+        _directory = directory;
+        _partition = partition;
+        _settings = settings;
+        _failWhen = failWhen;
+        Writing();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
+        Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings, failWhen)).WithDispatcher(settings.IoDispatcher);
+
+    private long Fsyncs => _fsyncsOfSealed + (_writer?.SyncCount ?? 0);
+
+    protected override void PreStart()
+    {
+        try
+        {
+            _lock = DirectoryLock.Acquire(_directory);
+            var state = StoreRecovery.Load(_directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
+            _nextSequence = state.NextSequence;
+            Context.Parent.Tell(new WalRecovered(state));
+            StartSegment();
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Partition {0}: opening '{1}' failed", _partition, _directory);
+            _failure = e.Message;
+            _lock?.Dispose();
+            _lock = null;
+            Context.Parent.Tell(new WalRecoveryFailed(e));
+            Become(Failed);
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // Graceful or not, bytes already accepted are handed to the OS and the segment sealed.
+        try
+        {
+            if (_failure is null && _writer is not null)
+            {
+                CompleteRound();
+                CloseWriter();
+            }
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Partition {0}: closing the active segment failed", _partition);
+        }
+        finally
+        {
+            _writer?.Segment.Dispose();
+            _lock?.Dispose();
+        }
+    }
+
+    private void Writing()
+    {
+        Receive<WalAppend>(Append);
+        Receive<Partition.InjectFaults>(m =>
+        {
+            _failWhen = m.FailWhen;
+            _writer!.FailWhen = m.FailWhen;
+        });
+        Receive<FlushNow>(_ =>
+        {
+            _flushScheduled = false;
+            Guard(CompleteRound);
+        });
+        Receive<SyncTick>(_ => Guard(() =>
+        {
+            _writer!.Sync();
+            Context.System.EventStream.Publish(new TimerSyncCompleted(_partition, Fsyncs));
+        }));
+        Receive<WalSync>(m => Guard(() =>
+        {
+            CompleteRound();
+            _writer!.Sync();
+            m.ReplyTo.Tell(m.Reply);
+        }));
+        Receive<WalRoll>(_ => Guard(() =>
+        {
+            if (_writer!.Length > FormatConstants.FileHeaderSize)
+            {
+                Roll();
+            }
+            Context.Parent.Tell(WalRolled.Instance);
+        }));
+        Receive<WalClose>(_ => Guard(() =>
+        {
+            CompleteRound();
+            CloseWriter();
+            Sender.Tell(WalClosed.Instance);
+            Become(Closed);
+        }));
+    }
+
+    private void Closed()
+    {
+        Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.ShuttingDown, "The store is shutting down."));
+        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", 0)));
+        ReceiveAny(_ => { });
+    }
+
+    private void Failed()
+    {
+        Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}"));
+        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}", 0)));
+        Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
+        ReceiveAny(_ => { });
+    }
+
+    private void Reject(WalAppend m, CrabKvErrorCode code, string message)
+    {
+        m.ReplyTo?.Tell(new CrabKvError(code, message, RequestIdOf(m.Reply)));
+        Context.Parent.Tell(new WalFailed([m.Seq], message));
+    }
+
+    private static long RequestIdOf(object? reply) => reply is ICrabKvReply r ? r.RequestId : 0;
+
+    private void Append(WalAppend m)
+    {
+        Guard(current: m, action: () =>
+        {
+            var writer = _writer!;
+            // Encode first (compression is CPU work done here, off the partition).
+            var stored = new (RecordFlags Flags, byte[] Value)[m.Records.Length];
+            long total = 0;
+            for (var i = 0; i < m.Records.Length; i++)
+            {
+                var r = m.Records[i];
+                stored[i] = r.Value is null ? (r.Flags, Array.Empty<byte>()) : Compress(r.Flags, r.Value);
+                total += RecordCodec.SizeOf(r.Key.Length, stored[i].Value.Length);
+            }
+            if (writer.Length + total > _settings.SegmentMaxBytes && writer.Length > FormatConstants.FileHeaderSize)
+            {
+                Roll();
+                writer = _writer!;
+            }
+            var offsets = new uint[m.Records.Length];
+            var sizes = new uint[m.Records.Length];
+            for (var i = 0; i < m.Records.Length; i++)
+            {
+                var r = m.Records[i];
+                offsets[i] = (uint)writer.Append(stored[i].Flags, r.Expiry, r.Key, stored[i].Value);
+                sizes[i] = (uint)RecordCodec.SizeOf(r.Key.Length, stored[i].Value.Length);
+            }
+            _round.Add(new WalAppended(m.Seq, writer.Id, offsets, sizes));
+            _roundSeqs.Add(m.Seq);
+            if (m.ReplyTo is not null && m.Reply is not null)
+            {
+                _replies.Add((m.ReplyTo, m.Reply));
+            }
+            if (!_flushScheduled)
+            {
+                _flushScheduled = true;
+                Self.Tell(FlushNow.Instance);
+            }
+        });
+    }
+
+    private (RecordFlags, byte[]) Compress(RecordFlags flags, byte[] value)
+    {
+        if (_settings.CompressionEnabled)
+        {
+            var c = ValueCompression.TryCompress(value, _settings.CompressionMinValueBytes);
+            if (c is not null)
+            {
+                return (flags | RecordFlags.Compressed, c);
+            }
+        }
+        return (flags, value);
+    }
+
+    /// <summary>Writes the round with one call, fsyncs when the mode says so, then acknowledges.</summary>
+    private void CompleteRound()
+    {
+        if (_round.Count == 0)
+        {
+            return;
+        }
+        var writer = _writer!;
+        writer.Flush();
+        _writes++;
+        if (_settings.SyncInterval == TimeSpan.Zero)
+        {
+            writer.Sync();
+        }
+        else if (!Timers.IsTimerActive(SyncTick.Instance))
+        {
+            Timers.StartSingleTimer(SyncTick.Instance, SyncTick.Instance, _settings.SyncInterval);
+        }
+        foreach (var (to, reply) in _replies)
+        {
+            to.Tell(reply);
+        }
+        Context.Parent.Tell(new WalAcks(_round.ToArray(), Fsyncs, _writes));
+        _round.Clear();
+        _replies.Clear();
+        _roundSeqs.Clear();
+    }
+
+    /// <summary>Acknowledges the round, seals the segment (acks first, so the partition indexes them before it may merge the segment), starts the next.</summary>
+    private void Roll()
+    {
+        CompleteRound();
+        CloseWriter();
+        StartSegment();
+    }
+
+    private void CloseWriter()
+    {
+        var writer = _writer!;
+        var empty = writer.Length == FormatConstants.FileHeaderSize;
+        var segment = writer.Seal();
+        _fsyncsOfSealed += writer.SyncCount;
+        writer.Dispose();
+        _writer = null;
+        if (empty)
+        {
+            File.Delete(segment.Path);
+        }
+        Context.Parent.Tell(new SegmentSealed(segment.Id, empty ? 0 : segment.Length));
+    }
+
+    private void StartSegment()
+    {
+        var id = SegmentId.From(_nextSequence++, 0);
+        var prealloc = Math.Min(_settings.SegmentMaxBytes, 256L << 20);
+        _writer = SegmentWriter.Create(_directory, id, _settings.WriteBufferBytes, prealloc);
+        _writer.FailWhen = _failWhen;
+        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(id, _writer.Segment.Path)));
+    }
+
+    /// <summary>Runs file work; an I/O failure fails every unacknowledged append and turns the writer read-only.</summary>
+    private void Guard(Action action, WalAppend? current = null)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            _failure = e.Message;
+            _log.Error(e, "Partition {0}: write-ahead log failed; the partition is read-only from now on", _partition);
+            foreach (var (to, reply) in _replies)
+            {
+                to.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}", RequestIdOf(reply)));
+            }
+            var failed = _roundSeqs.ToList();
+            if (current is not null && !failed.Contains(current.Seq))
+            {
+                current.ReplyTo?.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}", RequestIdOf(current.Reply)));
+                failed.Add(current.Seq);
+            }
+            Context.Parent.Tell(new WalFailed(failed.ToArray(), e.Message));
+            _round.Clear();
+            _replies.Clear();
+            _roundSeqs.Clear();
+            Become(Failed);
+        }
+    }
+}
