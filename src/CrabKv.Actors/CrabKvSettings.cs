@@ -72,6 +72,12 @@ public sealed record CrabKvSettings
     /// <summary>Default client timeout.</summary>
     public required TimeSpan ClientTimeout { get; init; }
 
+    /// <summary>
+    /// Fault injection for tests (not configurable from HOCON): when it returns true for
+    /// <c>"write"</c> or <c>"sync"</c>, the WAL writer's next write or fsync fails with an IOException.
+    /// </summary>
+    internal Func<string, bool>? FailWhen { get; init; }
+
     /// <summary>The embedded reference configuration (crabkv section and its dispatcher).</summary>
     public static Config DefaultConfig() =>
         ConfigurationFactory.FromResource<CrabKvSettings>("CrabKv.Actors.reference.conf");

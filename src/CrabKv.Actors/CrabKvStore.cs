@@ -16,26 +16,25 @@ public static class CrabKvStore
     /// <c>ActorSystem.Terminate</c> flush write-back entries and seal segments first).
     /// </summary>
     /// <exception cref="CrabKvConfigurationException">Bad settings, or a data directory made with another partition count.</exception>
-    public static IActorRef Start(ActorSystem system, CrabKvSettings? settings = null, string name = "crabkv") =>
-        Start(system, settings, name, null);
-
-    internal static IActorRef Start(ActorSystem system, CrabKvSettings? settings, string name, Func<string, bool>? failWhen)
+    public static IActorRef Start(ActorSystem system, CrabKvSettings? settings = null, string name = "crabkv")
     {
         // The I/O dispatcher and defaults must be visible to the system's dispatcher lookup.
         system.Settings.InjectTopLevelFallback(CrabKvSettings.DefaultConfig());
         settings ??= CrabKvSettings.Create(system);
         PrepareDataDirectory(settings);
-        var store = system.ActorOf(CrabKvStoreActor.Props(settings, failWhen), name);
+        var store = system.ActorOf(CrabKvStoreActor.Props(settings), name);
         var shutdownTimeout = TimeSpan.FromSeconds(30);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceStop, $"crabkv-{name}-stop", async () =>
         {
             try
             {
-                await store.Ask<object>(new Shutdown(), shutdownTimeout);
+                // Sends Shutdown and waits for the store actor to terminate; returns at once
+                // when it already has (e.g. after CompactAndShutdown).
+                await store.GracefulStop(shutdownTimeout, new Shutdown());
             }
-            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            catch (TaskCanceledException)
             {
-                // Already stopped (e.g. CompactAndShutdown) or unresponsive: nothing left to flush here.
+                // Timed out: the phase timeout of CoordinatedShutdown reports it.
             }
             return Done.Instance;
         });

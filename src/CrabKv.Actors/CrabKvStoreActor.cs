@@ -23,12 +23,10 @@ public sealed class CrabKvStoreActor : ReceiveActor
     private bool _shuttingDown;
 
     /// <summary>Creates the store actor.</summary>
-    public CrabKvStoreActor(CrabKvSettings settings) : this(settings, null) { }
-
-    internal CrabKvStoreActor(CrabKvSettings settings, Func<string, bool>? failWhen)
+    public CrabKvStoreActor(CrabKvSettings settings)
     {
         _settings = settings;
-        _failWhen = failWhen;
+        _failWhen = settings.FailWhen;
         _partitions = new IActorRef[settings.Partitions];
         _stopped = new bool[settings.Partitions];
 
@@ -91,9 +89,6 @@ public sealed class CrabKvStoreActor : ReceiveActor
 
     /// <summary>Props of the store actor.</summary>
     public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CrabKvStoreActor(settings));
-
-    internal static Props Props(CrabKvSettings settings, Func<string, bool>? failWhen) =>
-        Akka.Actor.Props.Create(() => new CrabKvStoreActor(settings, failWhen));
 
     /// <summary>Directory of partition <paramref name="partition"/>.</summary>
     public static string PartitionDirectory(string dataDir, int partition) => Path.Combine(dataDir, $"p-{partition:D3}");
