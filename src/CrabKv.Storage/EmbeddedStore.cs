@@ -110,11 +110,15 @@ public sealed class EmbeddedStore : IDisposable
         var keyBytes = EncodeKey(key);
         CheckValue(value.Length);
         var expiry = ExpiryFor(ttl);
-        if (_writeBack is not null)
+        if (_writeBack is not null && WriteBackBuffer.CostOf(key, null) + value.Length <= _writeBack.MaxDirtyBytes)
         {
             BufferWrite(key, value.ToArray(), expiry);
             return;
         }
+        // Write-through, or a write-back entry too large to ever buffer: earlier buffered
+        // writes go first, so the order of writes is kept.
+        FlushWriteBack();
+        keyBytes = EncodeKey(key);
         var (flags, stored) = Prepare(value);
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, stored.Length));
         var offset = _writer.Append(flags, expiry, keyBytes, stored);
@@ -180,12 +184,28 @@ public sealed class EmbeddedStore : IDisposable
         }
         if (_writeBack is not null)
         {
-            // Buffered writes are all-or-none at flush time: the whole dirty set is one batch.
-            for (var i = 0; i < operations.Count; i++)
+            long cost = 0;
+            foreach (var op in operations)
             {
-                BufferWrite(operations[i].Key, operations[i].Value, expiries[i]);
+                cost += WriteBackBuffer.CostOf(op.Key, op.Value);
             }
-            return;
+            if (cost <= _writeBack.MaxDirtyBytes)
+            {
+                // The batch must reach the log inside one flush (one atomic batch): make room
+                // for all of it first, then buffer it whole. Values are copied: the caller may reuse its arrays.
+                if (_writeBack.DirtyBytes + cost > _writeBack.MaxDirtyBytes)
+                {
+                    FlushWriteBack();
+                }
+                for (var i = 0; i < operations.Count; i++)
+                {
+                    var op = operations[i];
+                    _writeBack.Offer(op.Key, op.Value?.ToArray(), expiries[i]);
+                    _cache.Remove(op.Key);
+                }
+                return;
+            }
+            FlushWriteBack(); // too large to buffer: written through, after what is buffered
         }
         var stored = new (RecordFlags Flags, byte[] Value)[operations.Count];
         long total = 0;
@@ -293,7 +313,7 @@ public sealed class EmbeddedStore : IDisposable
 
     // ---------------------------------------------------------------- reads
 
-    /// <summary>Reads a key's value; false when absent, deleted or expired.</summary>
+    /// <summary>Reads a key's value; false when absent, deleted or expired. The array is the caller's own.</summary>
     public bool TryGet(string key, out byte[] value)
     {
         ThrowIfDisposed();
@@ -305,11 +325,12 @@ public sealed class EmbeddedStore : IDisposable
                 value = [];
                 return false;
             }
-            value = dirty.Value!;
+            value = dirty.Value!.ToArray();
             return true;
         }
-        if (_cache.TryGet(key, now, out value))
+        if (_cache.TryGet(key, now, out var cached))
         {
+            value = cached.ToArray(); // the cache keeps its own array; callers may change theirs
             return true;
         }
         var keyBytes = EncodeKey(key);
@@ -328,7 +349,10 @@ public sealed class EmbeddedStore : IDisposable
             return false;
         }
         value = ReadValue(keyBytes, loc);
-        _cache.Put(key, value, loc.Expiry);
+        if (_cache.MaxEntries > 0)
+        {
+            _cache.Put(key, value.ToArray(), loc.Expiry);
+        }
         return true;
     }
 
@@ -372,7 +396,14 @@ public sealed class EmbeddedStore : IDisposable
         {
             throw new CorruptSegmentException(segment.Path, loc.Offset, "record read for a get does not verify");
         }
-        return RecordCodec.DecodeValue(span, h);
+        try
+        {
+            return RecordCodec.DecodeValue(span, h);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CorruptSegmentException(segment.Path, loc.Offset, e.Message);
+        }
     }
 
     // ---------------------------------------------------------------- maintenance

@@ -30,8 +30,9 @@ public sealed record MergeRequest(string Directory, IReadOnlyList<Segment> Input
 /// <summary>What a merge produced. Apply the relocations, then <see cref="Merger.DeleteInputs"/>.</summary>
 public sealed class MergeResult
 {
-    internal MergeResult(List<Segment> outputs, List<Relocation> relocations, long bytesBefore, long bytesAfter, long dropped, TimeSpan duration)
+    internal MergeResult(List<Segment> outputs, List<Relocation> relocations, List<(byte[] Key, KeyLocation Location)> expired, long bytesBefore, long bytesAfter, long dropped, TimeSpan duration)
     {
+        Expired = expired;
         Outputs = outputs;
         Relocations = relocations;
         BytesBefore = bytesBefore;
@@ -45,6 +46,9 @@ public sealed class MergeResult
 
     /// <summary>Live keys and where they moved.</summary>
     public List<Relocation> Relocations { get; }
+
+    /// <summary>Newest-in-run puts dropped because they expired: the key directory must forget them if it still points there.</summary>
+    public List<(byte[] Key, KeyLocation Location)> Expired { get; }
 
     /// <summary>Bytes of the inputs.</summary>
     public long BytesBefore { get; }
@@ -73,7 +77,7 @@ public static class Merger
         var inputs = request.Inputs;
         if (inputs.Count == 0)
         {
-            return new MergeResult(new(), new(), 0, 0, 0, sw.Elapsed);
+            return new MergeResult(new(), new(), new(), 0, 0, 0, sw.Elapsed);
         }
         for (var i = 1; i < inputs.Count; i++)
         {
@@ -112,6 +116,7 @@ public static class Merger
         var sub = inputs[^1].Id.Sub;
         var outputs = new List<Segment>();
         var relocations = new List<Relocation>();
+        var expired = new List<(byte[] Key, KeyLocation Location)>();
         long dropped = 0, bytesAfter = 0;
         SegmentWriter? writer = null;
         HintFile.Builder? hint = null;
@@ -149,8 +154,18 @@ public static class Merger
                         || (h.IsTombstone && !request.OlderSegmentsExist)
                         || (!h.IsTombstone && (here.IsExpiredAt(request.NowMs) || (request.IsLive is not null && !request.IsLive(key, here)))))
                     {
-                        dropped++;
-                        continue;
+                        var expiredNewest = !h.IsTombstone && latest.SameRecord(here) && here.IsExpiredAt(request.NowMs);
+                        if (expiredNewest)
+                        {
+                            expired.Add((key.ToArray(), here));
+                        }
+                        if (!(expiredNewest && request.OlderSegmentsExist))
+                        {
+                            dropped++;
+                            continue;
+                        }
+                        // An expired put still hides older versions outside the run: it becomes a tombstone.
+                        h = new RecordHeader(0, RecordFlags.Tombstone, 0, h.KeyLength, 0);
                     }
                     if (writer is null || writer.Length + h.Size > request.MaxSegmentBytes && writer.Length > FormatConstants.FileHeaderSize)
                     {
@@ -166,7 +181,7 @@ public static class Merger
                     // Batch framing is dropped: the batch committed long ago, and a lone member
                     // would otherwise read as an unended batch.
                     var flags = h.Flags & ~(RecordFlags.InBatch | RecordFlags.BatchEnd);
-                    var offset = writer.Append(flags, h.Expiry, key, RecordCodec.StoredValueOf(rec, h));
+                    var offset = writer.Append(flags, h.Expiry, key, h.IsTombstone ? default : RecordCodec.StoredValueOf(rec, h));
                     hint!.Add(key, flags, h.Expiry, (uint)offset, (uint)h.Size);
                     if (!h.IsTombstone)
                     {
@@ -196,7 +211,7 @@ public static class Merger
             }
             throw;
         }
-        return new MergeResult(outputs, relocations, bytesBefore, bytesAfter, dropped, sw.Elapsed);
+        return new MergeResult(outputs, relocations, expired, bytesBefore, bytesAfter, dropped, sw.Elapsed);
     }
 
     /// <summary>
@@ -214,6 +229,15 @@ public static class Merger
             {
                 live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
                 moved++;
+            }
+        }
+        foreach (var (key, location) in result.Expired)
+        {
+            // Its record is gone with the inputs: the key must not point there (a clock that
+            // steps back would otherwise make it readable again, from a deleted file).
+            if (keys.TryGet(key, out var current) && current.SameRecord(location))
+            {
+                keys.Remove(key, out _);
             }
         }
         foreach (var id in inputs)

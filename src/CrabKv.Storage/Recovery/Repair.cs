@@ -65,7 +65,7 @@ public static class Repair
             List<byte[]> kept;
             using (segment)
             {
-                damage = Salvage(segment, out kept);
+                damage = Salvage(segment, id.Equals(ids[^1]) && id.Sub == 0, out kept);
             }
             if (damage is null)
             {
@@ -81,13 +81,16 @@ public static class Repair
         return new RepairReport(ids.Count, damaged, notSegments);
     }
 
-    private static SegmentDamage? Salvage(Segment segment, out List<byte[]> kept)
+    private static SegmentDamage? Salvage(Segment segment, bool isLast, out List<byte[]> kept)
     {
         kept = new List<byte[]>();
         var ranges = new List<(long, long)>();
         var scanner = new SegmentScanner(segment, segment.Length);
         var batch = new List<byte[]>();
         long dropped = 0;
+        // After damage, batch members up to the next BatchEnd may belong to a batch whose
+        // first members were in the damaged range: they are dropped (FORMAT.md section 4).
+        var dropUntilBatchEnd = false;
         while (true)
         {
             var status = scanner.Next();
@@ -99,7 +102,12 @@ public static class Repair
             {
                 var start = scanner.Position;
                 var next = scanner.FindNextValidRecord(start);
+                if (next < 0 && isLast && StoreRecovery.IsZeroFill(segment, start))
+                {
+                    break; // the preallocated, never written tail of the last segment: not damage
+                }
                 ranges.Add((start, next < 0 ? segment.Length : next));
+                dropUntilBatchEnd = true;
                 dropped += batch.Count;
                 batch.Clear();
                 if (next < 0)
@@ -111,6 +119,16 @@ public static class Repair
             }
             var h = scanner.Header;
             var rec = scanner.Record.ToArray();
+            if (dropUntilBatchEnd)
+            {
+                if (h.InBatch)
+                {
+                    dropped++;
+                    dropUntilBatchEnd = !h.IsBatchEnd;
+                    continue;
+                }
+                dropUntilBatchEnd = false;
+            }
             if (!h.InBatch)
             {
                 dropped += batch.Count;

@@ -103,7 +103,7 @@ public static class StoreRecovery
             {
                 var id = ids[i];
                 var path = Path.Combine(directory, id.DataFileName);
-                var isActive = i == ids.Count - 1;
+                var isActive = i == ids.Count - 1 && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
                 if (isActive && new FileInfo(path).Length < FormatConstants.FileHeaderSize)
                 {
                     File.Delete(path);
@@ -293,7 +293,8 @@ public static class StoreRecovery
         }
     }
 
-    private static bool IsZeroFill(Segment segment, long from)
+    /// <summary>True when every byte from <paramref name="from"/> on is zero (preallocated, never written).</summary>
+    internal static bool IsZeroFill(Segment segment, long from)
     {
         var buffer = new byte[64 * 1024];
         for (var pos = from; pos < segment.Length;)

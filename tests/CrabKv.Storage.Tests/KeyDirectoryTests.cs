@@ -1,0 +1,287 @@
+using System.Text;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+using Xunit;
+
+namespace CrabKv.Storage.Tests;
+
+/// <summary>The key directory (Index/KeyDirectory.cs): a hash table over struct arrays with a key arena.</summary>
+public sealed class KeyDirectoryTests
+{
+    private static byte[] K(string s) => Encoding.UTF8.GetBytes(s);
+
+    private static KeyLocation Loc(uint seq, uint offset, uint size = 30, long expiry = 0) => new(SegmentId.From(seq, 0), offset, size, expiry);
+
+    [Fact]
+    public void SetGetRemoveSemantics()
+    {
+        var d = new KeyDirectory();
+        Assert.False(d.TryGet(K("a"), out _));
+
+        Assert.False(d.Set(K("a"), Loc(1, 16), out _));
+        Assert.True(d.TryGet(K("a"), out var got));
+        Assert.Equal(Loc(1, 16), got);
+        Assert.True(d.TryGet("a", out got));
+        Assert.Equal(1, d.Count);
+        Assert.Equal(1, d.KeyBytes);
+
+        Assert.True(d.Set(K("a"), Loc(2, 50, 40, 999), out var previous));
+        Assert.Equal(Loc(1, 16), previous);
+        Assert.True(d.TryGet(K("a"), out got));
+        Assert.Equal(Loc(2, 50, 40, 999), got);
+        Assert.Equal(1, d.Count);
+
+        Assert.True(d.Remove(K("a"), out previous));
+        Assert.Equal(Loc(2, 50, 40, 999), previous);
+        Assert.False(d.TryGet(K("a"), out _));
+        Assert.False(d.Remove(K("a"), out _));
+        Assert.Equal(0, d.Count);
+        Assert.Equal(0, d.KeyBytes);
+    }
+
+    [Fact]
+    public void KeysAreComparedAsBytesNotByHashOrPrefix()
+    {
+        var d = new KeyDirectory();
+        d.Set(K("ab"), Loc(1, 1), out _);
+        d.Set(K("abc"), Loc(1, 2), out _);
+        d.Set(K("é"), Loc(1, 3), out _);
+        Assert.True(d.TryGet(K("ab"), out var l) && l.Offset == 1);
+        Assert.True(d.TryGet(K("abc"), out l) && l.Offset == 2);
+        Assert.True(d.TryGet("é", out l) && l.Offset == 3);
+        Assert.False(d.TryGet(K("a"), out _));
+        Assert.False(d.TryGet(K("e"), out _));
+        Assert.False(d.TryGet(K("ABC"), out _));
+    }
+
+    [Fact]
+    public void CompareAndSetMovesOnlyAKeyStillAtTheExpectedPlace()
+    {
+        var d = new KeyDirectory();
+        d.Set(K("stay"), Loc(1, 100), out _);
+        d.Set(K("moved"), Loc(1, 200), out _);
+        d.Set(K("removed"), Loc(1, 300), out _);
+        d.Set(K("moved"), Loc(5, 16), out _);  // overwritten while a merge ran
+        d.Remove(K("removed"), out _);
+
+        Assert.True(d.CompareAndSet(K("stay"), Loc(1, 100), Loc(3, 16)));
+        Assert.False(d.CompareAndSet(K("moved"), Loc(1, 200), Loc(3, 46)));
+        Assert.False(d.CompareAndSet(K("removed"), Loc(1, 300), Loc(3, 76)));
+        Assert.False(d.CompareAndSet(K("never"), Loc(1, 300), Loc(3, 76)));
+
+        Assert.True(d.TryGet(K("stay"), out var l));
+        Assert.Equal(Loc(3, 16), l);
+        Assert.True(d.TryGet(K("moved"), out l));
+        Assert.Equal(Loc(5, 16), l);
+        Assert.False(d.TryGet(K("removed"), out _));
+        Assert.False(d.TryGet(K("never"), out _));
+        Assert.Equal(2, d.Count);
+    }
+
+    [Fact]
+    public void CompareAndSetComparesSegmentAndOffset()
+    {
+        var d = new KeyDirectory();
+        d.Set(K("k"), Loc(2, 100), out _);
+        Assert.False(d.CompareAndSet(K("k"), Loc(1, 100), Loc(9, 16))); // same offset, other segment
+        Assert.False(d.CompareAndSet(K("k"), Loc(2, 101), Loc(9, 16))); // same segment, other offset
+        Assert.True(d.TryGet(K("k"), out var l));
+        Assert.Equal(Loc(2, 100), l);
+        Assert.True(d.CompareAndSet(K("k"), Loc(2, 100, size: 1, expiry: 5), Loc(9, 16))); // size/expiry are not identity
+        Assert.True(d.TryGet(K("k"), out l));
+        Assert.Equal(Loc(9, 16), l);
+    }
+
+    [Fact]
+    public void GrowsPastManyResizesAndEveryKeyIsFound()
+    {
+        const int n = 200_000;
+        var d = new KeyDirectory(capacity: 4);
+        for (var i = 0; i < n; i++)
+        {
+            Assert.False(d.Set(K($"key:{i}"), Loc((uint)(i % 7 + 1), (uint)i), out _));
+        }
+        Assert.Equal(n, d.Count);
+        for (var i = 0; i < n; i++)
+        {
+            Assert.True(d.TryGet(K($"key:{i}"), out var l), $"key:{i}");
+            Assert.Equal(Loc((uint)(i % 7 + 1), (uint)i), l);
+        }
+        Assert.False(d.TryGet(K($"key:{n}"), out _));
+    }
+
+    [Fact]
+    public void RemovalsThenReinsertsReuseSlotsCorrectly()
+    {
+        const int n = 50_000;
+        var d = new KeyDirectory();
+        for (var i = 0; i < n; i++)
+        {
+            d.Set(K($"k{i}"), Loc(1, (uint)i), out _);
+        }
+        for (var i = 0; i < n; i += 2)
+        {
+            Assert.True(d.Remove(K($"k{i}"), out var prev));
+            Assert.Equal((uint)i, prev.Offset);
+        }
+        Assert.Equal(n / 2, d.Count);
+        var allocated = d.AllocatedBytes;
+        for (var i = 0; i < n; i += 2)
+        {
+            Assert.False(d.Set(K($"new{i}"), Loc(2, (uint)i), out _));
+        }
+        Assert.Equal(n, d.Count);
+        Assert.Equal(allocated, d.AllocatedBytes); // freed slots were reused: no growth
+        for (var i = 0; i < n; i++)
+        {
+            Assert.Equal(i % 2 == 1, d.TryGet(K($"k{i}"), out var l));
+            if (i % 2 == 1)
+            {
+                Assert.Equal(Loc(1, (uint)i), l);
+            }
+            else
+            {
+                Assert.True(d.TryGet(K($"new{i}"), out l));
+                Assert.Equal(Loc(2, (uint)i), l);
+            }
+        }
+    }
+
+    [Fact]
+    public void RemoveExpiredRemovesExactlyKeysExpiredAtNow()
+    {
+        var d = new KeyDirectory();
+        d.Set(K("never"), Loc(1, 1, expiry: 0), out _);
+        d.Set(K("past"), Loc(1, 2, expiry: 500), out _);
+        d.Set(K("now"), Loc(1, 3, expiry: 1000), out _);
+        d.Set(K("future"), Loc(1, 4, expiry: 1001), out _);
+
+        var expired = d.RemoveExpired(1000);
+
+        Assert.Equal(["now", "past"], expired.Select(e => Encoding.UTF8.GetString(e.Key)).Order());
+        Assert.Equal(1000, expired.Single(e => e.Key.SequenceEqual(K("now"))).Location.Expiry);
+        Assert.Equal(["future", "never"], d.ToDictionary().Keys.Order());
+        Assert.Empty(d.RemoveExpired(1000));
+        Assert.Single(d.RemoveExpired(1001));
+        Assert.Equal(1, d.Count);
+    }
+
+    [Fact]
+    public void RemoveExpiredHonoursItsMaximum()
+    {
+        var d = new KeyDirectory();
+        for (var i = 0; i < 10; i++)
+        {
+            d.Set(K($"k{i}"), Loc(1, (uint)i, expiry: 10), out _);
+        }
+        Assert.Equal(3, d.RemoveExpired(100, max: 3).Count);
+        Assert.Equal(7, d.Count);
+        Assert.Equal(7, d.RemoveExpired(100).Count);
+        Assert.Equal(0, d.Count);
+    }
+
+    [Fact]
+    public void ToDictionaryAndForEachListEveryLiveKeyOnce()
+    {
+        var d = new KeyDirectory();
+        var expected = new Dictionary<string, KeyLocation>();
+        for (var i = 0; i < 1000; i++)
+        {
+            d.Set(K($"k{i}"), expected[$"k{i}"] = Loc(1, (uint)i), out _);
+        }
+        for (var i = 0; i < 1000; i += 3)
+        {
+            d.Remove(K($"k{i}"), out _);
+            expected.Remove($"k{i}");
+        }
+        d.Set(K("k1"), expected["k1"] = Loc(9, 9), out _);
+
+        Assert.Equal(expected, d.ToDictionary());
+        var visits = 0;
+        d.ForEach((key, loc) =>
+        {
+            visits++;
+            Assert.Equal(expected[Encoding.UTF8.GetString(key)], loc);
+        });
+        Assert.Equal(expected.Count, visits);
+    }
+
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(4096)]
+    [InlineData(65535)]
+    public void LongKeysAreStoredAndFound(int length)
+    {
+        var d = new KeyDirectory();
+        var keys = Enumerable.Range(0, 20).Select(i => $"{i:D4}" + new string((char)('a' + i), length - 4)).ToList();
+        for (var i = 0; i < keys.Count; i++)
+        {
+            d.Set(K(keys[i]), Loc(1, (uint)i), out _);
+        }
+        for (var i = 0; i < keys.Count; i++)
+        {
+            Assert.True(d.TryGet(keys[i], out var l)); // string overload: the heap path beyond 512 bytes
+            Assert.Equal((uint)i, l.Offset);
+            Assert.True(d.TryGet(K(keys[i]), out _));
+        }
+        Assert.Equal(20L * length, d.KeyBytes);
+        // Same long prefix, different last byte: not equal.
+        Assert.False(d.TryGet(keys[0][..^1] + "#", out _));
+    }
+
+    [Fact]
+    public void KeysOutsideOneTo65535BytesAreRejected()
+    {
+        var d = new KeyDirectory();
+        Assert.Throws<ArgumentException>(() => d.Set([], Loc(1, 1), out _));
+        Assert.Throws<ArgumentException>(() => d.Set(new byte[65536], Loc(1, 1), out _));
+        Assert.Equal(0, d.Count);
+    }
+
+    [Fact]
+    public void ArenaIsCompactedAfterManyRemovalsAndEveryKeyStaysCorrect()
+    {
+        const int n = 300_000;
+        static string Key(int i) => $"user:{i:D9}:profile-settings-abcdefgh"; // 40 bytes
+        Assert.Equal(40, Key(0).Length);
+        var d = new KeyDirectory();
+        for (var i = 0; i < n; i++)
+        {
+            d.Set(K(Key(i)), Loc(1, (uint)i), out _);
+        }
+        var before = d.AllocatedBytes;
+
+        for (var i = 0; i < n; i++)
+        {
+            if (i % 10 != 0)
+            {
+                Assert.True(d.Remove(K(Key(i)), out _));
+            }
+        }
+
+        // 12 MB of keys, 90% dead: the arena was rebuilt (pages are 1 MiB; slots do not shrink).
+        Assert.Equal(n / 10, d.Count);
+        Assert.Equal(n / 10 * 40L, d.KeyBytes);
+        Assert.True(before - d.AllocatedBytes >= 8L << 20, $"allocated {before} before, {d.AllocatedBytes} after");
+        for (var i = 0; i < n; i += 10)
+        {
+            Assert.True(d.TryGet(K(Key(i)), out var l), Key(i));
+            Assert.Equal((uint)i, l.Offset);
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            if (i % 10 != 0)
+            {
+                Assert.False(d.Set(K(Key(i)), Loc(2, (uint)i), out _));
+            }
+        }
+        Assert.Equal(n, d.Count);
+        for (var i = 0; i < n; i++)
+        {
+            Assert.True(d.TryGet(K(Key(i)), out var l), Key(i));
+            Assert.Equal(i % 10 == 0 ? Loc(1, (uint)i) : Loc(2, (uint)i), l);
+        }
+        Assert.False(d.TryGet(K(Key(n)), out _));
+    }
+}

@@ -1,0 +1,398 @@
+using System.Text;
+using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+using CrabKv.Storage.Tests.TestSupport;
+using Xunit;
+using static CrabKv.Storage.Tests.TestSupport.CorruptionHelpers;
+
+namespace CrabKv.Storage.Tests;
+
+/// <summary>FORMAT.md section 7, through <see cref="Merger"/> directly and through <see cref="EmbeddedStore.Compact"/>.</summary>
+public sealed class MergeTests : IDisposable
+{
+    private const long Now = 1_000_000;
+    private readonly TempDir _dir = new();
+    private readonly List<Segment> _open = new();
+
+    public void Dispose()
+    {
+        foreach (var s in _open)
+        {
+            s.Dispose();
+        }
+        _dir.Dispose();
+    }
+
+    private sealed record Op(string Key, string? Value, long Expiry = 0, RecordFlags Extra = RecordFlags.None);
+
+    private static Op Put(string key, string value, long expiry = 0) => new(key, value, expiry);
+
+    private static Op Del(string key) => new(key, null);
+
+    /// <summary>Writes a sealed segment with the given records; returns it open for reading.</summary>
+    private Segment Segment(uint sequence, int sub, params Op[] ops)
+    {
+        var w = SegmentWriter.Create(_dir.Path, SegmentId.From(sequence, sub), 4096, 0);
+        foreach (var op in ops)
+        {
+            var flags = (op.Value is null ? RecordFlags.Tombstone : RecordFlags.None) | op.Extra;
+            w.Append(flags, op.Expiry, Encoding.UTF8.GetBytes(op.Key), op.Value is null ? [] : Encoding.UTF8.GetBytes(op.Value));
+        }
+        var s = w.Seal();
+        _open.Add(s);
+        return s;
+    }
+
+    private MergeResult Merge(IReadOnlyList<Segment> inputs, bool olderExist, long maxSegmentBytes = 1 << 20, LivenessCheck? isLive = null)
+    {
+        var r = Merger.Run(new MergeRequest(_dir.Path, inputs, olderExist, Now, maxSegmentBytes, isLive));
+        _open.AddRange(r.Outputs);
+        return r;
+    }
+
+    private static List<(string Key, string? Value, RecordFlags Flags)> Contents(Segment s)
+    {
+        var bytes = File.ReadAllBytes(s.Path);
+        return ReadRecords(s.Path).Select(r =>
+        {
+            var value = (r.Flags & RecordFlags.Tombstone) != 0 ? null : Encoding.UTF8.GetString(bytes, (int)r.ValueOffset, r.StoredValueLength);
+            return (r.Key, value, r.Flags);
+        }).ToList();
+    }
+
+    [Fact]
+    public void TombstoneIsKeptWhenOlderSegmentsExist()
+    {
+        Segment(1, 0, Put("a", "old"));
+        var s2 = Segment(2, 0, Del("a"), Put("b", "1"));
+
+        var r = Merge([s2], olderExist: true);
+
+        var output = Assert.Single(r.Outputs);
+        Assert.Equal([("a", (string?)null, RecordFlags.Tombstone), ("b", "1", RecordFlags.None)], Contents(output));
+        Assert.Equal(0, r.RecordsDropped);
+        Assert.Equal("b", Encoding.UTF8.GetString(Assert.Single(r.Relocations).Key)); // tombstones are not relocations
+    }
+
+    [Fact]
+    public void TombstoneIsDroppedWhenNoOlderSegmentExists()
+    {
+        var s1 = Segment(1, 0, Put("a", "old"), Put("c", "3"));
+        var s2 = Segment(2, 0, Del("a"), Put("b", "1"), Del("never-existed"));
+
+        var r = Merge([s1, s2], olderExist: false);
+
+        Assert.Equal([("c", (string?)"3", RecordFlags.None), ("b", "1", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
+        Assert.Equal(3, r.RecordsDropped); // a=old, the tombstone of a, the tombstone of never-existed
+    }
+
+    [Fact]
+    public void MergeOfOnlyDeadRecordsProducesNoOutput()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"), Del("a"), Put("e", "x", expiry: Now));
+
+        var r = Merge([s1], olderExist: false);
+
+        Assert.Empty(r.Outputs);
+        Assert.Empty(r.Relocations);
+        Assert.Equal(3, r.RecordsDropped);
+        Assert.Equal(0, r.BytesAfter);
+        Assert.Equal(s1.Length, r.BytesBefore);
+        Assert.Empty(Directory.GetFiles(_dir.Path, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(_dir.Path, "*.hint"));
+    }
+
+    [Fact]
+    public void ExpiredAndOverwrittenRecordsAreDropped()
+    {
+        var s1 = Segment(1, 0, Put("a", "a1"), Put("b", "b1", expiry: Now - 1), Put("c", "c1"), Put("d", "d1", expiry: Now + 1));
+        var s2 = Segment(2, 0, Put("a", "a2"), Put("c", "c2", expiry: Now), Put("a", "a3"));
+
+        var r = Merge([s1, s2], olderExist: false);
+
+        // a: only a3; b expired; c's newest (c2) expired at Now exactly; d not yet expired.
+        Assert.Equal([("d", (string?)"d1", RecordFlags.None), ("a", "a3", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
+        Assert.Equal(5, r.RecordsDropped);
+        var d = ReadRecords(r.Outputs[0].Path).Single(x => x.Key == "d");
+        Assert.Equal(Now + 1, d.Expiry); // the expiry travels with the record
+    }
+
+    [Fact]
+    public void RecordsTheKeyDirectoryNoLongerPointsAtAreDropped()
+    {
+        var s1 = Segment(1, 0, Put("live", "1"), Put("gone", "2"), Put("moved", "3"));
+        var keys = new KeyDirectory();
+        var recs = ReadRecords(s1.Path);
+        keys.Set(Encoding.UTF8.GetBytes("live"), new KeyLocation(s1.Id, (uint)recs[0].Offset, (uint)recs[0].Size, 0), out _);
+        keys.Set(Encoding.UTF8.GetBytes("moved"), new KeyLocation(SegmentId.From(9, 0), 16, 30, 0), out _);
+
+        var r = Merge([s1], olderExist: false,
+            isLive: (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l));
+
+        Assert.Equal([("live", (string?)"1", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
+        Assert.Equal(2, r.RecordsDropped);
+    }
+
+    [Fact]
+    public void RelocationsAppliedWithCompareAndSetOnlyMoveKeysStillAtTheOldPlace()
+    {
+        var s1 = Segment(1, 0, Put("stay", "s"), Put("overwritten", "o"), Put("deleted", "d"));
+        var recs = ReadRecords(s1.Path).ToDictionary(x => x.Key);
+        var keys = new KeyDirectory();
+        foreach (var (k, rec) in recs)
+        {
+            keys.Set(Encoding.UTF8.GetBytes(k), new KeyLocation(s1.Id, (uint)rec.Offset, (uint)rec.Size, 0), out _);
+        }
+
+        var r = Merge([s1], olderExist: false); // no liveness check: every newest record is copied
+
+        // Meanwhile (the merge runs off the owner's thread) the owner overwrote and deleted keys.
+        var newer = new KeyLocation(SegmentId.From(2, 0), 16, 40, 0);
+        keys.Set("overwritten"u8, newer, out _);
+        keys.Remove("deleted"u8, out _);
+
+        Assert.Equal(3, r.Relocations.Count);
+        var applied = r.Relocations.Count(x => keys.CompareAndSet(x.Key, x.From, x.To));
+        Assert.Equal(1, applied);
+
+        Assert.True(keys.TryGet("stay"u8, out var stay));
+        Assert.Equal(r.Outputs[0].Id, stay.Segment);
+        Assert.True(keys.TryGet("overwritten"u8, out var ow));
+        Assert.Equal(newer, ow);
+        Assert.False(keys.TryGet("deleted"u8, out _));
+
+        // The relocation points at the very record, byte for byte.
+        var buffer = new byte[stay.Size];
+        Assert.Equal((int)stay.Size, r.Outputs[0].ReadAt(buffer, stay.Offset));
+        Assert.True(RecordCodec.TryReadHeader(buffer, out var h) && RecordCodec.Verify(buffer, h));
+        Assert.Equal("stay"u8.ToArray(), RecordCodec.KeyOf(buffer, h).ToArray());
+        Assert.Equal("s"u8.ToArray(), RecordCodec.DecodeValue(buffer, h));
+    }
+
+    [Fact]
+    public void OutputsAreNamedAfterLastInputSequenceWithSubsAndHaveHints()
+    {
+        var value = new string('v', 100);
+        var s1 = Segment(1, 0, Enumerable.Range(0, 10).Select(i => Put($"a{i}", value)).ToArray());
+        var s2 = Segment(2, 0, Enumerable.Range(0, 10).Select(i => Put($"b{i}", value)).ToArray());
+        var s3 = Segment(3, 0, Enumerable.Range(0, 10).Select(i => Put($"c{i}", value)).ToArray());
+
+        var r = Merge([s1, s2, s3], olderExist: false, maxSegmentBytes: 1024);
+
+        Assert.True(r.Outputs.Count >= 3);
+        Assert.Equal(Enumerable.Range(1, r.Outputs.Count).Select(sub => SegmentId.From(3, sub)), r.Outputs.Select(o => o.Id));
+        Assert.All(r.Outputs, o =>
+        {
+            Assert.True(o.Id.CompareTo(s3.Id) > 0 && o.Id.CompareTo(SegmentId.From(4, 0)) < 0);
+            Assert.Equal(Path.Combine(_dir.Path, o.Id.DataFileName), o.Path);
+            Assert.True(File.Exists(o.Path));
+            Assert.True(o.Length <= 1024);
+            Assert.Equal(new FileInfo(o.Path).Length, o.Length);
+            var hint = Path.Combine(_dir.Path, o.Id.HintFileName);
+            var entries = new List<(string, uint, uint)>();
+            Assert.True(HintFile.TryLoad(hint, o.Id, o.Length, (in HintEntry e) => entries.Add((Encoding.UTF8.GetString(e.Key), e.Offset, e.Size)), out var why), why);
+            Assert.Equal(ReadRecords(o.Path).Select(x => (x.Key, (uint)x.Offset, (uint)x.Size)), entries);
+        });
+        Assert.Empty(Directory.GetFiles(_dir.Path, "*.tmp"));
+        Assert.Equal(30, r.Outputs.Sum(o => ReadRecords(o.Path).Count));
+        Assert.Equal(r.Outputs.Sum(o => o.Length), r.BytesAfter);
+        Assert.Equal(s1.Length + s2.Length + s3.Length, r.BytesBefore);
+    }
+
+    [Fact]
+    public void MergeEndingAtAMergeOutputContinuesItsSubNumbers()
+    {
+        var s = Segment(3, 2, Put("a", "1"));
+
+        var r = Merge([s], olderExist: false);
+
+        Assert.Equal(SegmentId.From(3, 3), Assert.Single(r.Outputs).Id);
+    }
+
+    [Fact]
+    public void BatchFramingIsDroppedFromCopiedRecords()
+    {
+        var s1 = Segment(1, 0,
+            new Op("x", "1", 0, RecordFlags.InBatch), new Op("y", "2", 0, RecordFlags.InBatch), new Op("z", "3", 0, RecordFlags.InBatch | RecordFlags.BatchEnd));
+        var s2 = Segment(2, 0, Put("y", "new"));
+
+        var r = Merge([s1, s2], olderExist: false);
+
+        // Only x and z survive from the batch: written as plain records, not a broken batch.
+        Assert.Equal([("x", (string?)"1", RecordFlags.None), ("z", "3", RecordFlags.None), ("y", "new", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
+    }
+
+    [Fact]
+    public void InputsMustBeInAscendingIdOrder()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"));
+        var s2 = Segment(2, 0, Put("b", "1"));
+
+        Assert.Throws<ArgumentException>(() => Merge([s2, s1], olderExist: false));
+        Assert.Throws<ArgumentException>(() => Merge([s1, s1], olderExist: false));
+        Assert.Empty(Merge([], olderExist: false).Outputs);
+    }
+
+    [Fact]
+    public void CorruptInputAbortsTheMergeAndLeavesNoOutputs()
+    {
+        var s1 = Segment(1, 0, Enumerable.Range(0, 20).Select(i => Put($"a{i}", new string('v', 100))).ToArray());
+        var s2 = Segment(2, 0, Put("b", "1"), Put("c", "2"));
+        var bad = ReadRecords(s2.Path).Single(x => x.Key == "c");
+        FlipByte(s2.Path, bad.ValueOffset);
+        var before = Snapshot(_dir.Path);
+
+        var e = Assert.Throws<CorruptSegmentException>(() => Merge([s1, s2], olderExist: false, maxSegmentBytes: 1024));
+
+        Assert.Equal(s2.Path, e.Path);
+        Assert.Equal(bad.Offset, e.Offset);
+        AssertUnchanged(before, Snapshot(_dir.Path));
+    }
+
+    [Fact]
+    public void ProgressReachesTheEnd()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"));
+        var s2 = Segment(2, 0, Put("b", "2"));
+        var reports = new List<MergeProgress>();
+
+        Merger.Run(new MergeRequest(_dir.Path, [s1, s2], false, Now, 1 << 20), new SyncProgress(reports)).Outputs.ForEach(_open.Add);
+
+        Assert.Equal(4, reports.Count);
+        Assert.Equal(1.0, reports[^1].Fraction);
+        Assert.True(reports.Zip(reports.Skip(1)).All(p => p.First.BytesDone < p.Second.BytesDone));
+    }
+
+    private sealed class SyncProgress(List<MergeProgress> into) : IProgress<MergeProgress>
+    {
+        public void Report(MergeProgress value) => into.Add(value);
+    }
+
+    [Fact]
+    public void MergedDirectoryReplaysToTheSameState()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"), Put("b", "1"), Put("c", "1"));
+        var s2 = Segment(2, 0, Put("a", "2"), Del("b"), Put("d", "2"));
+        var s3 = Segment(3, 0, Put("e", "3"));
+
+        var r = Merge([s1, s2], olderExist: false);
+        Merger.DeleteInputs(_dir.Path, [s2, s1]);
+        _open.Remove(s1);
+        _open.Remove(s2);
+        _open.Remove(s3);
+        s3.Dispose();
+        foreach (var o in r.Outputs)
+        {
+            _open.Remove(o);
+            o.Dispose();
+        }
+
+        Assert.Equal(["seg-00000002-000001.data", "seg-00000002-000001.hint", "seg-00000003-000000.data"],
+            Directory.GetFiles(_dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Equal(1, store.LastRecovery.SegmentsFromHints);
+        Assert.Equal("2", store.GetString("a"));
+        Assert.Null(store.Get("b"));
+        Assert.Equal("1", store.GetString("c"));
+        Assert.Equal("2", store.GetString("d"));
+        Assert.Equal("3", store.GetString("e"));
+        Assert.Equal(4, store.Count);
+    }
+
+    [Fact]
+    public void ExpiredPutIsNotDroppedWhileAnOlderSegmentCouldResurrectTheKey()
+    {
+        Segment(1, 0, Put("k", "old"));
+        var s2 = Segment(2, 0, Put("k", "new", expiry: 1)); // expired long ago
+        Segment(3, 0, Put("other", "x"));
+
+        var r = Merge([s2], olderExist: true);
+        Merger.DeleteInputs(_dir.Path, [s2]);
+        _open.Remove(s2);
+        foreach (var s in _open)
+        {
+            s.Dispose();
+        }
+        _open.Clear();
+
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Null(store.GetString("k")); // before the merge k was absent (its newest record expired)
+        Assert.NotNull(r);
+    }
+
+    // ------------------------------------------------------------------ through the store
+
+    [Fact]
+    public void StoreCompactReducesTotalBytesAndKeepsEveryValue()
+    {
+        var rng = new Random(31);
+        var model = new Dictionary<string, string>();
+        for (var session = 0; session < 4; session++)
+        {
+            Session(_dir.Path, s =>
+            {
+                for (var i = 0; i < 300; i++)
+                {
+                    var k = $"key{rng.Next(120)}";
+                    if (rng.Next(6) == 0)
+                    {
+                        s.Delete(k);
+                        model.Remove(k);
+                    }
+                    else
+                    {
+                        s.Put(k, model[k] = $"{k}@{session}.{i}:" + new string('x', rng.Next(50)));
+                    }
+                }
+            }, Small() with { AutoCompact = false });
+        }
+
+        using (var store = EmbeddedStore.Open(_dir.Path, Small() with { AutoCompact = false }))
+        {
+            var before = store.GetStats();
+            Assert.True(before.StaleBytes > 0);
+
+            var outcome = store.Compact();
+
+            var after = store.GetStats();
+            Assert.True(after.TotalBytes < before.TotalBytes, $"{after.TotalBytes} !< {before.TotalBytes}");
+            Assert.Equal(0, after.StaleBytes);
+            Assert.Equal(1, after.Compactions);
+            Assert.Equal(4, outcome.InputSegments);
+            Assert.True(outcome.RecordsDropped > 0);
+            Assert.True(outcome.BytesAfter < outcome.BytesBefore);
+            Assert.Equal(model.Count, store.Count);
+            foreach (var (k, v) in model)
+            {
+                Assert.Equal(v, store.GetString(k));
+            }
+            for (var i = 0; i < 120; i++)
+            {
+                Assert.Equal(model.ContainsKey($"key{i}"), store.Get($"key{i}") is not null);
+            }
+            // Writes after the compaction land in a later segment and win.
+            store.Put("key0", model["key0"] = "after");
+        }
+
+        Assert.Contains(SegmentFiles(_dir.Path), f => f.EndsWith("seg-00000004-000001.data", StringComparison.Ordinal));
+        Assert.Single(Directory.GetFiles(_dir.Path, "seg-*.hint"));
+        using var reopened = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Equal(1, reopened.LastRecovery.SegmentsFromHints);
+        Assert.Equal(model.Count, reopened.Count);
+        foreach (var (k, v) in model)
+        {
+            Assert.Equal(v, reopened.GetString(k));
+        }
+    }
+
+    [Fact]
+    public void StoreCompactWithNothingSealedIsANoOp()
+    {
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        var outcome = store.Compact();
+        Assert.Equal(0, outcome.InputSegments);
+        Assert.Equal(0, outcome.OutputSegments);
+    }
+}
