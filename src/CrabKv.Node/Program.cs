@@ -1,42 +1,52 @@
 using System.Diagnostics;
-using System.Text;
-using CrabKv.Storage;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Configuration;
+using CrabKv.Actors;
+using CrabKv.Actors.Client;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Recovery;
 
 namespace CrabKv.Node;
 
 /// <summary>
-/// The <c>crabkv</c> command. Until the actor node exists (issue 3 onwards) it drives the
-/// embedded engine: a demo run, single put/get/delete, stats, verify and repair.
+/// The <c>crabkv</c> command: runs a CrabKv node (an actor system hosting the store) and
+/// the admin commands around it.
 /// </summary>
 public static class Program
 {
     private const string Usage = """
-        crabkv — CrabKv.Actors storage node (engine commands)
+        crabkv — CrabKv.Actors storage node
 
         usage:
-          crabkv demo   [--data-dir DIR] [--keys N]   write, read, delete and compact N keys (default 200000)
-          crabkv put    KEY VALUE [--ttl MS] [--data-dir DIR]
-          crabkv get    KEY [--data-dir DIR]
-          crabkv delete KEY [--data-dir DIR]
-          crabkv stats  [--data-dir DIR]
-          crabkv compact [--data-dir DIR]
-          crabkv verify [--data-dir DIR]               check every record; changes nothing
-          crabkv repair [--data-dir DIR]               rewrite damaged segments keeping intact records
+          crabkv serve   [options]            run a node until Ctrl-C / SIGTERM (graceful: flushes and seals)
+          crabkv demo    [options] [--keys N] start a node, write/read/delete/compact N keys (default 200000), stop
+          crabkv put     KEY VALUE [--ttl MS] [options]
+          crabkv get     KEY [options]
+          crabkv delete  KEY [options]
+          crabkv stats   [options]
+          crabkv compact [options]
+          crabkv verify  [options]            check every record of every partition; changes nothing
+          crabkv repair  [options]            rewrite damaged segments keeping every intact record
 
-        DIR defaults to ./crabkv-data. Exit codes: 0 ok, 1 not found / damage found, 2 usage or store error.
+        options:
+          --data-dir DIR     data directory (default: crabkv.data-dir, "crabkv-data")
+          --config FILE      HOCON file layered over the reference configuration,
+                             e.g. hocon/balanced.conf, hocon/high-throughput.conf, hocon/max-safety.conf
+
+        The node must not be running for verify and repair (they take each partition's LOCK).
+        Exit codes: 0 ok, 1 not found / damage found, 2 usage, configuration or store error.
         """;
 
     /// <summary>Entry point.</summary>
-    public static int Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
         if (args.Length == 0)
         {
             args = ["demo"];
         }
         var positional = new List<string>();
-        var dataDir = "crabkv-data";
+        string? dataDir = null, configFile = null;
         var keys = 200_000;
         long? ttlMs = null;
         for (var i = 0; i < args.Length; i++)
@@ -44,6 +54,7 @@ public static class Program
             switch (args[i])
             {
                 case "--data-dir" when i + 1 < args.Length: dataDir = args[++i]; break;
+                case "--config" when i + 1 < args.Length: configFile = args[++i]; break;
                 case "--keys" when i + 1 < args.Length && int.TryParse(args[i + 1], out var k) && k > 0: keys = k; i++; break;
                 case "--ttl" when i + 1 < args.Length && long.TryParse(args[i + 1], out var t) && t > 0: ttlMs = t; i++; break;
                 case "-h" or "--help": Console.WriteLine(Usage); return 0;
@@ -59,50 +70,59 @@ public static class Program
         }
         try
         {
+            var config = LoadConfig(configFile, dataDir);
+            var settings = CrabKvSettings.Create(config);
             return positional switch
             {
-                ["demo"] => Demo(dataDir, keys),
-                ["put", var key, var value] => WithStore(dataDir, s =>
+                ["serve"] => await Serve(config, settings),
+                ["demo"] => await WithNode(config, settings, c => Demo(c, settings, keys)),
+                ["put", var key, var value] => await WithNode(config, settings, async c =>
                 {
-                    s.Put(key, value, ttlMs is null ? null : TimeSpan.FromMilliseconds(ttlMs.Value));
-                    s.Sync();
+                    await c.PutAsync(key, value, ttlMs is null ? null : TimeSpan.FromMilliseconds(ttlMs.Value));
+                    await c.FlushAsync();
                     Console.WriteLine("OK");
                     return 0;
                 }),
-                ["get", var key] => WithStore(dataDir, s =>
+                ["get", var key] => await WithNode(config, settings, async c =>
                 {
-                    var v = s.Get(key);
-                    Console.WriteLine(v is null ? "(not found)" : Encoding.UTF8.GetString(v));
+                    var v = await c.GetStringAsync(key);
+                    Console.WriteLine(v ?? "(not found)");
                     return v is null ? 1 : 0;
                 }),
-                ["delete", var key] => WithStore(dataDir, s =>
+                ["delete", var key] => await WithNode(config, settings, async c =>
                 {
-                    var existed = s.Delete(key);
-                    s.Sync();
+                    var existed = await c.DeleteAsync(key);
+                    await c.FlushAsync();
                     Console.WriteLine(existed ? "deleted" : "(not found)");
                     return existed ? 0 : 1;
                 }),
-                ["stats"] => WithStore(dataDir, s =>
+                ["stats"] => await WithNode(config, settings, async c =>
                 {
-                    Console.WriteLine(s.GetStats());
+                    PrintStats(await c.GetStatsAsync());
                     return 0;
                 }),
-                ["compact"] => WithStore(dataDir, s =>
+                ["compact"] => await WithNode(config, settings, async c =>
                 {
-                    Console.WriteLine(s.Compact(new ConsoleProgress("compacting")));
+                    var r = await c.CompactAsync(TimeSpan.FromHours(1));
+                    Console.WriteLine($"compacted {r.SegmentsMerged} segments: {r.BytesBefore:N0} → {r.BytesAfter:N0} bytes in {r.Duration.TotalMilliseconds:N0} ms");
                     return 0;
                 }),
-                ["verify"] => Report(Repair.Verify(dataDir), "verify"),
-                ["repair"] => Report(Repair.Run(dataDir, Console.WriteLine), "repair"),
+                ["verify"] => VerifyOrRepair(settings, repair: false),
+                ["repair"] => VerifyOrRepair(settings, repair: true),
                 _ => UsageError(),
             };
         }
-        catch (CrabKvException e)
+        catch (CrabKvConfigurationException e)
         {
             Console.Error.WriteLine($"crabkv: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        catch (CrabKvRequestException e)
+        {
+            Console.Error.WriteLine($"crabkv: {e.Code}: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is Storage.CrabKvException or ArgumentException or IOException or UnauthorizedAccessException or TimeoutException)
         {
             Console.Error.WriteLine($"crabkv: {e.Message}");
             return 2;
@@ -115,81 +135,153 @@ public static class Program
         return 2;
     }
 
-    private static int WithStore(string dataDir, Func<EmbeddedStore, int> action)
+    private static Config LoadConfig(string? configFile, string? dataDir)
     {
-        using var store = EmbeddedStore.Open(dataDir, new StoreOptions { Log = m => Console.Error.WriteLine($"crabkv: {m}") });
-        return action(store);
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+        if (configFile is not null)
+        {
+            if (!File.Exists(configFile))
+            {
+                throw new CrabKvConfigurationException("(file)", $"file '{configFile}' does not exist");
+            }
+            config = ConfigurationFactory.ParseString(File.ReadAllText(configFile)).WithFallback(config);
+        }
+        if (dataDir is not null)
+        {
+            config = ConfigurationFactory.ParseString($"crabkv.data-dir = \"{dataDir.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"").WithFallback(config);
+        }
+        return config.WithFallback(CrabKvSettings.DefaultConfig());
     }
 
-    private static int Report(RepairReport report, string verb)
+    private static async Task<int> WithNode(Config config, CrabKvSettings settings, Func<CrabKvClient, Task<int>> action)
     {
-        foreach (var n in report.NotSegments)
+        using var system = ActorSystem.Create("crabkv", config);
+        try
         {
-            Console.WriteLine($"not a segment: {n}");
+            var store = CrabKvStore.Start(system, settings);
+            var client = await CrabKvClient.ConnectAsync(store, settings.ClientTimeout);
+            return await action(client);
         }
-        foreach (var d in report.Damaged)
+        finally
         {
-            Console.WriteLine($"damaged: {d.Path}: ranges {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, intact records {d.RecordsKept}, dropped from broken batches {d.RecordsDropped}");
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
         }
-        Console.WriteLine($"{verb}: {report.SegmentsChecked} segments checked, {report.Damaged.Count} damaged, {report.NotSegments.Count} not segments{(verb == "repair" && report.Damaged.Count > 0 ? " (rewritten)" : "")}");
-        return report.Clean || verb == "repair" ? 0 : 1;
     }
 
-    private static int Demo(string dataDir, int keys)
+    private static async Task<int> Serve(Config config, CrabKvSettings settings)
     {
-        Console.WriteLine($"CrabKv engine demo in '{Path.GetFullPath(dataDir)}' with {keys:N0} keys.");
-        var options = new StoreOptions { Log = m => Console.WriteLine($"  recovery: {m}") };
-        using var store = EmbeddedStore.Open(dataDir, options);
-        var r = store.LastRecovery;
-        Console.WriteLine($"Opened: {store.Count:N0} keys recovered ({r.SegmentsFromHints} segments from hints, {r.SegmentsScanned} scanned).");
+        using var system = ActorSystem.Create("crabkv", config);
+        var store = CrabKvStore.Start(system, settings);
+        var client = await CrabKvClient.ConnectAsync(store, settings.ClientTimeout);
+        var stats = await client.GetStatsAsync();
+        Console.WriteLine($"crabkv node serving '{Path.GetFullPath(settings.DataDir)}': {settings.Partitions} partitions, {stats.Keys:N0} keys, " +
+                          $"sync-interval {settings.SyncInterval.TotalMilliseconds} ms, write-back {(settings.WriteBackEnabled ? "on" : "off")}. Ctrl-C or SIGTERM stops it gracefully.");
+        Console.WriteLine($"store actor: {store.Path}");
+        void Stop() => _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            Stop();
+        };
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            Stop();
+        });
+        await system.WhenTerminated;
+        Console.WriteLine("crabkv node stopped: write-back entries flushed, segments sealed.");
+        return 0;
+    }
 
+    private static int VerifyOrRepair(CrabKvSettings settings, bool repair)
+    {
+        var root = Path.GetFullPath(settings.DataDir);
+        if (!Directory.Exists(root))
+        {
+            Console.Error.WriteLine($"crabkv: data directory '{root}' does not exist.");
+            return 2;
+        }
+        var partitions = Directory.GetDirectories(root, "p-*").Order(StringComparer.Ordinal).ToList();
+        var clean = true;
+        foreach (var dir in partitions)
+        {
+            var report = repair ? Repair.Run(dir, Console.WriteLine) : Repair.Verify(dir);
+            foreach (var n in report.NotSegments)
+            {
+                Console.WriteLine($"not a segment: {n}");
+            }
+            foreach (var d in report.Damaged)
+            {
+                Console.WriteLine($"damaged: {d.Path}: ranges {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, intact records {d.RecordsKept}, dropped from broken batches {d.RecordsDropped}");
+            }
+            Console.WriteLine($"{Path.GetFileName(dir)}: {report.SegmentsChecked} segments checked, {report.Damaged.Count} damaged{(repair && report.Damaged.Count > 0 ? " (rewritten)" : "")}");
+            clean &= report.Clean;
+        }
+        Console.WriteLine($"{(repair ? "repair" : "verify")}: {partitions.Count} partitions in '{root}'");
+        return clean || repair ? 0 : 1;
+    }
+
+    private static void PrintStats(StoreStats stats)
+    {
+        foreach (var p in stats.Partitions)
+        {
+            Console.WriteLine($"p-{p.Partition:D3}: {p.Keys:N0} keys, {p.Segments} segments, {p.TotalBytes:N0} bytes ({p.StaleBytes:N0} stale), " +
+                              $"{p.Puts:N0} puts, {p.Gets:N0} gets, {p.Fsyncs:N0} fsyncs, cache {p.CacheHits:N0}/{p.CacheHits + p.CacheMisses:N0} hits, " +
+                              $"{p.Compactions} compactions{(p.ReadOnly ? $", READ-ONLY: {p.FailureReason}" : "")}");
+        }
+    }
+
+    private static async Task<int> Demo(CrabKvClient client, CrabKvSettings settings, int keys)
+    {
+        var before = await client.GetStatsAsync();
+        Console.WriteLine($"CrabKv node demo in '{Path.GetFullPath(settings.DataDir)}': {settings.Partitions} partitions, {before.Keys:N0} keys recovered; {keys:N0} keys, 64 concurrent writers.");
         var value = new byte[100];
         var sw = Stopwatch.StartNew();
-        var bar = new ConsoleProgress("put (sync every 100 ms)");
-        var lastSync = Stopwatch.StartNew();
-        for (var i = 0; i < keys; i++)
+        var bar = new ConsoleProgress("put (fsync, group commit)");
+        var done = 0;
+        await Parallel.ForEachAsync(Enumerable.Range(0, keys), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) =>
         {
-            BitConverter.TryWriteBytes(value, i);
-            store.Put($"key:{i:D8}", value);
-            if (lastSync.ElapsedMilliseconds >= 100)
+            await client.PutAsync($"key:{i:D8}", value, cancellationToken: ct);
+            var n = Interlocked.Increment(ref done);
+            if ((n & 0x3FFF) == 0)
             {
-                store.Sync();
-                lastSync.Restart();
+                bar.Report(new MergeProgress(n, keys));
             }
-            if ((i & 0x3FFF) == 0)
-            {
-                bar.Report(new MergeProgress(i, keys));
-            }
-        }
-        store.Sync();
-        bar.Done($"{keys / sw.Elapsed.TotalSeconds:N0} puts/s");
+        });
+        var stats = await client.GetStatsAsync();
+        bar.Done($"{keys / sw.Elapsed.TotalSeconds:N0} puts/s, {(double)(stats.Fsyncs - before.Fsyncs) / keys:F3} fsyncs per put");
 
         sw.Restart();
-        var rng = new Random(42);
         var hits = 0;
-        for (var i = 0; i < keys; i++)
+        await Parallel.ForEachAsync(Enumerable.Range(0, keys), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) =>
         {
-            if (store.TryGet($"key:{rng.Next(keys):D8}", out _))
+            if (await client.GetAsync($"key:{(i * 7919L) % keys:D8}", cancellationToken: ct) is not null)
             {
-                hits++;
+                Interlocked.Increment(ref hits);
             }
-        }
+        });
         Console.WriteLine($"get: {hits:N0}/{keys:N0} hits, {keys / sw.Elapsed.TotalSeconds:N0} gets/s");
 
-        var batch = Enumerable.Range(0, keys / 2).Select(i => BatchOperation.Delete($"key:{i:D8}")).ToList();
-        store.PutBatch(batch);
-        store.Sync();
-        Console.WriteLine($"deleted {batch.Count:N0} keys in one atomic batch; {store.Count:N0} keys remain.");
+        sw.Restart();
+        var deleted = 0;
+        await Parallel.ForEachAsync(Enumerable.Range(0, keys / 2), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, ct) =>
+        {
+            if (await client.DeleteAsync($"key:{i:D8}", cancellationToken: ct))
+            {
+                Interlocked.Increment(ref deleted);
+            }
+        });
+        Console.WriteLine($"deleted {deleted:N0} keys in {sw.Elapsed.TotalMilliseconds:N0} ms");
 
-        var outcome = store.Compact(new ConsoleProgress("compact"));
-        Console.WriteLine($"compaction: {outcome.InputSegments} segments → {outcome.OutputSegments}, {outcome.BytesBefore:N0} → {outcome.BytesAfter:N0} bytes, {outcome.RecordsDropped:N0} records dropped in {outcome.Duration.TotalMilliseconds:N0} ms");
-        Console.WriteLine($"stats: {store.GetStats()}");
-        Console.WriteLine("Run `crabkv demo` again to see the store recover from its hint files.");
+        var compacted = await client.CompactAsync(TimeSpan.FromHours(1));
+        Console.WriteLine($"compaction: {compacted.SegmentsMerged} segments, {compacted.BytesBefore:N0} → {compacted.BytesAfter:N0} bytes in {compacted.Duration.TotalMilliseconds:N0} ms");
+        PrintStats(await client.GetStatsAsync());
+        Console.WriteLine("Stopping gracefully. Run `crabkv demo` again to see the node recover from its hint files.");
         return 0;
     }
 }
 
-/// <summary>A one-line console progress bar.</summary>
+/// <summary>A one-line console progress bar (a final line only when output is redirected).</summary>
 internal sealed class ConsoleProgress(string label) : IProgress<MergeProgress>
 {
     private int _lastPercent = -1;
@@ -197,33 +289,23 @@ internal sealed class ConsoleProgress(string label) : IProgress<MergeProgress>
     public void Report(MergeProgress value)
     {
         var percent = (int)(value.Fraction * 100);
-        if (percent == _lastPercent)
+        if (percent == _lastPercent || Console.IsOutputRedirected)
         {
             return;
         }
         _lastPercent = percent;
-        if (Console.IsOutputRedirected && percent < 100)
-        {
-            return; // a log file gets the final line only
-        }
         var filled = percent / 5;
-        Console.Write($"\r{label,-26} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}%");
-        if (percent >= 100)
-        {
-            Console.WriteLine();
-        }
+        Console.Write($"\r{label,-28} [{new string('#', filled)}{new string('.', 20 - filled)}] {percent,3}%");
     }
 
     public void Done(string summary)
     {
-        if (Console.IsOutputRedirected)
+        if (!Console.IsOutputRedirected)
         {
-            Console.WriteLine($"{label}: {summary}");
-            _lastPercent = 100;
+            Console.Write($"\r{label,-28} [{new string('#', 20)}] 100%");
+            Console.WriteLine($"  {summary}");
             return;
         }
-        Console.Write($"\r{label,-26} [{new string('#', 20)}] 100%");
-        Console.WriteLine($"  {summary}");
-        _lastPercent = 100;
+        Console.WriteLine($"{label}: {summary}");
     }
 }
