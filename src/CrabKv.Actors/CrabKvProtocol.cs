@@ -127,6 +127,8 @@ public enum CrabKvErrorCode : byte
     ShuttingDown = 7,
     /// <summary>The message is not part of the protocol.</summary>
     UnknownMessage = 8,
+    /// <summary>Too much work queued (writes in flight, or requests waiting for the partition to open); retry shortly.</summary>
+    Overloaded = 9,
 }
 
 /// <summary>The one error reply.</summary>

@@ -136,7 +136,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         {
             if (_stashed++ >= MaxStashed)
             {
-                ReplyError(m, CrabKvErrorCode.ShuttingDown, "The partition is still opening and its queue is full; retry shortly.");
+                ReplyError(m, CrabKvErrorCode.Overloaded, "The partition is still opening and its queue is full; retry shortly.");
                 return;
             }
             Stash.Stash();
@@ -225,7 +225,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         }
         if (_inFlightBytes > MaxInFlightBytes)
         {
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.WriteBackBufferFull, $"Partition {_partition} has {_inFlightBytes} bytes of writes in flight; retry shortly.", requestId));
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.Overloaded, $"Partition {_partition} has {_inFlightBytes} bytes of writes in flight (limit {MaxInFlightBytes}); retry shortly.", requestId));
             return true;
         }
         return false;
