@@ -212,6 +212,35 @@ public sealed class MergeTests : IDisposable
     }
 
     [Fact]
+    public void MergeWhoseOutputIdIsTakenChangesNothing()
+    {
+        // A previous merge left 3/1 and 3/2 (8 equal records each, each with its hint). A run of
+        // [3/1] alone would need an id after 3/1 and before 3/2: there is none, and 3/2 and its
+        // hint must not be touched.
+        var first = Merge([Segment(3, 0, Enumerable.Range(0, 16).Select(i => Put($"k{i:D2}", new string('v', 100))).ToArray())], olderExist: false, maxSegmentBytes: 1024);
+        Assert.Equal([SegmentId.From(3, 1), SegmentId.From(3, 2)], first.Outputs.Select(o => o.Id));
+        Assert.Equal(first.Outputs[0].Length, first.Outputs[1].Length);
+        var s30 = _open.Single(s => s.Id == SegmentId.From(3, 0));
+        _open.Remove(s30);
+        Merger.DeleteInputs(_dir.Path, [s30]);
+        var before = Snapshot(_dir.Path);
+
+        Assert.ThrowsAny<Exception>(() => Merge([first.Outputs[0]], olderExist: false));
+
+        AssertUnchanged(before, Snapshot(_dir.Path));
+        foreach (var s in _open)
+        {
+            s.Dispose();
+        }
+        _open.Clear();
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        for (var i = 0; i < 16; i++)
+        {
+            Assert.Equal(new string('v', 100), store.GetString($"k{i:D2}"));
+        }
+    }
+
+    [Fact]
     public void BatchFramingIsDroppedFromCopiedRecords()
     {
         var s1 = Segment(1, 0,
@@ -320,6 +349,58 @@ public sealed class MergeTests : IDisposable
         using var store = EmbeddedStore.Open(_dir.Path, Small());
         Assert.Null(store.GetString("k")); // before the merge k was absent (its newest record expired)
         Assert.NotNull(r);
+    }
+
+    [Fact]
+    public void ExpiredNewestPutIsDroppedWithoutOlderSegmentsAndHiddenByATombstoneWithThem()
+    {
+        Segment(1, 0, Put("k", "old"));
+        var s2 = Segment(2, 0, Put("k", "new", expiry: Now - 10), Put("live", "x"));
+
+        var without = Merge([s2], olderExist: false);
+        Assert.Equal([("live", (string?)"x", RecordFlags.None)], Contents(Assert.Single(without.Outputs)));
+
+        foreach (var o in without.Outputs)
+        {
+            _open.Remove(o);
+            o.Dispose();
+            File.Delete(o.Path);
+            File.Delete(Path.Combine(_dir.Path, o.Id.HintFileName));
+        }
+        var with = Merge([s2], olderExist: true);
+        var contents = Contents(Assert.Single(with.Outputs));
+        Assert.Equal([("k", (string?)null, RecordFlags.Tombstone), ("live", "x", RecordFlags.None)], contents);
+        Assert.Equal("k", Encoding.UTF8.GetString(Assert.Single(with.Expired).Key));
+        Assert.DoesNotContain(with.Relocations, r => r.Key.SequenceEqual("k"u8.ToArray()));
+    }
+
+    [Fact]
+    public void ApplyRelocationsMovesOnlyKeysStillAtTheirOldPlaceAndForgetsExpiredOnes()
+    {
+        var s1 = Segment(1, 0, Put("stay", "s"), Put("overwritten", "o"), Put("expired", "e", expiry: Now - 1));
+        var recs = ReadRecords(s1.Path).ToDictionary(x => x.Key);
+        var keys = new KeyDirectory();
+        var usage = new SegmentUsage();
+        foreach (var (k, rec) in recs)
+        {
+            keys.Set(Encoding.UTF8.GetBytes(k), new KeyLocation(s1.Id, (uint)rec.Offset, (uint)rec.Size, rec.Expiry), out _);
+            usage.AddRecord(s1.Id, rec.Size, live: true);
+        }
+        var r = Merge([s1], olderExist: false);
+        var newer = new KeyLocation(SegmentId.From(2, 0), 16, 40, 0);
+        keys.Set("overwritten"u8, newer, out _);
+
+        var moved = Merger.ApplyRelocations(keys, usage, [s1.Id], r);
+
+        Assert.Equal(1, moved);
+        var output = Assert.Single(r.Outputs);
+        Assert.True(keys.TryGet("stay"u8, out var stay));
+        Assert.Equal(output.Id, stay.Segment);
+        Assert.True(keys.TryGet("overwritten"u8, out var ow));
+        Assert.Equal(newer, ow);
+        Assert.False(keys.TryGet("expired"u8, out _)); // it must not point into a deleted input
+        Assert.Equal(default, usage.Of(s1.Id));
+        Assert.Equal((output.Length - FormatConstants.FileHeaderSize, (long)stay.Size), usage.Of(output.Id));
     }
 
     // ------------------------------------------------------------------ through the store

@@ -197,6 +197,39 @@ public sealed class RepairTests : IDisposable
     }
 
     [Fact]
+    public void RepairNeverInventsARecordFromInsideADamagedValue()
+    {
+        // A value that happens to contain the bytes of a valid record (a backup, a replication
+        // log, a test fixture...). Its record's CRC breaks: repair must drop the value, not
+        // salvage the record-shaped bytes inside it.
+        var inner = new byte[RecordCodec.SizeOf(7, 3)];
+        RecordCodec.Encode(inner, RecordFlags.None, 0, "phantom"u8, "boo"u8);
+        var value = new byte[200];
+        inner.CopyTo(value, 50);
+        Session(_dir.Path, s =>
+        {
+            s.Put("before", "1");
+            s.Put("outer", value);
+            s.Put("after", "2");
+        });
+        Session(_dir.Path, s => s.Put("later", "3"));
+        var seg = SegmentPath(_dir.Path, 1);
+        var outer = ReadRecords(seg).Single(r => r.Key == "outer");
+        FlipByte(seg, outer.ValueOffset + 150); // after the embedded record
+
+        var report = Repair.Run(_dir.Path);
+
+        var damage = Assert.Single(report.Damaged);
+        Assert.Equal((outer.Offset, outer.Offset + outer.Size), Assert.Single(damage.DamagedRanges));
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Null(store.Get("phantom"));
+        Assert.Null(store.Get("outer"));
+        Assert.Equal("1", store.GetString("before"));
+        Assert.Equal("2", store.GetString("after"));
+        Assert.Equal("3", store.GetString("later"));
+    }
+
+    [Fact]
     public void RepairOnCleanDirectoryReportsCleanAndChangesNothing()
     {
         var model = CorruptionTests.WriteThreeSegments(_dir.Path);

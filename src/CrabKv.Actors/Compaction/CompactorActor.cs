@@ -34,7 +34,7 @@ internal sealed class CompactorActor : ReceiveActor
                 var result = Merger.Run(m.Request, progress);
                 replyTo.Tell(new MergeDone(m.Request, result));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.CrabKvException or InvalidOperationException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.CrabKvException or InvalidOperationException or ArgumentException)
             {
                 _log.Error(e, "Merge in '{0}' failed", m.Request.Directory);
                 replyTo.Tell(new MergeFailed(m.Request, e));

@@ -86,6 +86,16 @@ public static class Merger
                 throw new ArgumentException("Merge inputs must be in ascending id order.", nameof(request));
             }
         }
+        // Outputs are named S/(last sub + 1), …: the run must end at the newest segment of
+        // sequence S, or an output would take the name of a segment outside the run.
+        var last = inputs[^1].Id;
+        foreach (var path in System.IO.Directory.EnumerateFiles(request.Directory, $"seg-{last.Sequence:D8}-*"))
+        {
+            if (SegmentId.TryParseFileName(Path.GetFileName(path), out var other, out _) && other.Sub > last.Sub)
+            {
+                throw new ArgumentException($"Merge run must end at the newest segment of sequence {last.Sequence}; {other} exists outside the run.", nameof(request));
+            }
+        }
         long bytesBefore = 0;
         foreach (var s in inputs)
         {

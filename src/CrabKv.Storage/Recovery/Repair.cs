@@ -101,7 +101,21 @@ public static class Repair
             if (status == ScanStatus.Invalid)
             {
                 var start = scanner.Position;
-                var next = scanner.FindNextValidRecord(start);
+                // A damaged record whose header still holds: resume right after it, so bytes
+                // inside its value are never mistaken for records. Otherwise search.
+                var next = scanner.EndOfDamagedRecord(start);
+                if (next < 0)
+                {
+                    next = scanner.FindNextValidRecord(start);
+                }
+                else if (next == segment.Length)
+                {
+                    ranges.Add((start, next));
+                    dropUntilBatchEnd = true;
+                    dropped += batch.Count;
+                    batch.Clear();
+                    break;
+                }
                 if (next < 0 && isLast && StoreRecovery.IsZeroFill(segment, start))
                 {
                     break; // the preallocated, never written tail of the last segment: not damage

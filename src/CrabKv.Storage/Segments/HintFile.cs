@@ -75,7 +75,7 @@ public static class HintFile
                 RandomAccess.Write(h, _buffer.AsSpan(0, _length), 0);
                 RandomAccess.FlushToDisk(h);
             }
-            File.Move(tmp, final, overwrite: true);
+            File.Move(tmp, final, overwrite: false); // a hint never replaces another segment's
             return final;
         }
 

@@ -116,6 +116,36 @@ public sealed class SegmentScanner
         return -1;
     }
 
+    /// <summary>
+    /// When the bytes at <paramref name="position"/> hold a plausible record header whose
+    /// record ends exactly where a valid record (or the data) begins, returns that end: the
+    /// damage is confined to this one record. Otherwise -1.
+    /// </summary>
+    public long EndOfDamagedRecord(long position)
+    {
+        if (_length - position < FormatConstants.RecordHeaderSize
+            || !RecordCodec.TryReadHeader(Window(position, FormatConstants.RecordHeaderSize), out var h))
+        {
+            return -1;
+        }
+        var end = position + h.Size;
+        if (end > _length)
+        {
+            return -1;
+        }
+        if (end == _length)
+        {
+            return end;
+        }
+        if (_length - end >= FormatConstants.RecordHeaderSize
+            && RecordCodec.TryReadHeader(Window(end, FormatConstants.RecordHeaderSize), out var next)
+            && end + next.Size <= _length && RecordCodec.Verify(Window(end, next.Size), next))
+        {
+            return end;
+        }
+        return -1;
+    }
+
     /// <summary>Moves the scan to <paramref name="position"/> (repair skips damaged ranges).</summary>
     public void Seek(long position) => Position = position;
 
