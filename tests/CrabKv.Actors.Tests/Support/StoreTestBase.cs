@@ -1,0 +1,180 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using CrabKv.Actors.Client;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace CrabKv.Actors.Tests.Support;
+
+/// <summary>
+/// A TestKit with a temp data directory and helpers to start, stop, crash and restart a
+/// store on it. Replies to requests sent with <see cref="Request"/> come to TestActor; events
+/// of the event stream should go to a separate probe (<see cref="SubscribeProbe{T}"/>).
+///
+/// Crash simulation: <see cref="Crash"/> stops the store actor without the graceful path.
+/// Each partition's CacheActor is stopped with it and drops its dirty write-back entries,
+/// exactly as a process kill loses memory. The WAL writer still hands bytes it has already
+/// accepted to the OS in PostStop: that is what a process kill does too (the OS keeps
+/// written bytes; only a power loss would lose un-fsynced ones, which no in-process test can
+/// simulate).
+/// </summary>
+public abstract class StoreTestBase : TestKit, IDisposable
+{
+    /// <summary>Generous per-message timeout: 2 cores, test classes in parallel, real fsyncs.</summary>
+    protected static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+
+    private static readonly Config TestConfig = ConfigurationFactory.ParseString("""
+        akka.loglevel = WARNING
+        akka.stdout-loglevel = WARNING
+        akka.test.single-expect-default = 15s
+        """).WithFallback(CrabKvSettings.DefaultConfig());
+
+    private int _storeGeneration;
+
+    protected StoreTestBase(ITestOutputHelper? output = null) : base(TestConfig, output: output)
+    {
+    }
+
+    protected TempDataDir Dir { get; } = new();
+
+    /// <summary>Settings for a store in <see cref="Dir"/> (partitions = 1 unless <paramref name="hocon"/> says otherwise).</summary>
+    protected CrabKvSettings Settings(string hocon = "", Func<string, bool>? failWhen = null) =>
+        Dir.Settings(hocon) with { FailWhen = failWhen };
+
+    /// <summary>Starts a store under a fresh actor name (so a restart inside a test never clashes with the old name).</summary>
+    protected IActorRef StartStore(string hocon = "", Func<string, bool>? failWhen = null) =>
+        StartStore(Settings(hocon, failWhen));
+
+    protected IActorRef StartStore(CrabKvSettings settings)
+    {
+        var generation = Interlocked.Increment(ref _storeGeneration);
+        return CrabKvStore.Start(Sys, settings, name: generation == 1 ? "crabkv" : $"crabkv{generation}");
+    }
+
+    /// <summary>Graceful stop: Shutdown → ShutdownOk, then the store actor terminates (locks released).</summary>
+    protected void GracefulStop(IActorRef store)
+    {
+        Watch(store);
+        store.Tell(new Shutdown(4242), TestActor);
+        ExpectMsg<ShutdownOk>(m => Assert.Equal(4242, m.RequestId), Timeout);
+        ExpectTerminated(store, Timeout);
+        Unwatch(store);
+    }
+
+    /// <summary>A crash: the store actor (and with it every partition) is stopped without the graceful path.</summary>
+    protected void Crash(IActorRef store)
+    {
+        Watch(store);
+        Sys.Stop(store);
+        ExpectTerminated(store, Timeout);
+        Unwatch(store);
+    }
+
+    /// <summary>Sends <paramref name="request"/> from TestActor and returns the one reply.</summary>
+    protected object Request(IActorRef target, object request)
+    {
+        target.Tell(request, TestActor);
+        return ExpectMsg<object>(Timeout);
+    }
+
+    /// <summary>Sends <paramref name="request"/> and asserts the reply type.</summary>
+    protected T Request<T>(IActorRef target, object request)
+    {
+        var reply = Request(target, request);
+        return Assert.IsType<T>(reply);
+    }
+
+    protected CrabKvError ExpectError(IActorRef target, object request, CrabKvErrorCode code)
+    {
+        var error = Request<CrabKvError>(target, request);
+        Assert.Equal(code, error.Code);
+        return error;
+    }
+
+    protected StoreStats Stats(IActorRef store) => Request<StoreStats>(store, new GetStats());
+
+    protected PartitionStats Stats0(IActorRef store) => Assert.Single(Stats(store).Partitions);
+
+    protected IActorRef PartitionRef(IActorRef store, int partition = 0) =>
+        Request<PartitionRefs>(store, new GetPartitions()).Partitions[partition];
+
+    protected static Task<CrabKvClient> Connect(IActorRef store) => CrabKvClient.ConnectAsync(store, Timeout);
+
+    protected Akka.TestKit.TestProbe SubscribeProbe<T>()
+    {
+        var probe = CreateTestProbe();
+        Sys.EventStream.Subscribe(probe.Ref, typeof(T));
+        return probe;
+    }
+
+    protected static byte[] Bytes(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+
+    protected static string Text(byte[]? b) => b is null ? "<null>" : System.Text.Encoding.UTF8.GetString(b);
+
+    /// <summary>Segment data files of partition <paramref name="partition"/> (name, size).</summary>
+    protected IReadOnlyList<FileInfo> SegmentFiles(int partition = 0) =>
+        new DirectoryInfo(CrabKvStoreActor.PartitionDirectory(Dir.Path, partition))
+            .GetFiles("seg-*.data")
+            .OrderBy(f => f.Name, StringComparer.Ordinal)
+            .ToList();
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            Dir.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// A deterministic fault switch and gate for the WAL writer's fault hook
+/// (<c>CrabKvSettings.FailWhen</c>, called with "write" before each write to the OS and with
+/// "sync" before each fsync, on the writer's thread).
+/// </summary>
+public sealed class WriterHook : IDisposable
+{
+    private readonly ManualResetEventSlim _open = new(initialState: true);
+    private readonly ManualResetEventSlim _blocked = new(initialState: false);
+    private volatile string? _failOp;
+    private volatile string? _holdOp;
+
+    /// <summary>The hook to put into the settings.</summary>
+    public Func<string, bool> When => op =>
+    {
+        if (op == _holdOp && !_open.IsSet)
+        {
+            _blocked.Set();
+            // Bounded: a test that forgets to open the gate fails instead of hanging.
+            _open.Wait(TimeSpan.FromSeconds(20));
+        }
+        return op == _failOp;
+    };
+
+    /// <summary>From now on every <paramref name="op"/> ("write" or "sync") throws an IOException.</summary>
+    public void FailOn(string op) => _failOp = op;
+
+    /// <summary>The next <paramref name="op"/> parks the writer until <see cref="Release"/>.</summary>
+    public void HoldNext(string op)
+    {
+        _blocked.Reset();
+        _open.Reset();
+        _holdOp = op;
+    }
+
+    /// <summary>Waits (bounded) until the writer is parked in the hook.</summary>
+    public void WaitUntilHeld()
+    {
+        Assert.True(_blocked.Wait(TimeSpan.FromSeconds(15)), "the WAL writer never reached the held operation");
+    }
+
+    public void Release()
+    {
+        _holdOp = null;
+        _open.Set();
+    }
+
+    public void Dispose() => Release();
+}
