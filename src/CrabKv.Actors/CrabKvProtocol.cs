@@ -1,6 +1,8 @@
 // The public message protocol of a CrabKv store. Every request gets exactly one reply:
 // its success message, or a CrabKvError with a code and a readable message. Requests carry
 // an optional RequestId that the reply echoes, for callers that Tell instead of Ask.
+// Messages are immutable: a byte[] sent in a Put or PutBatch belongs to the store from then
+// on (the typed client copies it for you); a byte[] received in a GetResult is the caller's.
 
 using Akka.Actor;
 

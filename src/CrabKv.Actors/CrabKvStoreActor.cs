@@ -21,6 +21,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<(IActorRef To, long RequestId)> _shutdownWaiters = new();
     private bool _shuttingDown;
+    private readonly HashSet<IActorRef> _aggregators = new();
 
     /// <summary>Creates the store actor.</summary>
     public CrabKvStoreActor(CrabKvSettings settings)
@@ -61,7 +62,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         {
             _shuttingDown = true;
             _shutdownWaiters.Add((Sender, m.RequestId));
-            Context.ActorOf(ScatterGather.Props(m, m.RequestId, Self, Live()));
+            _aggregators.Add(Context.Watch(Context.ActorOf(ScatterGather.Props(m, m.RequestId, Self, Live()))));
         });
         Receive<ShutdownOk>(_ => StopWhenAllStopped());
         Receive<CrabKvError>(e =>
@@ -76,6 +77,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
             {
                 _stopped[i] = true;
             }
+            _aggregators.Remove(t.ActorRef);
             StopWhenAllStopped();
         });
         ReceiveAny(m =>
@@ -126,14 +128,14 @@ public sealed class CrabKvStoreActor : ReceiveActor
             Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", requestId));
             return;
         }
-        Context.ActorOf(ScatterGather.Props(m, requestId, Sender, live));
+        _aggregators.Add(Context.Watch(Context.ActorOf(ScatterGather.Props(m, requestId, Sender, live))));
     }
 
     private void StopWhenAllStopped()
     {
-        if (!_shuttingDown || _stopped.Any(s => !s))
+        if (!_shuttingDown || _stopped.Any(s => !s) || _aggregators.Count > 0)
         {
-            return;
+            return; // a reply still being gathered (e.g. CompactAndShutdown's) must reach its caller first
         }
         foreach (var (to, id) in _shutdownWaiters)
         {

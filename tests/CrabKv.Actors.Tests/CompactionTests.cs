@@ -220,7 +220,7 @@ public sealed class CompactionTests : StoreTestBase
         Assert.Equal(29, Stats0(restarted).Keys);
     }
 
-    [Fact(Skip = "actor bug (race, fails ~2 runs in 5): CompactAndShutdown can stop the partition before the merged inputs are deleted, leaving every old segment on disk beside the outputs")]
+    [Fact]
     public async Task CompactAndShutdown_leaves_fewer_segment_files_and_bytes_on_disk()
     {
         var store = StartStore(Small);

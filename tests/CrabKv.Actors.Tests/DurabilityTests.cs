@@ -85,7 +85,7 @@ public sealed class DurabilityTests : StoreTestBase
         Assert.InRange(third.Fsyncs - second.Fsyncs, 1, 10);
     }
 
-    [Fact(Skip = "actor bug: GetStats.Fsyncs ignores SyncTick (and Flush) fsyncs: PartitionActor only copies the writer's count from WalAcks (PartitionActor.OnAcks), and WalWriterActor's SyncTick/WalSync handlers never report it")]
+    [Fact]
     public async Task Sync_tick_fsync_is_counted_in_stats()
     {
         var events = SubscribeProbe<TimerSyncCompleted>();

@@ -182,7 +182,7 @@ public sealed class ErrorTests : StoreTestBase
         ExpectError(store, new Compact(), CrabKvErrorCode.ShuttingDown);
     }
 
-    [Fact(Skip = "actor bug (race, fails almost always): a graceful stop drops Gets already forwarded to the CacheActor; they never get a reply")]
+    [Fact]
     public async Task Reads_accepted_before_a_graceful_shutdown_are_all_answered()
     {
         // Large values and no LRU make each read in the CacheActor slower than its forwarding
@@ -296,7 +296,7 @@ public sealed class ErrorTests : StoreTestBase
         { "crabkv.sync-interval = 1h\n", "sync" },
     };
 
-    [Theory(Skip = "actor bug: a Flush whose write or fsync fails gets no reply (WalWriterActor's WalSync handler runs in Guard without answering m.ReplyTo), so the client times out instead of getting StoreFailed")]
+    [Theory]
     [MemberData(nameof(FlushFailureModes))]
     public async Task Flush_that_fails_is_answered_with_StoreFailed(string mode, string op)
     {

@@ -46,12 +46,13 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         Receive<ReadRecord>(Read);
         Receive<BufferWrite>(Buffer);
         Receive<BufferBatch>(BufferMany);
-        Receive<FlushDirty>(m => StartFlush(m.ReplyTo, m.RequestId, m.ForStop));
+        Receive<FlushDirty>(m => StartFlush(m.ReplyTo, m.RequestId, m.ForStop, m.ForCompact));
+        Receive<DrainCache>(_ => Sender.Tell(CacheDrained.Instance));
         Receive<FlushTick>(_ =>
         {
             if (_dirty is { Count: > 0 })
             {
-                StartFlush(null, 0, false);
+                StartFlush(null, 0, false, false);
             }
         });
         Receive<FlushIndexed>(m =>
@@ -190,7 +191,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
             $"Write-back buffer is full ({_dirty!.DirtyBytes} of {_dirty.MaxDirtyBytes} bytes); a flush is under way, retry shortly.", requestId));
         if (_flushesInFlight == 0)
         {
-            StartFlush(null, 0, false);
+            StartFlush(null, 0, false, false);
         }
     }
 
@@ -198,11 +199,11 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     {
         if (_flushesInFlight == 0 && _dirty!.DirtyBytes >= _dirty.MaxDirtyBytes / 2)
         {
-            StartFlush(null, 0, false);
+            StartFlush(null, 0, false, false);
         }
     }
 
-    private void StartFlush(IActorRef? replyTo, long requestId, bool forStop)
+    private void StartFlush(IActorRef? replyTo, long requestId, bool forStop, bool forCompact)
     {
         var entries = _dirty is null ? [] : _dirty.Drain().ToArray();
         var id = ++_nextFlushId;
@@ -215,6 +216,6 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
             _flushesInFlight++;
             _flushes++;
         }
-        Context.Parent.Tell(new FlushBatch(id, entries, replyTo, requestId, forStop));
+        Context.Parent.Tell(new FlushBatch(id, entries, replyTo, requestId, forStop, forCompact));
     }
 }

@@ -23,10 +23,10 @@ internal sealed record BufferWrite(string Key, byte[]? Value, long Expiry, bool 
 internal sealed record BufferBatch((string Key, byte[]? Value, long Expiry)[] Entries, IActorRef ReplyTo, long RequestId);
 
 /// <summary>Drain the dirty entries now and send them to the partition as a <see cref="FlushBatch"/>.</summary>
-internal sealed record FlushDirty(IActorRef? ReplyTo, long RequestId, bool ForStop = false);
+internal sealed record FlushDirty(IActorRef? ReplyTo, long RequestId, bool ForStop = false, bool ForCompact = false);
 
 /// <summary>Cache → partition: dirty entries to write as one atomic batch.</summary>
-internal sealed record FlushBatch(long FlushId, KeyValuePair<string, DirtyEntry>[] Entries, IActorRef? ReplyTo, long RequestId, bool ForStop);
+internal sealed record FlushBatch(long FlushId, KeyValuePair<string, DirtyEntry>[] Entries, IActorRef? ReplyTo, long RequestId, bool ForStop, bool ForCompact);
 
 /// <summary>Partition → cache: the flush's records are indexed; stop serving them from memory.</summary>
 internal sealed record FlushIndexed(long FlushId);
@@ -39,3 +39,15 @@ internal sealed record SegmentsReleased(IReadOnlyList<Segment> Segments);
 
 /// <summary>Fill in the cache's counters and reply a one-partition <see cref="StoreStats"/> to <paramref name="ReplyTo"/>.</summary>
 internal sealed record CollectStats(PartitionStats Partial, IActorRef ReplyTo, long RequestId);
+
+/// <summary>Partition → cache at the end of a graceful stop: answered with <see cref="CacheDrained"/> after every read queued before it.</summary>
+internal sealed record DrainCache
+{
+    public static readonly DrainCache Instance = new();
+}
+
+/// <summary>Every read the cache accepted has been answered.</summary>
+internal sealed record CacheDrained
+{
+    public static readonly CacheDrained Instance = new();
+}

@@ -53,8 +53,9 @@ public sealed class CrabKvClient
     public int PartitionOf(string key) => KeyPartitioner.PartitionOf(key, Math.Max(1, _partitions.Length));
 
     /// <summary>Writes a value.</summary>
+    /// <remarks>The value is copied: the caller may reuse its array once the call returns.</remarks>
     public Task PutAsync(string key, byte[] value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<PutOk>(Route(key), new Put(key, value, ttl), timeout, cancellationToken);
+        AskAsync<PutOk>(Route(key), new Put(key, value?.ToArray()!, ttl), timeout, cancellationToken);
 
     /// <summary>Writes a UTF-8 string value.</summary>
     public Task PutAsync(string key, string value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
@@ -82,6 +83,7 @@ public sealed class CrabKvClient
     public async Task<int> PutBatchAsync(IReadOnlyList<BatchEntry> entries, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        entries = entries.Select(e => e is null ? e! : e with { Value = e.Value?.ToArray() }).ToList(); // the caller may reuse its arrays
         var target = _store;
         if (_partitions.Length > 0 && entries.Count > 0 && entries.All(e => e is not null && !string.IsNullOrEmpty(e.Key)))
         {

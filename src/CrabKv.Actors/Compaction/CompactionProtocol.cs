@@ -19,3 +19,6 @@ internal sealed record MergeProgressed(double Fraction);
 
 /// <summary>Delete merged inputs (oldest first); no reader uses them any more.</summary>
 internal sealed record DeleteSegments(string Directory, IReadOnlyList<Segment> Segments);
+
+/// <summary>The merged inputs are deleted (or their deletion failed and was logged).</summary>
+internal sealed record SegmentsDeleted(int Count);

@@ -51,6 +51,7 @@ internal sealed class CompactorActor : ReceiveActor
                 // The data is safe (outputs are durable); leftover inputs replay to the same state.
                 _log.Warning("Deleting merged segments in '{0}' failed: {1}", m.Directory, e.Message);
             }
+            Sender.Tell(new SegmentsDeleted(m.Segments.Count));
         });
     }
 

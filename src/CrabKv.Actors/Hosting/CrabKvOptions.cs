@@ -64,7 +64,8 @@ public sealed class CrabKvOptions
             {
                 string s => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"",
                 bool b => b ? "on" : "off",
-                TimeSpan t => ((long)t.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) + "ms",
+                TimeSpan t when t.Ticks % TimeSpan.TicksPerMillisecond == 0 => (t.Ticks / TimeSpan.TicksPerMillisecond).ToString(CultureInfo.InvariantCulture) + "ms",
+                TimeSpan t => (t.Ticks / 10).ToString(CultureInfo.InvariantCulture) + "us", // never round a sub-millisecond interval to 0 (which means fsync per write)
                 double d => d.ToString("R", CultureInfo.InvariantCulture),
                 IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
                 _ => value.ToString(),

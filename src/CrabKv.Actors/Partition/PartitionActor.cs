@@ -68,10 +68,12 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     private long _compactions;
     private (long Before, long After, int Merged, TimeSpan Duration) _lastCompaction;
     private bool _shutdownAfterCompaction;
+    private int _pendingReleases; // merged inputs not yet released by the cache and deleted by the compactor
 
     // State
     private string? _readOnlyReason;
     private bool _stopping;
+    private bool _draining;
     private readonly List<IActorRef> _stopWaiters = new();
 
     // Counters
@@ -168,6 +170,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         Receive<StopPartition>(_ => BeginStop(Sender));
 
         Receive<WalAcks>(OnAcks);
+        Receive<WalSynced>(m => _fsyncs = Math.Max(_fsyncs, m.Fsyncs));
         Receive<WalFailed>(OnWalFailed);
         Receive<ActiveSegmentStarted>(m =>
         {
@@ -183,7 +186,8 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
                 StartMerge();
             }
         });
-        Receive<WalClosed>(_ => FinishStop());
+        Receive<WalClosed>(_ => Drain());
+        Receive<CacheDrained>(_ => FinishStop());
         Receive<FlushBatch>(OnFlushBatch);
         Receive<MergeProgressed>(m =>
         {
@@ -203,6 +207,11 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             ContinueStopIfWaiting();
         });
         Receive<SegmentsReleased>(m => _compactor.Tell(new DeleteSegments(_directory, m.Segments)));
+        Receive<SegmentsDeleted>(_ =>
+        {
+            _pendingReleases--;
+            ContinueStopIfWaiting();
+        });
         Receive<SweepTick>(_ => Sweep());
         Receive<InjectFaults>(m => _writer.Forward(m));
         Receive<Terminated>(ChildDied);
@@ -235,6 +244,12 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     {
         if (RefuseWrite(m.RequestId) || !Validate(m.Key, m.Value, m.Ttl, m.RequestId, out var keyBytes, out var expiry))
         {
+            return;
+        }
+        if (_settings.WriteBackEnabled && WriteBackBuffer.CostOf(m.Key, m.Value) > _settings.MaxDirtyBytes)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.ValueTooLarge,
+                $"Value of '{m.Key}' ({m.Value.Length} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.MaxDirtyBytes}); raise that limit.", m.RequestId));
             return;
         }
         _puts++;
@@ -390,6 +405,10 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         {
             _writer.Tell(new WalSync(m.ReplyTo, new FlushOk(m.RequestId)));
         }
+        if (m.ForCompact)
+        {
+            _writer.Tell(WalRoll.Instance); // after the flushed entries: they are merged too
+        }
         if (m.ForStop)
         {
             _writer.Tell(WalClose.Instance);
@@ -404,7 +423,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void OnAcks(WalAcks m)
     {
-        _fsyncs = m.Fsyncs;
+        _fsyncs = Math.Max(_fsyncs, m.Fsyncs);
         _walWrites = m.Writes;
         var now = Now;
         foreach (var item in m.Items)
@@ -463,6 +482,11 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     {
         if (_stopping && t.ActorRef.Equals(_writer))
         {
+            Drain();
+            return;
+        }
+        if (_draining && t.ActorRef.Equals(_cache))
+        {
             FinishStop();
             return;
         }
@@ -473,6 +497,11 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void OnGet(Get m)
     {
+        if (_draining)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", m.RequestId));
+            return;
+        }
         if (!ValidateKey(m.Key, m.RequestId, out var keyBytes))
         {
             return;
@@ -549,12 +578,15 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         {
             return; // joins the running compaction (requests are de-duplicated)
         }
+        _rollRequested = true;
         if (_settings.WriteBackEnabled)
         {
-            _cache.Tell(new FlushDirty(null, 0)); // dirty data reaches the log first, so it can be merged
+            _cache.Tell(new FlushDirty(null, 0, ForCompact: true)); // dirty data reaches the log first, then the roll: it is merged too
         }
-        _rollRequested = true;
-        _writer.Tell(WalRoll.Instance); // seal the active segment so everything written is merged
+        else
+        {
+            _writer.Tell(WalRoll.Instance); // seal the active segment so everything written is merged
+        }
     }
 
     private void StartMerge()
@@ -586,6 +618,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         }
         // Reads already forwarded may still use the inputs: the cache answers after them.
         _cache.Tell(new ReleaseSegments(inputs));
+        _pendingReleases++;
         _compactions++;
         CompleteCompaction(m.Result.BytesBefore, m.Result.BytesAfter, inputs.Count, m.Result.Duration);
     }
@@ -635,7 +668,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void ContinueStopIfWaiting()
     {
-        if (!_stopping || _stopStarted || _merge is not null || _rollRequested)
+        if (!_stopping || _stopStarted || _merge is not null || _rollRequested || _pendingReleases > 0)
         {
             return;
         }
@@ -648,6 +681,17 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         {
             _writer.Tell(WalClose.Instance);
         }
+    }
+
+    /// <summary>Last step of a graceful stop: reads already forwarded to the cache are answered before the partition stops.</summary>
+    private void Drain()
+    {
+        if (_draining)
+        {
+            return;
+        }
+        _draining = true;
+        _cache.Tell(DrainCache.Instance);
     }
 
     private void FinishStop()

@@ -65,3 +65,6 @@ internal sealed record SegmentSealed(SegmentId Id, long Length);
 
 /// <summary>A write or fsync failed: the appends with these sequence numbers failed; the writer refuses more.</summary>
 internal sealed record WalFailed(long[] FailedSeqs, string Reason);
+
+/// <summary>The writer's fsync count after an fsync outside a write round (SyncTick, Flush).</summary>
+internal sealed record WalSynced(long Fsyncs);

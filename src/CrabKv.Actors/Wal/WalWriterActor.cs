@@ -126,14 +126,28 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         Receive<SyncTick>(_ => Guard(() =>
         {
             _writer!.Sync();
+            Context.Parent.Tell(new WalSynced(Fsyncs));
             Context.System.EventStream.Publish(new TimerSyncCompleted(_partition, Fsyncs));
         }));
-        Receive<WalSync>(m => Guard(() =>
+        Receive<WalSync>(m =>
         {
-            CompleteRound();
-            _writer!.Sync();
-            m.ReplyTo.Tell(m.Reply);
-        }));
+            var ok = false;
+            Guard(() =>
+            {
+                CompleteRound();
+                _writer!.Sync();
+                ok = true;
+            });
+            if (ok)
+            {
+                Context.Parent.Tell(new WalSynced(Fsyncs));
+                m.ReplyTo.Tell(m.Reply);
+            }
+            else
+            {
+                m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Flush failed: {_failure}", RequestIdOf(m.Reply)));
+            }
+        });
         Receive<WalRoll>(_ => Guard(() =>
         {
             if (_writer!.Length > FormatConstants.FileHeaderSize)
@@ -154,14 +168,14 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Closed()
     {
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.ShuttingDown, "The store is shutting down."));
-        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", 0)));
+        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", RequestIdOf(m.Reply))));
         ReceiveAny(_ => { });
     }
 
     private void Failed()
     {
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}"));
-        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}", 0)));
+        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}", RequestIdOf(m.Reply))));
         Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
         ReceiveAny(_ => { });
     }
