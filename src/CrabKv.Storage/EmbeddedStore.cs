@@ -117,8 +117,10 @@ public sealed class EmbeddedStore : IDisposable
         }
         // Write-through, or a write-back entry too large to ever buffer: earlier buffered
         // writes go first, so the order of writes is kept.
-        FlushWriteBack();
-        keyBytes = EncodeKey(key);
+        if (_writeBack is not null)
+        {
+            FlushWriteBack();
+        }
         var (flags, stored) = Prepare(value);
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, stored.Length));
         var offset = _writer.Append(flags, expiry, keyBytes, stored);
