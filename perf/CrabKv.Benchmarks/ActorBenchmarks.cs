@@ -12,6 +12,8 @@ namespace CrabKv.Benchmarks;
 /// <see cref="CrabKvClient"/> (typed Ask, keys routed straight to their partition actor) to a
 /// store with one partition per core, by 1 sequential client or by 64 concurrent clients
 /// (64 async loops, each awaiting its own request before sending the next).
+/// The "64 client actors" rows are the Akka-native way: 64 actors that each Tell a request
+/// to the key's partition actor and send the next when the reply arrives (no Task, no Ask).
 /// Every iteration starts a new actor system and a store in a new directory (outside the
 /// timed part). Baseline rows measure Akka's own ceiling in the same run: an Ask to an actor
 /// that answers at once, with the same client shapes.
@@ -35,6 +37,7 @@ public class ActorBenchmarks
     private ActorSystem? _system;
     private CrabKvClient? _client;
     private IActorRef? _echo;
+    private IActorRef[] _partitions = [];
     private int _iteration;
 
     [GlobalSetup]
@@ -70,19 +73,20 @@ public class ActorBenchmarks
         _system = ActorSystem.Create("bench", config);
         var store = CrabKvStore.Start(_system);
         _client = CrabKvClient.ConnectAsync(store).GetAwaiter().GetResult();
+        _partitions = store.Ask<PartitionRefs>(new GetPartitions()).GetAwaiter().GetResult().Partitions.ToArray();
         _echo = _system.ActorOf(Props.Create<EchoActor>(), "echo");
     }
 
-    [IterationSetup(Targets = [nameof(PutFsync1), nameof(PutFsync64), nameof(Batch100Fsync1), nameof(Batch100Fsync64), nameof(AskCeiling1), nameof(AskCeiling64)])]
+    [IterationSetup(Targets = [nameof(PutFsync1), nameof(PutFsync64), nameof(PutFsyncActors64), nameof(Batch100Fsync1), nameof(Batch100Fsync64), nameof(AskCeiling1), nameof(AskCeiling64)])]
     public void StartFsync() => Start("crabkv.sync-interval = 0");
 
-    [IterationSetup(Targets = [nameof(PutSync100Ms1), nameof(PutSync100Ms64)])]
+    [IterationSetup(Targets = [nameof(PutSync100Ms1), nameof(PutSync100Ms64), nameof(PutSync100MsActors64)])]
     public void StartSync100Ms() => Start("crabkv.sync-interval = 100ms");
 
-    [IterationSetup(Targets = [nameof(PutWriteBack1), nameof(PutWriteBack64)])]
+    [IterationSetup(Targets = [nameof(PutWriteBack1), nameof(PutWriteBack64), nameof(PutWriteBackActors64)])]
     public void StartWriteBack() => Start("crabkv.sync-interval = 100ms\ncrabkv.write-back.enabled = on");
 
-    [IterationSetup(Targets = [nameof(GetHit1), nameof(GetHit64)])]
+    [IterationSetup(Targets = [nameof(GetHit1), nameof(GetHit64), nameof(GetHitActors64)])]
     public void StartPreloaded()
     {
         Start("crabkv.sync-interval = 100ms");
@@ -133,6 +137,81 @@ public class ActorBenchmarks
 
     [Benchmark(Description = "actors: get (hit), 64 clients", OperationsPerInvoke = GetOps64)]
     public Task GetHit64() => Clients(64, GetOps64, i => _client!.GetAsync(_keys[(int)(i * 7919L % GetOps64)]));
+
+    [Benchmark(Description = "actors: put, fsync before ack, 64 client actors", OperationsPerInvoke = FsyncOps64)]
+    public Task PutFsyncActors64() => ClientActors(FsyncOps64, i => new Put(_keys[i], _value), i => _keys[i]);
+
+    [Benchmark(Description = "actors: put, fsync every 100 ms, 64 client actors", OperationsPerInvoke = SyncOps64)]
+    public Task PutSync100MsActors64() => ClientActors(SyncOps64, i => new Put(_keys[i], _value), i => _keys[i]);
+
+    [Benchmark(Description = "actors: put, write-back, 64 client actors", OperationsPerInvoke = WriteBackOps64)]
+    public Task PutWriteBackActors64() => ClientActors(WriteBackOps64, i => new Put(_keys[i], _value), i => _keys[i]);
+
+    [Benchmark(Description = "actors: get (hit), 64 client actors", OperationsPerInvoke = GetOps64)]
+    public Task GetHitActors64() => ClientActors(GetOps64, i => new Get(_keys[(int)(i * 7919L % GetOps64)]), i => _keys[(int)(i * 7919L % GetOps64)]);
+
+    /// <summary>64 client actors, request i going to the partition of <paramref name="keyOf"/>(i); completes when all replied.</summary>
+    private Task ClientActors(int ops, Func<int, object> request, Func<int, string> keyOf)
+    {
+        const int clients = 64;
+        var remaining = clients;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Action finished = () =>
+        {
+            if (Interlocked.Decrement(ref remaining) == 0)
+            {
+                done.TrySetResult();
+            }
+        };
+        var partitions = _partitions;
+        for (var c = 0; c < clients; c++)
+        {
+            var first = c;
+            _system!.ActorOf(Props.Create(() => new ClientActor(first, clients, ops, partitions, request, keyOf, finished)));
+        }
+        return done.Task;
+    }
+
+    /// <summary>Sends request i, then i + step, … each after the previous reply; an error reply fails the run.</summary>
+    private sealed class ClientActor : ReceiveActor
+    {
+        private readonly int _step, _ops;
+        private readonly IActorRef[] _partitions;
+        private readonly Func<int, object> _request;
+        private readonly Func<int, string> _keyOf;
+        private readonly Action _done;
+        private int _next;
+
+        public ClientActor(int first, int step, int ops, IActorRef[] partitions, Func<int, object> request, Func<int, string> keyOf, Action done)
+        {
+            (_next, _step, _ops, _partitions, _request, _keyOf, _done) = (first, step, ops, partitions, request, keyOf, done);
+            Receive<CrabKvError>(e => throw new InvalidOperationException($"Benchmark request failed: {e.Message}"));
+            Receive<GetResult>(r =>
+            {
+                if (!r.Found)
+                {
+                    throw new InvalidOperationException($"Benchmark get of '{r.Key}' missed.");
+                }
+                SendNext();
+            });
+            ReceiveAny(_ => SendNext());
+        }
+
+        protected override void PreStart() => SendNext();
+
+        private void SendNext()
+        {
+            if (_next >= _ops)
+            {
+                _done();
+                Context.Stop(Self);
+                return;
+            }
+            var i = _next;
+            _next += _step;
+            _partitions[KeyPartitioner.PartitionOf(_keyOf(i), _partitions.Length)].Tell(_request(i));
+        }
+    }
 
     /// <summary>Runs <paramref name="ops"/> requests from <paramref name="clients"/> concurrent sequential loops.</summary>
     private static Task Clients(int clients, int ops, Func<int, Task> request)
