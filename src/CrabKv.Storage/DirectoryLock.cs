@@ -45,6 +45,6 @@ public sealed class DirectoryLock : IDisposable
         return new DirectoryLock(stream);
     }
 
-    /// <summary>Releases the lock (the file stays; its lock is what counts).</summary>
+    /// <summary>Releases the lock; the file stays, since only the OS lock on it counts.</summary>
     public void Dispose() => _stream.Dispose();
 }

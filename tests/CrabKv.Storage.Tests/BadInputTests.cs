@@ -9,7 +9,7 @@ namespace CrabKv.Storage.Tests;
 /// <summary>Input validation: keys 1..max-key-bytes of UTF-8, values up to max-value-bytes, batches all or none, the lock, options.</summary>
 public sealed class BadInputTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -377,7 +377,7 @@ public sealed class CacheTests
     [Fact]
     public void StoreReadCacheServesRepeatedGetsAndIsInvalidatedByWrites()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { ReadCacheEntries = 2 });
         store.Put("a", "1");
         store.Put("b", "2");
@@ -398,7 +398,7 @@ public sealed class CacheTests
     [Fact]
     public void StoreWithCacheDisabledStillReads()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { ReadCacheEntries = 0 });
         store.Put("a", "1");
         Assert.Equal("1", store.GetString("a"));
@@ -409,7 +409,7 @@ public sealed class CacheTests
     [Fact]
     public void MutatingAValueReturnedByGetDoesNotChangeTheStore()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small());
         store.Put("k", [1, 2, 3]);
 
@@ -422,7 +422,7 @@ public sealed class CacheTests
     [Fact]
     public void WriteBackBatchValueIsCopiedAtTheCall()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         using (var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { WriteBack = true }))
         {
             var value = new byte[] { 1, 2, 3 };

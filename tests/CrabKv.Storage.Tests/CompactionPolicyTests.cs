@@ -96,7 +96,7 @@ public sealed class CompactionPolicyTests
     [Fact]
     public void StoreCompactsAutomaticallyWhenTheHeuristicSaysSo()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var options = CorruptionHelpers.Small() with
         {
             MaxSegmentBytes = 4096,
@@ -120,7 +120,7 @@ public sealed class CompactionPolicyTests
             Assert.Equal(19, store.Get($"k{k}")![0]);
         }
 
-        using var off = new TempDir();
+        using var off = new TempDirectory();
         using var manual = EmbeddedStore.Open(off.Path, options with { AutoCompact = false });
         for (var round = 0; round < 20; round++)
         {

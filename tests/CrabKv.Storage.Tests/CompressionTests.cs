@@ -9,7 +9,7 @@ namespace CrabKv.Storage.Tests;
 /// <summary>FORMAT.md section 3, the <c>Compressed</c> flag: used only when it pays; readers follow the flag, never the option.</summary>
 public sealed class CompressionTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

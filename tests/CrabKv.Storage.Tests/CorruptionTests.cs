@@ -11,7 +11,7 @@ namespace CrabKv.Storage.Tests;
 /// <summary>FORMAT.md sections 2, 3, 4 and 8 (rules 3 and 4): damage outside a torn tail is reported, never guessed around.</summary>
 public sealed class CorruptionTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

@@ -202,7 +202,7 @@ public sealed class FormatTests
     [Fact]
     public void NewSegmentFileStartsWithItsHeader()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var id = SegmentId.From(7, 0);
         using (var w = SegmentWriter.Create(dir.Path, id, 4096, 0))
         {
@@ -279,7 +279,7 @@ public sealed class FormatTests
     [Fact]
     public void HintFileLayoutAndVerification()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var id = SegmentId.From(4, 1);
         var builder = new HintFile.Builder(id);
         builder.Add("a"u8, RecordFlags.None, 0, 16, 22);

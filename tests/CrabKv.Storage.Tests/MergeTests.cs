@@ -13,7 +13,7 @@ namespace CrabKv.Storage.Tests;
 public sealed class MergeTests : IDisposable
 {
     private const long Now = 1_000_000;
-    private readonly TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
     private readonly List<Segment> _open = new();
 
     public void Dispose()

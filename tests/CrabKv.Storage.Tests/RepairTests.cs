@@ -9,7 +9,7 @@ namespace CrabKv.Storage.Tests;
 /// <summary>FORMAT.md section 8, rule 7: verify reports, repair keeps every record that verifies.</summary>
 public sealed class RepairTests : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly TempDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
 

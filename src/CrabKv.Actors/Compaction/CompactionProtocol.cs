@@ -9,7 +9,7 @@ namespace CrabKv.Actors.Compaction;
 internal sealed record RunMerge(MergeRequest Request);
 
 /// <summary>A merge finished: apply its relocations, then release and delete the inputs.</summary>
-internal sealed record MergeDone(MergeRequest Request, MergeResult Result);
+internal sealed record MergeDone(MergeRequest Request, MergeResult Merged);
 
 /// <summary>A merge failed; nothing changed on disk that recovery would read.</summary>
 internal sealed record MergeFailed(MergeRequest Request, Exception Cause);

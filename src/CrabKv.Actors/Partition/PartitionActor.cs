@@ -607,12 +607,12 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     {
         _merge = null;
         var inputs = m.Request.Inputs;
-        Merger.ApplyRelocations(_keys, _usage, inputs.Select(s => s.Id), m.Result);
+        Merger.ApplyRelocations(_keys, _usage, inputs.Select(s => s.Id), m.Merged);
         foreach (var s in inputs)
         {
             _segments.Remove(s.Id);
         }
-        foreach (var o in m.Result.Outputs)
+        foreach (var o in m.Merged.Outputs)
         {
             _segments[o.Id] = o;
         }
@@ -620,7 +620,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         _cache.Tell(new ReleaseSegments(inputs));
         _pendingReleases++;
         _compactions++;
-        CompleteCompaction(m.Result.BytesBefore, m.Result.BytesAfter, inputs.Count, m.Result.Duration);
+        CompleteCompaction(m.Merged.BytesBefore, m.Merged.BytesAfter, inputs.Count, m.Merged.Duration);
     }
 
     private void CompleteCompaction(long before, long after, int merged, TimeSpan duration)
