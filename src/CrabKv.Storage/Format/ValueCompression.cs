@@ -1,3 +1,4 @@
+using System.Buffers;
 using Snappier;
 
 namespace CrabKv.Storage.Format;
@@ -16,13 +17,16 @@ public static class ValueCompression
         {
             return null;
         }
-        var buffer = new byte[Snappy.GetMaxCompressedLength(value.Length)];
-        var written = Snappy.Compress(value, buffer);
-        if (written >= value.Length)
+        var buffer = ArrayPool<byte>.Shared.Rent(Snappy.GetMaxCompressedLength(value.Length));
+        try
         {
-            return null;
+            var written = Snappy.Compress(value, buffer);
+            return written >= value.Length ? null : buffer.AsSpan(0, written).ToArray();
         }
-        return buffer.AsSpan(0, written).ToArray();
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>Decompresses a stored value; throws <see cref="InvalidDataException"/> on bad input.</summary>
