@@ -69,6 +69,9 @@ public sealed record CrabKvSettings
     /// <summary>Config path of the I/O dispatcher.</summary>
     public required string IoDispatcher { get; init; }
 
+    /// <summary>Config path of the dispatcher running merges (apart from the writers, so a merge never delays a write).</summary>
+    public required string CompactionDispatcher { get; init; }
+
     /// <summary>Default client timeout.</summary>
     public required TimeSpan ClientTimeout { get; init; }
 
@@ -155,6 +158,11 @@ public sealed record CrabKvSettings
         {
             throw new CrabKvConfigurationException("io-dispatcher", $"names '{ioDispatcher}', which is not declared in the configuration");
         }
+        var compactionDispatcher = Str("compaction-dispatcher");
+        if (!root.HasPath(compactionDispatcher))
+        {
+            throw new CrabKvConfigurationException("compaction-dispatcher", $"names '{compactionDispatcher}', which is not declared in the configuration");
+        }
         return new CrabKvSettings
         {
             DataDir = Str("data-dir"),
@@ -176,6 +184,7 @@ public sealed record CrabKvSettings
             SegmentMaxBytes = Bytes("segment.max-bytes", 4096, Storage.Format.FormatConstants.MaxSegmentBytes),
             WriteBufferBytes = (int)Bytes("segment.write-buffer", 4096, 64L << 20),
             IoDispatcher = ioDispatcher,
+            CompactionDispatcher = compactionDispatcher,
             ClientTimeout = Duration("client-timeout", allowZero: false),
         };
     }

@@ -49,6 +49,7 @@ public sealed class EmbeddedStore : IDisposable
     private byte[] _readBuffer = new byte[4096];
     private long _syncsOfSealedWriters;
     private long _compactions;
+    private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed
     private bool _disposed;
 
     private EmbeddedStore(string directory, StoreOptions options, DirectoryLock dirLock, RecoveredState state)
@@ -433,7 +434,8 @@ public sealed class EmbeddedStore : IDisposable
             return new CompactionOutcome(0, 0, 0, 0, 0, TimeSpan.Zero);
         }
         var keys = _keys;
-        var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: false, Now, _options.MaxSegmentBytes,
+        RetryLeftoverDeletes();
+        var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
             (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l)), progress);
         ApplyMerge(inputs, result);
         _compactions++;
@@ -451,7 +453,23 @@ public sealed class EmbeddedStore : IDisposable
         {
             _sealed.Add(o.Id, o);
         }
-        Merger.DeleteInputs(_directory, inputs);
+        var (left, error) = Merger.DeleteInputs(_directory, inputs);
+        if (error is not null)
+        {
+            _leftoverInputs.AddRange(left);
+            _options.Log?.Invoke($"Deleting merged segments failed ({error.Message}); {left.Count} kept on disk, retried at the next compaction.");
+        }
+    }
+
+    private void RetryLeftoverDeletes()
+    {
+        if (_leftoverInputs.Count == 0)
+        {
+            return;
+        }
+        var (left, _) = Merger.DeleteInputs(_directory, _leftoverInputs);
+        _leftoverInputs.Clear();
+        _leftoverInputs.AddRange(left);
     }
 
     /// <summary>Removes expired keys from memory (the active sweep); returns how many.</summary>

@@ -121,7 +121,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
             _lru.Put(m.Key, value, loc.Expiry, version);
             m.ReplyTo.Tell(new GetResult(m.Key, true, value, m.RequestId));
         }
-        catch (Exception e) when (e is IOException or CrabKvException or InvalidDataException or ObjectDisposedException)
+        catch (Exception e) // a failed read is answered, never a dead letter
         {
             _log.Error(e, "Read of '{0}' failed", m.Key);
             m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Reading '{m.Key}' failed: {e.Message}", m.RequestId));

@@ -18,7 +18,7 @@ internal sealed record MergeFailed(MergeRequest Request, Exception Cause);
 internal sealed record MergeProgressed(double Fraction);
 
 /// <summary>Delete merged inputs (oldest first); no reader uses them any more.</summary>
-internal sealed record DeleteSegments(string Directory, IReadOnlyList<Segment> Segments);
+internal sealed record DeleteSegments(string Directory, IReadOnlyList<Segment> Segments, bool IsRetry = false);
 
-/// <summary>The merged inputs are deleted (or their deletion failed and was logged).</summary>
-internal sealed record SegmentsDeleted(int Count);
+/// <summary>Deletion done: <paramref name="Left"/> are the inputs still on disk (the first failure and every newer one), with the error.</summary>
+internal sealed record SegmentsDeleted(IReadOnlyList<Segment> Segments, IReadOnlyList<Segment> Left, string? Error, bool IsRetry);

@@ -34,7 +34,7 @@ internal sealed class CompactorActor : ReceiveActor
                 var result = Merger.Run(m.Request, progress);
                 replyTo.Tell(new MergeDone(m.Request, result));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Storage.CrabKvException or InvalidOperationException or ArgumentException)
+            catch (Exception e) // any failure is reported: the partition must not wait for a merge that died
             {
                 _log.Error(e, "Merge in '{0}' failed", m.Request.Directory);
                 replyTo.Tell(new MergeFailed(m.Request, e));
@@ -42,20 +42,12 @@ internal sealed class CompactorActor : ReceiveActor
         });
         Receive<DeleteSegments>(m =>
         {
-            try
-            {
-                Merger.DeleteInputs(m.Directory, m.Segments);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // The data is safe (outputs are durable); leftover inputs replay to the same state.
-                _log.Warning("Deleting merged segments in '{0}' failed: {1}", m.Directory, e.Message);
-            }
-            Sender.Tell(new SegmentsDeleted(m.Segments.Count));
+            var (left, error) = Merger.DeleteInputs(m.Directory, m.Segments);
+            Sender.Tell(new SegmentsDeleted(m.Segments, left, error?.Message, m.IsRetry));
         });
     }
 
-    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CompactorActor()).WithDispatcher(settings.IoDispatcher);
+    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CompactorActor()).WithDispatcher(settings.CompactionDispatcher);
 
     /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to a sync context).</summary>
     private sealed class SyncProgress(Action<MergeProgress> report) : IProgress<MergeProgress>

@@ -6,15 +6,19 @@ namespace CrabKv.Actors.Internal;
 /// <summary>
 /// Internal. Sends one store-wide request (Flush, Compact, CompactAndShutdown, GetStats,
 /// Shutdown) to every partition and answers the caller once with the combined reply, or
-/// the first error. A partition that dies meanwhile counts as an error.
+/// the first error. Replies may come from a partition's children (the writer answers a
+/// Flush, the cache a GetStats), so each one is matched to its partition by index; a
+/// partition that dies before answering counts as an error.
 /// </summary>
 internal sealed class ScatterGather : ReceiveActor
 {
+    private sealed record Answer(int Partition, object Reply);
+
     private readonly object _request;
     private readonly long _requestId;
     private readonly IActorRef _replyTo;
     private readonly IActorRef[] _partitions;
-    private readonly List<object> _replies = new();
+    private readonly object?[] _replies;
     private int _outstanding;
 
     public ScatterGather(object request, long requestId, IActorRef replyTo, IActorRef[] partitions)
@@ -23,8 +27,17 @@ internal sealed class ScatterGather : ReceiveActor
         _requestId = requestId;
         _replyTo = replyTo;
         _partitions = partitions;
+        _replies = new object?[partitions.Length];
         _outstanding = partitions.Length;
-        ReceiveAny(Collect);
+        Receive<Answer>(a => Collect(a.Partition, a.Reply));
+        Receive<Terminated>(t =>
+        {
+            var i = Array.IndexOf(_partitions, t.ActorRef);
+            if (i >= 0)
+            {
+                Collect(i, new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {t.ActorRef.Path.Name} stopped before answering.", _requestId));
+            }
+        });
     }
 
     public static Props Props(object request, long requestId, IActorRef replyTo, IActorRef[] partitions) =>
@@ -37,26 +50,26 @@ internal sealed class ScatterGather : ReceiveActor
             Finish();
             return;
         }
-        foreach (var p in _partitions)
+        var message = _request is Shutdown ? StopPartition.Instance : _request;
+        for (var i = 0; i < _partitions.Length; i++)
         {
-            Context.Watch(p);
-            p.Tell(_request is Shutdown ? StopPartition.Instance : _request);
+            var index = i;
+            Context.Watch(_partitions[i]);
+            // No ask timeout: every partition answers (or dies, which Terminated reports).
+            _partitions[i].Ask<object>(message, timeout: null).PipeTo(Self,
+                success: reply => new Answer(index, reply),
+                failure: e => new Answer(index, new CrabKvError(CrabKvErrorCode.ShuttingDown, e.Message, _requestId)));
         }
     }
 
-    private readonly HashSet<IActorRef> _answered = new();
-
-    private void Collect(object reply)
+    private void Collect(int partition, object reply)
     {
-        var from = reply is Terminated t ? t.ActorRef : Sender;
-        if (!_answered.Add(from))
+        if (_replies[partition] is not null)
         {
-            return; // one answer per partition
+            return; // one answer per partition (a reply and its partition's Terminated)
         }
-        Context.Unwatch(from);
-        _replies.Add(reply is Terminated
-            ? new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {from.Path.Name} stopped before answering.", _requestId)
-            : reply);
+        _replies[partition] = reply;
+        Context.Unwatch(_partitions[partition]);
         if (--_outstanding == 0)
         {
             Finish();
@@ -65,13 +78,14 @@ internal sealed class ScatterGather : ReceiveActor
 
     private void Finish()
     {
-        var error = _replies.OfType<CrabKvError>().FirstOrDefault();
+        var replies = _replies.Where(r => r is not null).Select(r => r!).ToList();
+        var error = replies.OfType<CrabKvError>().FirstOrDefault();
         _replyTo.Tell(error is not null ? error with { RequestId = _requestId } : _request switch
         {
             Flush => new FlushOk(_requestId),
             Shutdown => new ShutdownOk(_requestId),
-            GetStats => new StoreStats(_replies.OfType<StoreStats>().SelectMany(s => s.Partitions).OrderBy(p => p.Partition).ToList(), _requestId),
-            _ => Combine(_replies.OfType<CompactOk>()),
+            GetStats => new StoreStats(replies.OfType<StoreStats>().SelectMany(s => s.Partitions).OrderBy(p => p.Partition).ToList(), _requestId),
+            _ => Combine(replies.OfType<CompactOk>()),
         });
         Context.Stop(Self);
     }

@@ -38,7 +38,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         public static readonly SweepTick Instance = new();
     }
 
-    private sealed record PendingWrite(long Seq, string[] Keys, byte[][] KeyBytes, bool[] Tombstones, long[] Expiries, long FlushId, long Bytes);
+    private sealed record PendingWrite(long Seq, string[] Keys, byte[][] KeyBytes, bool[] Tombstones, long[] Expiries, long FlushId, long Bytes, IActorRef? ReplyTo = null, long RequestId = 0);
 
     private readonly record struct InFlight(byte[]? Value, long Expiry, long Seq);
 
@@ -62,13 +62,17 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     // Compaction
     private MergeRequest? _merge;
-    private bool _rollRequested;
+    private bool _rollRequested;     // a Compact asked the writer to seal the active segment
+    private bool _mergeAgain;        // a roll completed while a merge ran: merge again after it
     private double _mergeProgress;
-    private readonly List<(IActorRef To, long RequestId)> _compactWaiters = new();
+    private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _compactWaiters = new();  // for the next explicit merge
+    private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _currentWaiters = new();  // answered by the running merge
+    private readonly List<IReadOnlyList<Segment>> _awaitingDelete = new(); // merged inputs on their way to deletion
+    private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed: older segments still on disk
+    private bool _writerDead, _cacheDead, _compactorDead;
+    private long _stashedBytes;
     private long _compactions;
     private (long Before, long After, int Merged, TimeSpan Duration) _lastCompaction;
-    private bool _shutdownAfterCompaction;
-    private int _pendingReleases; // merged inputs not yet released by the cache and deleted by the compactor
 
     // State
     private string? _readOnlyReason;
@@ -136,11 +140,19 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         Receive<Terminated>(t => ChildDied(t));
         ReceiveAny(m =>
         {
-            if (_stashed++ >= MaxStashed)
+            var bytes = m switch
+            {
+                Put p => p.Value?.Length ?? 0,
+                PutBatch b => b.Entries?.Sum(e => (long)(e?.Value?.Length ?? 0)) ?? 0,
+                _ => 0L,
+            };
+            if (_stashed >= MaxStashed || _stashedBytes + bytes > MaxInFlightBytes)
             {
                 ReplyError(m, CrabKvErrorCode.Overloaded, "The partition is still opening and its queue is full; retry shortly.");
                 return;
             }
+            _stashed++;
+            _stashedBytes += bytes;
             Stash.Stash();
         });
     }
@@ -166,7 +178,15 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         Receive<Flush>(OnFlush);
         Receive<Compact>(m => OnCompact(Sender, m.RequestId, shutdown: false));
         Receive<CompactAndShutdown>(m => OnCompact(Sender, m.RequestId, shutdown: true));
-        Receive<GetStats>(m => _cache.Tell(new CollectStats(BaseStats(), Sender, m.RequestId)));
+        Receive<GetStats>(m =>
+        {
+            if (_cacheDead || _draining)
+            {
+                Sender.Tell(new StoreStats([BaseStats()], m.RequestId));
+                return;
+            }
+            _cache.Tell(new CollectStats(BaseStats(), Sender, m.RequestId));
+        });
         Receive<StopPartition>(_ => BeginStop(Sender));
 
         Receive<WalAcks>(OnAcks);
@@ -178,14 +198,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             _active = m.Reader.Id;
         });
         Receive<SegmentSealed>(OnSealed);
-        Receive<WalRolled>(_ =>
-        {
-            if (_rollRequested)
-            {
-                _rollRequested = false;
-                StartMerge();
-            }
-        });
+        Receive<WalRolled>(_ => OnRolled());
         Receive<WalClosed>(_ => Drain());
         Receive<CacheDrained>(_ => FinishStop());
         Receive<FlushBatch>(OnFlushBatch);
@@ -198,19 +211,28 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         Receive<MergeFailed>(m =>
         {
             _merge = null;
-            var message = $"Compaction failed: {m.Cause.Message}";
-            foreach (var (to, id) in _compactWaiters)
-            {
-                to.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, message, id));
-            }
-            _compactWaiters.Clear();
-            ContinueStopIfWaiting();
+            FinishMerge(null, $"Compaction failed: {m.Cause.Message}");
         });
-        Receive<SegmentsReleased>(m => _compactor.Tell(new DeleteSegments(_directory, m.Segments)));
-        Receive<SegmentsDeleted>(_ =>
+        Receive<SegmentsReleased>(m =>
         {
-            _pendingReleases--;
-            ContinueStopIfWaiting();
+            if (_compactorDead)
+            {
+                ForgetRelease(m.Segments, leftover: true);
+                return;
+            }
+            _compactor.Tell(new DeleteSegments(_directory, m.Segments));
+        });
+        Receive<SegmentsDeleted>(m =>
+        {
+            _leftoverInputs.AddRange(m.Left);
+            if (m.Left.Count > 0)
+            {
+                _log.Warning("Partition {0}: {1} merged segments could not be deleted ({2}); merges keep tombstones until they are", _partition, m.Left.Count, m.Error);
+            }
+            if (!m.IsRetry)
+            {
+                ForgetRelease(m.Segments, leftover: false);
+            }
         });
         Receive<SweepTick>(_ => Sweep());
         Receive<InjectFaults>(m => _writer.Forward(m));
@@ -259,7 +281,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             return;
         }
         var seq = ++_seq;
-        Track(new PendingWrite(seq, [m.Key], [keyBytes], [false], [expiry], 0, keyBytes.Length + m.Value.Length));
+        Track(new PendingWrite(seq, [m.Key], [keyBytes], [false], [expiry], 0, keyBytes.Length + m.Value.Length, Sender, m.RequestId));
         _inFlight[m.Key] = new InFlight(m.Value, expiry, seq);
         _writer.Tell(new WalAppend(seq, [new WalRecord(keyBytes, RecordFlags.None, expiry, m.Value)], Sender, new PutOk(m.RequestId)));
     }
@@ -293,7 +315,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             return;
         }
         var seq = ++_seq;
-        Track(new PendingWrite(seq, [m.Key], [keyBytes], [true], [0], 0, keyBytes.Length));
+        Track(new PendingWrite(seq, [m.Key], [keyBytes], [true], [0], 0, keyBytes.Length, Sender, m.RequestId));
         _inFlight[m.Key] = new InFlight(null, 0, seq);
         _writer.Tell(new WalAppend(seq, [new WalRecord(keyBytes, RecordFlags.Tombstone, 0, null)], Sender, new DeleteOk(existed, m.RequestId)));
     }
@@ -331,6 +353,12 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             tombstones[i] = e.Value is null;
             bytes += keyBytes[i].Length + (e.Value?.Length ?? 0);
         }
+        if (_settings.WriteBackEnabled && m.Entries.Sum(e => WriteBackBuffer.CostOf(e.Key, e.Value)) > _settings.MaxDirtyBytes)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.ValueTooLarge,
+                $"The batch can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.MaxDirtyBytes}); split it or raise that limit. Nothing was written.", m.RequestId));
+            return;
+        }
         _puts += n;
         if (_settings.WriteBackEnabled)
         {
@@ -345,12 +373,17 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             records[i] = new WalRecord(keyBytes[i], flags, expiries[i], m.Entries[i].Value);
             _inFlight[keys[i]] = new InFlight(m.Entries[i].Value, expiries[i], seq);
         }
-        Track(new PendingWrite(seq, keys, keyBytes, tombstones, expiries, 0, bytes));
+        Track(new PendingWrite(seq, keys, keyBytes, tombstones, expiries, 0, bytes, Sender, m.RequestId));
         _writer.Tell(new WalAppend(seq, records, Sender, new PutBatchOk(n, m.RequestId)));
     }
 
     private void OnFlush(Flush m)
     {
+        if (_stopStarted)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down; its stop flushes everything.", m.RequestId));
+            return;
+        }
         if (_readOnlyReason is not null)
         {
             Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
@@ -452,10 +485,11 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void OnWalFailed(WalFailed m)
     {
-        GoReadOnly($"the write-ahead log failed: {m.Reason}");
+        // The writer has answered the failed requests itself.
+        GoReadOnly($"the write-ahead log failed: {m.Reason}", dropPending: true, answerPending: false);
     }
 
-    private void GoReadOnly(string reason)
+    private void GoReadOnly(string reason, bool dropPending, bool answerPending)
     {
         if (_readOnlyReason is null)
         {
@@ -463,10 +497,14 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             _log.Error("Partition {0} is read-only: {1}", _partition, reason);
             Context.System.EventStream.Publish(new PartitionFailed(_partition, reason));
         }
-        // Writes that were not acknowledged are not served from memory any more.
-        while (_pending.TryDequeue(out var p))
+        // Writes the writer will never acknowledge are not served from memory any more.
+        while (dropPending && _pending.TryDequeue(out var p))
         {
             _inFlightBytes -= p.Bytes;
+            if (answerPending && p.ReplyTo is not null)
+            {
+                p.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {reason}", p.RequestId));
+            }
             foreach (var key in p.Keys)
             {
                 if (_inFlight.TryGetValue(key, out var f) && f.Seq == p.Seq)
@@ -480,17 +518,55 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void ChildDied(Terminated t)
     {
-        if (_stopping && t.ActorRef.Equals(_writer))
+        var reason = $"child {t.ActorRef.Path.Name} stopped unexpectedly";
+        if (t.ActorRef.Equals(_writer))
         {
-            Drain();
+            _writerDead = true;
+            if (_rollRequested)
+            {
+                _rollRequested = false;
+                FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {reason}.");
+            }
+            if (_stopping)
+            {
+                GoReadOnly(reason, dropPending: true, answerPending: true);
+                Drain();
+                return;
+            }
+            GoReadOnly(reason, dropPending: true, answerPending: true);
             return;
         }
-        if (_draining && t.ActorRef.Equals(_cache))
+        if (t.ActorRef.Equals(_cache))
         {
-            FinishStop();
+            _cacheDead = true;
+            foreach (var list in _awaitingDelete.ToList())
+            {
+                ForgetRelease(list, leftover: true); // never released: they stay on disk
+            }
+            if (_draining)
+            {
+                FinishStop();
+                return;
+            }
+            GoReadOnly(reason, dropPending: false, answerPending: false);
             return;
         }
-        GoReadOnly($"child {t.ActorRef.Path.Name} stopped unexpectedly");
+        if (t.ActorRef.Equals(_compactor))
+        {
+            // Compaction stops; reads and writes go on.
+            _compactorDead = true;
+            _log.Error("Partition {0}: {1}; compaction is off until the store restarts", _partition, reason);
+            foreach (var list in _awaitingDelete.ToList())
+            {
+                ForgetRelease(list, leftover: true);
+            }
+            if (_merge is not null)
+            {
+                _merge = null;
+                _mergeAgain = false;
+                FinishMerge(null, $"Compaction failed: {reason}.");
+            }
+        }
     }
 
     // ------------------------------------------------------------------ reads
@@ -534,6 +610,11 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             Sender.Tell(new GetResult(m.Key, false, null, m.RequestId));
             return;
         }
+        if (_cacheDead)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot read: its cache actor stopped.", m.RequestId));
+            return;
+        }
         _cache.Tell(new ReadRecord(m.Key, keyBytes, location, segment, inFlight, Sender, m.RequestId));
     }
 
@@ -553,7 +634,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
                 reader.UpdateLength(m.Length);
             }
         }
-        if (_settings.AutoCompaction && _merge is null && !_stopping)
+        if (_settings.AutoCompaction && _merge is null && !_rollRequested && !_stopping && !_compactorDead && _readOnlyReason is null)
         {
             var active = _active;
             var (total, stale) = _usage.Sum(id => id != active && _segments.ContainsKey(id));
@@ -572,11 +653,20 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             replyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", requestId));
             return;
         }
-        _compactWaiters.Add((replyTo, requestId));
-        _shutdownAfterCompaction |= shutdown;
-        if (_merge is not null || _rollRequested)
+        if (_stopping)
         {
-            return; // joins the running compaction (requests are de-duplicated)
+            replyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", requestId));
+            return;
+        }
+        if (_compactorDead)
+        {
+            replyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot compact: its compactor stopped.", requestId));
+            return;
+        }
+        _compactWaiters.Add((replyTo, requestId, shutdown));
+        if (_rollRequested)
+        {
+            return; // joins the roll already asked for (requests are de-duplicated)
         }
         _rollRequested = true;
         if (_settings.WriteBackEnabled)
@@ -589,16 +679,53 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         }
     }
 
+    /// <summary>The active segment was sealed for a Compact: merge now, or right after the merge already running.</summary>
+    private void OnRolled()
+    {
+        if (!_rollRequested)
+        {
+            return;
+        }
+        _rollRequested = false;
+        if (_readOnlyReason is not null || _compactorDead)
+        {
+            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {_readOnlyReason ?? "the compactor stopped"}.");
+            ContinueStopIfWaiting();
+            return;
+        }
+        if (_merge is not null)
+        {
+            _mergeAgain = true; // the running merge started before this roll: it would miss the sealed segment
+            return;
+        }
+        StartMerge();
+    }
+
+    /// <summary>Starts a merge of every sealed segment; the Compact requests waiting so far are answered by it.</summary>
     private void StartMerge()
     {
+        if (_merge is not null)
+        {
+            return;
+        }
+        _currentWaiters.AddRange(_compactWaiters);
+        _compactWaiters.Clear();
         var active = _active;
         var inputs = _segments.Where(kv => kv.Key != active && kv.Value.Length > FormatConstants.FileHeaderSize).Select(kv => kv.Value).ToList();
         if (inputs.Count == 0)
         {
-            CompleteCompaction(0, 0, 0, TimeSpan.Zero);
+            FinishMerge(new CompactOk(0, 0, 0, TimeSpan.Zero, 0), null);
             return;
         }
-        _merge = new MergeRequest(_directory, inputs, OlderSegmentsExist: false, Now, _settings.SegmentMaxBytes);
+        // Inputs of an earlier merge that could not be deleted are older segments still on
+        // disk: tombstones must be kept while they exist. Their deletion is retried first.
+        var olderExist = _leftoverInputs.Count > 0;
+        if (olderExist)
+        {
+            _compactor.Tell(new DeleteSegments(_directory, _leftoverInputs.ToList(), IsRetry: true));
+            _leftoverInputs.Clear();
+        }
+        _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes);
         _mergeProgress = 0;
         _compactor.Tell(new RunMerge(_merge));
     }
@@ -617,29 +744,65 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             _segments[o.Id] = o;
         }
         // Reads already forwarded may still use the inputs: the cache answers after them.
-        _cache.Tell(new ReleaseSegments(inputs));
-        _pendingReleases++;
+        if (_cacheDead)
+        {
+            _leftoverInputs.AddRange(inputs);
+        }
+        else
+        {
+            _awaitingDelete.Add(inputs);
+            _cache.Tell(new ReleaseSegments(inputs));
+        }
         _compactions++;
-        CompleteCompaction(m.Merged.BytesBefore, m.Merged.BytesAfter, inputs.Count, m.Merged.Duration);
+        FinishMerge(new CompactOk(m.Merged.BytesBefore, m.Merged.BytesAfter, inputs.Count, m.Merged.Duration, 0), null);
     }
 
-    private void CompleteCompaction(long before, long after, int merged, TimeSpan duration)
+    /// <summary>A merge ended (result, or error text): answer its waiters, merge again if a roll came meanwhile, continue a stop.</summary>
+    private void FinishMerge(CompactOk? result, string? error)
     {
         _mergeProgress = 1;
-        _lastCompaction = (before, after, merged, duration);
-        Context.System.EventStream.Publish(new CompactionCompleted(_partition, before, after, merged, duration));
-        foreach (var (to, id) in _compactWaiters)
+        if (result is not null)
         {
-            to.Tell(new CompactOk(before, after, merged, duration, id));
+            _lastCompaction = (result.BytesBefore, result.BytesAfter, result.SegmentsMerged, result.Duration);
+            Context.System.EventStream.Publish(new CompactionCompleted(_partition, result.BytesBefore, result.BytesAfter, result.SegmentsMerged, result.Duration));
         }
-        _compactWaiters.Clear();
-        if (_shutdownAfterCompaction && !_stopping)
+        var shutdown = _currentWaiters.Any(w => w.Shutdown);
+        foreach (var (to, id, _) in _currentWaiters)
         {
-            _shutdownAfterCompaction = false;
+            to.Tell(result is not null ? result with { RequestId = id } : new CrabKvError(CrabKvErrorCode.StoreFailed, error!, id));
+        }
+        _currentWaiters.Clear();
+        if (_mergeAgain && !_compactorDead)
+        {
+            _mergeAgain = false;
+            StartMerge();
+            return;
+        }
+        _mergeAgain = false;
+        if (shutdown && !_stopping)
+        {
             BeginStop(null);
             return;
         }
         ContinueStopIfWaiting();
+    }
+
+    private void ForgetRelease(IReadOnlyList<Segment> segments, bool leftover)
+    {
+        if (_awaitingDelete.Remove(segments) && leftover)
+        {
+            _leftoverInputs.AddRange(segments);
+        }
+        ContinueStopIfWaiting();
+    }
+
+    private static void FailWaiters(List<(IActorRef To, long RequestId, bool Shutdown)> waiters, CrabKvErrorCode code, string message)
+    {
+        foreach (var (to, id, _) in waiters)
+        {
+            to.Tell(new CrabKvError(code, message, id));
+        }
+        waiters.Clear();
     }
 
     private void Sweep()
@@ -668,12 +831,16 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     private void ContinueStopIfWaiting()
     {
-        if (!_stopping || _stopStarted || _merge is not null || _rollRequested || _pendingReleases > 0)
+        if (!_stopping || _stopStarted || _merge is not null || _rollRequested || _awaitingDelete.Count > 0)
         {
             return;
         }
         _stopStarted = true;
-        if (_settings.WriteBackEnabled && _readOnlyReason is null)
+        if (_writerDead)
+        {
+            Drain();
+        }
+        else if (_settings.WriteBackEnabled && _readOnlyReason is null && !_cacheDead)
         {
             _cache.Tell(new FlushDirty(null, 0, ForStop: true)); // the FlushBatch reply closes the writer after it
         }
@@ -691,11 +858,18 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             return;
         }
         _draining = true;
+        if (_cacheDead)
+        {
+            FinishStop();
+            return;
+        }
         _cache.Tell(DrainCache.Instance);
     }
 
     private void FinishStop()
     {
+        FailWaiters(_compactWaiters, CrabKvErrorCode.ShuttingDown, "The store stopped before this compaction could run.");
+        FailWaiters(_currentWaiters, CrabKvErrorCode.ShuttingDown, "The store stopped before this compaction could run.");
         foreach (var w in _stopWaiters)
         {
             w.Tell(new PartitionStopped(_partition));

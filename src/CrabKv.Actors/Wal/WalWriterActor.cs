@@ -74,8 +74,8 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             _lock = DirectoryLock.Acquire(_directory);
             var state = StoreRecovery.Load(_directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
             _nextSequence = state.NextSequence;
+            StartSegment(); // its ActiveSegmentStarted waits in the partition's stash until WalRecovered
             Context.Parent.Tell(new WalRecovered(state));
-            StartSegment();
         }
         catch (Exception e)
         {
@@ -148,14 +148,23 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
                 m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Flush failed: {_failure}", RequestIdOf(m.Reply)));
             }
         });
-        Receive<WalRoll>(_ => Guard(() =>
+        Receive<WalRoll>(_ =>
         {
-            if (_writer!.Length > FormatConstants.FileHeaderSize)
+            try
             {
-                Roll();
+                Guard(() =>
+                {
+                    if (_writer!.Length > FormatConstants.FileHeaderSize)
+                    {
+                        Roll();
+                    }
+                });
             }
-            Context.Parent.Tell(WalRolled.Instance);
-        }));
+            finally
+            {
+                Context.Parent.Tell(WalRolled.Instance); // always answered: the partition waits for it
+            }
+        });
         Receive<WalClose>(_ => Guard(() =>
         {
             CompleteRound();
@@ -169,6 +178,8 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     {
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.ShuttingDown, "The store is shutting down."));
         Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", RequestIdOf(m.Reply))));
+        Receive<WalRoll>(_ => Sender.Tell(WalRolled.Instance));
+        Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
         ReceiveAny(_ => { });
     }
 
@@ -177,6 +188,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}"));
         Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}", RequestIdOf(m.Reply))));
         Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
+        Receive<WalRoll>(_ => Sender.Tell(WalRolled.Instance));
         ReceiveAny(_ => { });
     }
 
@@ -309,7 +321,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         {
             action();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) // any failure: every unacknowledged request is answered, then Failed
         {
             _failure = e.Message;
             _log.Error(e, "Partition {0}: write-ahead log failed; the partition is read-only from now on", _partition);

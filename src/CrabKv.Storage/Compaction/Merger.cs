@@ -263,17 +263,35 @@ public static class Merger
 
     /// <summary>
     /// Deletes merged inputs, oldest first (FORMAT.md section 7), with their hint files.
-    /// Call once no reader can still use them; disposes them.
+    /// Call once no reader can still use them; disposes them. On a failure it stops and
+    /// returns the inputs left on disk (the failing one and every newer one) with the error.
     /// </summary>
-    public static void DeleteInputs(string directory, IEnumerable<Segment> inputs)
+    public static (List<Segment> Left, Exception? Error) DeleteInputs(string directory, IEnumerable<Segment> inputs)
     {
-        foreach (var s in inputs.OrderBy(s => s.Id))
+        var ordered = inputs.OrderBy(s => s.Id).ToList();
+        for (var i = 0; i < ordered.Count; i++)
         {
+            var s = ordered[i];
             s.Dispose();
-            File.Delete(s.Path);
-            File.Delete(Path.Combine(directory, s.Id.HintFileName));
+            try
+            {
+                File.Delete(s.Path);
+                File.Delete(Path.Combine(directory, s.Id.HintFileName));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Stop here: deleting a newer input while an older one stays could drop the
+                // tombstone that hides the older one's put. The rest stays, to be retried; until
+                // then merges must treat them as older segments (OlderSegmentsExist).
+                foreach (var rest in ordered.Skip(i + 1))
+                {
+                    rest.Dispose();
+                }
+                return (ordered.GetRange(i, ordered.Count - i), e);
+            }
         }
         NativeFile.SyncDirectory(directory);
+        return ([], null);
     }
 
     private static void ThrowIfInvalid(ScanStatus status, Segment segment, SegmentScanner scanner)
