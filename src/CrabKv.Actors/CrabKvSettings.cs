@@ -30,6 +30,12 @@ public sealed record CrabKvSettings
     /// <summary>Write-back byte limit per partition.</summary>
     public required long MaxDirtyBytes { get; init; }
 
+    /// <summary>
+    /// The write-back limit in force: a flush is one batch written into one segment, so it never
+    /// passes the format's 2 GiB segment bound (a flush may make one segment larger than max-bytes).
+    /// </summary>
+    public long EffectiveMaxDirtyBytes => Math.Min(MaxDirtyBytes, Storage.Format.FormatConstants.MaxSegmentBytes - Storage.Format.FormatConstants.FileHeaderSize);
+
     /// <summary>Read cache entries per partition (0 = off).</summary>
     public required int CacheMaxEntries { get; init; }
 

@@ -51,6 +51,8 @@ public sealed class EmbeddedStore : IDisposable
     private long _compactions;
     private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed
     private bool _disposed;
+    private Exception? _failure; // a write or fsync failed: the store refuses everything until reopened
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private EmbeddedStore(string directory, StoreOptions options, DirectoryLock dirLock, RecoveredState state)
     {
@@ -63,7 +65,7 @@ public sealed class EmbeddedStore : IDisposable
         _nextSequence = state.NextSequence;
         LastRecovery = state.Report;
         _cache = new LruCache(options.ReadCacheEntries, options.ReadCacheBytes);
-        _writeBack = options.WriteBack ? new WriteBackBuffer(options.MaxDirtyBytes) : null;
+        _writeBack = options.WriteBack ? new WriteBackBuffer(Math.Min(options.MaxDirtyBytes, options.MaxSegmentBytes - FormatConstants.FileHeaderSize)) : null;
         _writer = NewWriter();
     }
 
@@ -91,7 +93,18 @@ public sealed class EmbeddedStore : IDisposable
         try
         {
             var state = StoreRecovery.Load(full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
-            return new EmbeddedStore(full, options, dirLock, state);
+            try
+            {
+                return new EmbeddedStore(full, options, dirLock, state);
+            }
+            catch
+            {
+                foreach (var segment in state.Segments.Values)
+                {
+                    segment.Dispose();
+                }
+                throw;
+            }
         }
         catch
         {
@@ -124,7 +137,16 @@ public sealed class EmbeddedStore : IDisposable
         }
         var (flags, stored) = Prepare(value);
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, stored.Length));
-        var offset = _writer.Append(flags, expiry, keyBytes, stored);
+        long offset;
+        try
+        {
+            offset = _writer.Append(flags, expiry, keyBytes, stored);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _failure = e;
+            throw;
+        }
         Index(keyBytes, new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keyBytes.Length, stored.Length), expiry));
         _cache.Remove(key);
     }
@@ -151,7 +173,15 @@ public sealed class EmbeddedStore : IDisposable
             return existed;
         }
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, 0));
-        _writer.Append(RecordFlags.Tombstone, 0, keyBytes, default);
+        try
+        {
+            _writer.Append(RecordFlags.Tombstone, 0, keyBytes, default);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _failure = e;
+            throw;
+        }
         _usage.AddRecord(_writer.Id, RecordCodec.SizeOf(keyBytes.Length, 0), live: false);
         if (_keys.Remove(keyBytes, out var prev))
         {
@@ -227,15 +257,23 @@ public sealed class EmbeddedStore : IDisposable
 
     private void AppendBatch(byte[][] keys, (RecordFlags Flags, byte[] Value)[] stored, long[] expiries, long totalBytes)
     {
+        if (totalBytes > _options.MaxSegmentBytes - FormatConstants.FileHeaderSize)
+        {
+            // A batch is never split across segments: it must fit one (FORMAT.md section 4).
+            throw new ValueTooLargeException($"The batch is {totalBytes} bytes of records; one batch must fit one segment (MaxSegmentBytes = {_options.MaxSegmentBytes}). Nothing was written.");
+        }
         RollIfNeeded(totalBytes);
         var locations = new KeyLocation[keys.Length];
-        for (var i = 0; i < keys.Length; i++)
+        Io(() =>
         {
-            var flags = stored[i].Flags | RecordFlags.InBatch | (i == keys.Length - 1 ? RecordFlags.BatchEnd : 0);
-            var offset = _writer.Append(flags, expiries[i], keys[i], stored[i].Value);
-            locations[i] = new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length), expiries[i],
-                (stored[i].Flags & RecordFlags.Tombstone) != 0);
-        }
+            for (var i = 0; i < keys.Length; i++)
+            {
+                var flags = stored[i].Flags | RecordFlags.InBatch | (i == keys.Length - 1 ? RecordFlags.BatchEnd : 0);
+                var offset = _writer.Append(flags, expiries[i], keys[i], stored[i].Value);
+                locations[i] = new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length), expiries[i],
+                    (stored[i].Flags & RecordFlags.Tombstone) != 0);
+            }
+        });
         for (var i = 0; i < keys.Length; i++)
         {
             if (locations[i].Tombstone)
@@ -261,14 +299,14 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         FlushWriteBack();
-        _writer.Flush();
+        Io(_writer.Flush);
     }
 
     /// <summary><see cref="Flush"/>, then fsync: everything written so far is durable.</summary>
     public void Sync()
     {
         Flush();
-        _writer.Sync();
+        Io(_writer.Sync);
     }
 
     private void FlushWriteBack()
@@ -429,8 +467,10 @@ public sealed class EmbeddedStore : IDisposable
     private CompactionOutcome CompactSealed(IProgress<MergeProgress>? progress)
     {
         var inputs = _sealed.Values.ToList();
-        if (inputs.Count == 0)
+        if (inputs.Count == 0 || (inputs.Count == 1 && inputs[0].Id.Sub > 0 && _usage.Of(inputs[0].Id) is var u && u.Total == u.Live && _leftoverInputs.Count == 0))
         {
+            // Nothing to gain (and a merge would only burn a segment id).
+
             return new CompactionOutcome(0, 0, 0, 0, 0, TimeSpan.Zero);
         }
         var keys = _keys;
@@ -528,6 +568,9 @@ public sealed class EmbeddedStore : IDisposable
     /// write-back entries are lost; bytes already handed to the OS stay; the active segment
     /// keeps its preallocated zero tail. Then releases the lock.
     /// </summary>
+    /// <summary>Test hook: the active segment's writes ("write") or fsyncs ("sync") fail while <paramref name="failWhen"/> says so.</summary>
+    internal void InjectFaults(Func<string, bool>? failWhen) => _writer.FailWhen = failWhen;
+
     internal void SimulateCrash()
     {
         _disposed = true;
@@ -543,7 +586,8 @@ public sealed class EmbeddedStore : IDisposable
 
     private SegmentWriter NewWriter()
     {
-        var id = SegmentId.From(_nextSequence++, 0);
+        var id = SegmentId.From(_nextSequence, 0);
+        _nextSequence++;
         var prealloc = _options.PreallocateSegments ? Math.Min(_options.MaxSegmentBytes, 256L << 20) : 0;
         var w = SegmentWriter.Create(_directory, id, _options.WriteBufferBytes, prealloc);
         return w;
@@ -559,12 +603,19 @@ public sealed class EmbeddedStore : IDisposable
 
     private void Roll(bool autoCompact)
     {
-        var sealedSegment = _writer.Seal();
-        _syncsOfSealedWriters += _writer.SyncCount;
-        _sealed.Add(sealedSegment.Id, sealedSegment);
-        _writer = NewWriter();
+        // The next segment is created first: if that fails, the active one is untouched.
+        var next = NewWriter();
+        Io(() =>
+        {
+            var sealedSegment = _writer.Seal();
+            _syncsOfSealedWriters += _writer.SyncCount;
+            _sealed.Add(sealedSegment.Id, sealedSegment);
+        });
+        _writer = next;
         if (autoCompact)
         {
+            SweepExpired(); // expired records count as stale only once they leave the key directory
+
             var active = _writer.Id;
             var (total, stale) = _usage.Sum(id => id != active);
             if (CompactionPolicy.ShouldCompact(_options.Compaction, total, stale))
@@ -592,19 +643,39 @@ public sealed class EmbeddedStore : IDisposable
         var max = Encoding.UTF8.GetMaxByteCount(key.Length);
         if (max > _keyBuffer.Length)
         {
-            var count = Encoding.UTF8.GetByteCount(key);
+            var count = ByteCount(key);
             if (count > _options.MaxKeyBytes)
             {
                 throw new InvalidKeyException($"Key is {count} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
             }
             _keyBuffer = new byte[Math.Max(max, _keyBuffer.Length * 2)];
         }
-        var n = Encoding.UTF8.GetBytes(key, _keyBuffer);
+        int n;
+        try
+        {
+            n = StrictUtf8.GetBytes(key, _keyBuffer);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new InvalidKeyException("Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form, and two such keys would collide on disk.");
+        }
         if (n > _options.MaxKeyBytes)
         {
             throw new InvalidKeyException($"Key is {n} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
         }
         return _keyBuffer.AsSpan(0, n);
+    }
+
+    private static int ByteCount(string key)
+    {
+        try
+        {
+            return StrictUtf8.GetByteCount(key);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new InvalidKeyException("Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form, and two such keys would collide on disk.");
+        }
     }
 
     private void CheckValue(int length)
@@ -665,6 +736,28 @@ public sealed class EmbeddedStore : IDisposable
         if (_disposed)
         {
             throw new StoreClosedException("The store is closed.");
+        }
+        if (_failure is not null)
+        {
+            throw new StoreClosedException($"The store failed earlier and refuses further operations until it is reopened: {_failure.Message}", _failure);
+        }
+    }
+
+    /// <summary>
+    /// Runs file work; an I/O error poisons the store: after a failed write or fsync the OS
+    /// may have dropped the pages, and a later fsync would report them durable ("fsyncgate").
+    /// Reopening recovers from what is really on disk.
+    /// </summary>
+    private void Io(Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _failure = e;
+            throw;
         }
     }
 }

@@ -47,7 +47,11 @@ public sealed record StoreOptions
     /// <summary>Buffer writes in memory until <see cref="EmbeddedStore.Flush"/>. Default off.</summary>
     public bool WriteBack { get; init; }
 
-    /// <summary>Write-back buffer limit; a write that would pass it flushes first. Default 64 MiB.</summary>
+    /// <summary>
+    /// Write-back buffer limit; a write that would pass it flushes first. Default 64 MiB.
+    /// The buffer never holds more than one segment's worth (a flush is one batch, and a batch
+    /// must fit one segment), whatever this says.
+    /// </summary>
     public long MaxDirtyBytes { get; init; } = 64L << 20;
 
     /// <summary>Clock for TTLs (tests substitute their own).</summary>

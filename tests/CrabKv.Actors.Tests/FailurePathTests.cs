@@ -135,4 +135,39 @@ public sealed class FailurePathTests : StoreTestBase
         Assert.Equal(30, stats.Keys);
         GracefulStop(store);
     }
+
+    [Fact]
+    public void Key_with_a_lone_surrogate_is_refused()
+    {
+        var store = StartStore();
+        ExpectError(store, new Put("a\uD800", Bytes("v")), CrabKvErrorCode.InvalidRequest);
+        ExpectError(store, new Get("a\uDBFF"), CrabKvErrorCode.InvalidRequest);
+        GracefulStop(store);
+    }
+
+    [Fact]
+    public void Batch_larger_than_a_segment_is_refused_and_writes_nothing()
+    {
+        var store = StartStore("crabkv.segment.max-bytes = 4096\ncrabkv.compression.enabled = off");
+        var entries = Enumerable.Range(0, 10).Select(i => new BatchEntry($"b{i}", new byte[1000])).ToList();
+        ExpectError(store, new PutBatch(entries), CrabKvErrorCode.ValueTooLarge);
+        Assert.False(Request<GetResult>(store, new Get("b0")).Found);
+        GracefulStop(store);
+    }
+
+    [Fact]
+    public void Compacting_an_idle_store_again_does_not_burn_segment_ids()
+    {
+        var store = StartStore("crabkv.compaction.auto = off");
+        Request<PutOk>(store, new Put("k", Bytes("v")));
+        Request<CompactOk>(store, new Compact());
+        var files = SegmentFiles().Select(f => f.Name).Where(n => n.EndsWith(".data", StringComparison.Ordinal)).ToList();
+        for (var i = 0; i < 3; i++)
+        {
+            Request<CompactOk>(store, new Compact());
+        }
+        Assert.Equal(files, SegmentFiles().Select(f => f.Name).Where(n => n.EndsWith(".data", StringComparison.Ordinal)).ToList());
+        Assert.Equal(Bytes("v"), Request<GetResult>(store, new Get("k")).Value);
+        GracefulStop(store);
+    }
 }

@@ -226,7 +226,18 @@ public sealed class FormatTests
         Assert.Equal(3, id.Sub);
         Assert.Equal("5/3", id.ToString());
         Assert.Equal(FormatConstants.MaxSub, SegmentId.From(1, FormatConstants.MaxSub).Sub);
-        Assert.Equal(uint.MaxValue, SegmentId.From(uint.MaxValue, 0).Sequence);
+        Assert.Equal(FormatConstants.MaxSequence, SegmentId.From(FormatConstants.MaxSequence, 0).Sequence);
+    }
+
+    [Fact]
+    public void SegmentIdsThatTheFileNameCannotSpellAreRefused()
+    {
+        // A 7-digit sub used to be accepted: its file was then ignored at open, with its keys.
+        Assert.Throws<InvalidOperationException>(() => SegmentId.From(1, FormatConstants.MaxSub + 1));
+        Assert.Throws<InvalidOperationException>(() => SegmentId.From(FormatConstants.MaxSequence + 1, 0));
+        var name = SegmentId.From(FormatConstants.MaxSequence, FormatConstants.MaxSub).DataFileName;
+        Assert.True(SegmentId.TryParseFileName(name, out var back, out _));
+        Assert.Equal(FormatConstants.MaxSub, back.Sub);
     }
 
     [Theory]

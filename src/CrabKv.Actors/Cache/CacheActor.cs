@@ -41,7 +41,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     {
         _settings = settings;
         _lru = new LruCache(settings.CacheMaxEntries, settings.CacheMaxBytes);
-        _dirty = settings.WriteBackEnabled ? new WriteBackBuffer(settings.MaxDirtyBytes) : null;
+        _dirty = settings.WriteBackEnabled ? new WriteBackBuffer(settings.EffectiveMaxDirtyBytes) : null;
 
         Receive<ReadRecord>(Read);
         Receive<BufferWrite>(Buffer);

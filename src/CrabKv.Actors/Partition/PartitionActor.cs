@@ -32,6 +32,7 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 {
     private const int MaxStashed = 100_000;
     private const long MaxInFlightBytes = 256L << 20;
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private sealed class SweepTick : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {
@@ -268,10 +269,10 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         {
             return;
         }
-        if (_settings.WriteBackEnabled && WriteBackBuffer.CostOf(m.Key, m.Value) > _settings.MaxDirtyBytes)
+        if (_settings.WriteBackEnabled && WriteBackBuffer.CostOf(m.Key, m.Value) > _settings.EffectiveMaxDirtyBytes)
         {
             Sender.Tell(new CrabKvError(CrabKvErrorCode.ValueTooLarge,
-                $"Value of '{m.Key}' ({m.Value.Length} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.MaxDirtyBytes}); raise that limit.", m.RequestId));
+                $"Value of '{m.Key}' ({m.Value.Length} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.EffectiveMaxDirtyBytes}); raise that limit.", m.RequestId));
             return;
         }
         _puts++;
@@ -353,10 +354,16 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             tombstones[i] = e.Value is null;
             bytes += keyBytes[i].Length + (e.Value?.Length ?? 0);
         }
-        if (_settings.WriteBackEnabled && m.Entries.Sum(e => WriteBackBuffer.CostOf(e.Key, e.Value)) > _settings.MaxDirtyBytes)
+        if (m.Entries.Sum(e => (long)FormatConstants.RecordHeaderSize + Encoding.UTF8.GetByteCount(e.Key) + (e.Value?.Length ?? 0)) > _settings.SegmentMaxBytes - FormatConstants.FileHeaderSize)
         {
             Sender.Tell(new CrabKvError(CrabKvErrorCode.ValueTooLarge,
-                $"The batch can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.MaxDirtyBytes}); split it or raise that limit. Nothing was written.", m.RequestId));
+                $"The batch is larger than one segment (crabkv.segment.max-bytes = {_settings.SegmentMaxBytes}); a batch is never split across segments. Nothing was written.", m.RequestId));
+            return;
+        }
+        if (_settings.WriteBackEnabled && m.Entries.Sum(e => WriteBackBuffer.CostOf(e.Key, e.Value)) > _settings.EffectiveMaxDirtyBytes)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.ValueTooLarge,
+                $"The batch can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {_settings.EffectiveMaxDirtyBytes}); split it or raise that limit. Nothing was written.", m.RequestId));
             return;
         }
         _puts += n;
@@ -712,8 +719,10 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
         _compactWaiters.Clear();
         var active = _active;
         var inputs = _segments.Where(kv => kv.Key != active && kv.Value.Length > FormatConstants.FileHeaderSize).Select(kv => kv.Value).ToList();
-        if (inputs.Count == 0)
+        if (inputs.Count == 0 || (inputs.Count == 1 && inputs[0].Id.Sub > 0 && _leftoverInputs.Count == 0
+            && _usage.Of(inputs[0].Id) is var u && u.Total == u.Live))
         {
+            // Nothing to gain: merging one clean merge output again would only burn a segment id.
             FinishMerge(new CompactOk(0, 0, 0, TimeSpan.Zero, 0), null);
             return;
         }
@@ -897,13 +906,22 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             Sender.Tell(new CrabKvError(CrabKvErrorCode.EmptyKey, "Key is empty; keys must be 1 or more bytes of UTF-8.", requestId));
             return false;
         }
-        var count = Encoding.UTF8.GetByteCount(key);
+        int count;
+        try
+        {
+            count = StrictUtf8.GetByteCount(key);
+        }
+        catch (EncoderFallbackException)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, "Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form.", requestId));
+            return false;
+        }
         if (count > _settings.MaxKeyBytes)
         {
             Sender.Tell(new CrabKvError(CrabKvErrorCode.KeyTooLarge, $"Key is {count} bytes of UTF-8; the limit (crabkv.limits.max-key-bytes) is {_settings.MaxKeyBytes}.", requestId));
             return false;
         }
-        keyBytes = Encoding.UTF8.GetBytes(key);
+        keyBytes = StrictUtf8.GetBytes(key);
         return true;
     }
 

@@ -139,8 +139,8 @@ public static class Merger
             }
             var seg = writer.Seal();
             var finalPath = Path.Combine(request.Directory, seg.Id.DataFileName);
+            File.Move(seg.Path, finalPath); // data first: a hint never exists without its data
             hint!.Complete(request.Directory, seg.Length);
-            File.Move(seg.Path, finalPath);
             seg.Path = finalPath;
             outputs.Add(seg);
             bytesAfter += seg.Length;

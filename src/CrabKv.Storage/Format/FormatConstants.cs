@@ -43,8 +43,11 @@ public static class FormatConstants
     /// <summary>Bits of the segment id that hold the sub number of a merge output.</summary>
     public const int SubBits = 20;
 
-    /// <summary>Largest sub number (merge outputs per merged run).</summary>
-    public const int MaxSub = (1 << SubBits) - 1;
+    /// <summary>Largest sub number: the file name spells it with 6 digits (FORMAT.md section 1).</summary>
+    public const int MaxSub = 999_999;
+
+    /// <summary>Largest sequence number: the file name spells it with 8 digits.</summary>
+    public const uint MaxSequence = 99_999_999;
 }
 
 /// <summary>Record flag bits (FORMAT.md section 3).</summary>

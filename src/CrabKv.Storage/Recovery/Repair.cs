@@ -106,7 +106,8 @@ public static class Repair
                 var next = scanner.EndOfDamagedRecord(start);
                 if (next < 0)
                 {
-                    next = scanner.FindNextValidRecord(start);
+                    var claimedEnd = scanner.EndOfPlausibleRecord(start);
+                    next = scanner.FindNextValidRecord(claimedEnd > start ? claimedEnd - 1 : start);
                 }
                 else if (next == segment.Length)
                 {

@@ -63,22 +63,35 @@ public static class StoreRecovery
         var ids = new List<SegmentId>();
         foreach (var path in Directory.EnumerateFiles(directory, "seg-*.data"))
         {
-            if (SegmentId.TryParseFileName(Path.GetFileName(path), out var id, out var isHint) && !isHint)
+            if (!SegmentId.TryParseFileName(Path.GetFileName(path), out var id, out _))
             {
-                ids.Add(id);
+                // Skipping it would silently hide its keys.
+                throw new NotASegmentException(path, "its name is not seg-SSSSSSSS-BBBBBB.data");
             }
+            ids.Add(id);
         }
         ids.Sort();
         return ids;
     }
 
-    /// <summary>Deletes the leftovers of an interrupted merge or repair (<c>*.tmp</c>).</summary>
+    /// <summary>
+    /// Deletes the leftovers of an interrupted merge or repair: <c>*.tmp</c> files, and hint
+    /// files whose data segment does not exist (a crash between a merge's two renames).
+    /// </summary>
     public static void DeleteTemporaryFiles(string directory, Action<string>? log)
     {
         foreach (var tmp in Directory.EnumerateFiles(directory, "*.tmp"))
         {
             File.Delete(tmp);
             log?.Invoke($"Deleted leftover temporary file '{tmp}'.");
+        }
+        foreach (var hint in Directory.EnumerateFiles(directory, "seg-*.hint"))
+        {
+            if (!File.Exists(Path.ChangeExtension(hint, ".data")))
+            {
+                File.Delete(hint);
+                log?.Invoke($"Deleted hint file '{hint}' whose data segment does not exist.");
+            }
         }
     }
 
@@ -104,7 +117,7 @@ public static class StoreRecovery
                 var id = ids[i];
                 var path = Path.Combine(directory, id.DataFileName);
                 var isActive = i == ids.Count - 1 && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
-                if (isActive && new FileInfo(path).Length < FormatConstants.FileHeaderSize)
+                if (isActive && (new FileInfo(path).Length < FormatConstants.FileHeaderSize || IsAllZero(path)))
                 {
                     File.Delete(path);
                     Note($"Deleted '{path}': its creation was torn (shorter than a header).");
@@ -180,6 +193,13 @@ public static class StoreRecovery
         }, out whyNot);
         report.RecordsApplied += applied;
         return ok;
+    }
+
+    private static bool IsAllZero(string path)
+    {
+        using var s = Segment.OpenReader(default, path);
+        s.UpdateLength(RandomAccess.GetLength(s.Handle));
+        return IsZeroFill(s, 0);
     }
 
     private readonly record struct Pending(byte[] Key, KeyLocation Location, bool Tombstone);
@@ -267,6 +287,9 @@ public static class StoreRecovery
             var end = scanner.Position;
             if (status == ScanStatus.Invalid)
             {
+                // Searched from the next byte on purpose: a damaged length field must not make
+                // open cut valid records as a "tail". A valid-looking record inside a torn value
+                // makes open refuse instead (safe); `repair` then skips that value whole.
                 var next = scanner.FindNextValidRecord(end);
                 if (next >= 0)
                 {

@@ -9,7 +9,14 @@ namespace CrabKv.Storage.Segments;
 public readonly record struct SegmentId(ulong Value) : IComparable<SegmentId>
 {
     /// <summary>Builds an id from its parts.</summary>
-    public static SegmentId From(uint sequence, int sub) => new(((ulong)sequence << Format.FormatConstants.SubBits) | (uint)sub);
+    public static SegmentId From(uint sequence, int sub)
+    {
+        if (sequence > Format.FormatConstants.MaxSequence || sub < 0 || sub > Format.FormatConstants.MaxSub)
+        {
+            throw new InvalidOperationException($"Segment id {sequence}/{sub} does not fit the file name (sequence ≤ {Format.FormatConstants.MaxSequence}, sub ≤ {Format.FormatConstants.MaxSub}).");
+        }
+        return new(((ulong)sequence << Format.FormatConstants.SubBits) | (uint)sub);
+    }
 
     /// <summary>The writer's sequence number.</summary>
     public uint Sequence => (uint)(Value >> Format.FormatConstants.SubBits);

@@ -146,6 +146,21 @@ public sealed class SegmentScanner
         return -1;
     }
 
+    /// <summary>
+    /// End of the record whose header at <paramref name="position"/> is plausible (valid
+    /// fields, fits the data), whether or not its checksum holds; -1 when the header is not.
+    /// </summary>
+    public long EndOfPlausibleRecord(long position)
+    {
+        if (_length - position < FormatConstants.RecordHeaderSize
+            || !RecordCodec.TryReadHeader(Window(position, FormatConstants.RecordHeaderSize), out var h)
+            || position + h.Size > _length)
+        {
+            return -1;
+        }
+        return position + h.Size;
+    }
+
     /// <summary>Moves the scan to <paramref name="position"/> (repair skips damaged ranges).</summary>
     public void Seek(long position) => Position = position;
 

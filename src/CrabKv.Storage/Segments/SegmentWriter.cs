@@ -63,12 +63,14 @@ public sealed class SegmentWriter : IDisposable
         long preallocated;
         try
         {
-            preallocated = NativeFile.TryPreallocate(handle, preallocateBytes) ? preallocateBytes : 0;
+            // Header first and durable, then the preallocation: a crash never leaves a long,
+            // header-less file (recovery also treats an all-zero newest segment as torn).
             Span<byte> header = stackalloc byte[FormatConstants.FileHeaderSize];
             FileHeader.Write(header, FormatConstants.SegmentMagic, id);
             RandomAccess.Write(handle, header, 0);
             RandomAccess.FlushToDisk(handle);
             NativeFile.SyncDirectory(directory);
+            preallocated = NativeFile.TryPreallocate(handle, preallocateBytes) ? preallocateBytes : 0;
         }
         catch
         {
