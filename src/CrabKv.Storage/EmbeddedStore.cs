@@ -52,7 +52,6 @@ public sealed class EmbeddedStore : IDisposable
     private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed
     private bool _disposed;
     private Exception? _failure; // a write or fsync failed: the store refuses everything until reopened
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private EmbeddedStore(string directory, StoreOptions options, DirectoryLock dirLock, RecoveredState state)
     {
@@ -638,43 +637,36 @@ public sealed class EmbeddedStore : IDisposable
     {
         if (string.IsNullOrEmpty(key))
         {
-            throw new InvalidKeyException("Key is empty; keys must be 1 or more bytes of UTF-8.");
+            throw new InvalidKeyException(KeyRules.EmptyMessage);
         }
         var max = Encoding.UTF8.GetMaxByteCount(key.Length);
         if (max > _keyBuffer.Length)
         {
-            var count = ByteCount(key);
-            if (count > _options.MaxKeyBytes)
-            {
-                throw new InvalidKeyException($"Key is {count} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
-            }
+            CheckKeyLength(KeyRules.ByteCount(key)); // too long keys are refused before the buffer grows
             _keyBuffer = new byte[Math.Max(max, _keyBuffer.Length * 2)];
         }
         int n;
         try
         {
-            n = StrictUtf8.GetBytes(key, _keyBuffer);
+            n = KeyRules.Utf8.GetBytes(key, _keyBuffer);
         }
         catch (EncoderFallbackException)
         {
-            throw new InvalidKeyException("Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form, and two such keys would collide on disk.");
+            throw new InvalidKeyException(KeyRules.NotTextMessage);
         }
-        if (n > _options.MaxKeyBytes)
-        {
-            throw new InvalidKeyException($"Key is {n} bytes of UTF-8; the limit (max-key-bytes) is {_options.MaxKeyBytes}.");
-        }
+        CheckKeyLength(n);
         return _keyBuffer.AsSpan(0, n);
     }
 
-    private static int ByteCount(string key)
+    private void CheckKeyLength(int bytes)
     {
-        try
+        if (bytes < 0)
         {
-            return StrictUtf8.GetByteCount(key);
+            throw new InvalidKeyException(KeyRules.NotTextMessage);
         }
-        catch (EncoderFallbackException)
+        if (bytes > _options.MaxKeyBytes)
         {
-            throw new InvalidKeyException("Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form, and two such keys would collide on disk.");
+            throw new InvalidKeyException(KeyRules.TooLargeMessage(bytes, "max-key-bytes", _options.MaxKeyBytes));
         }
     }
 

@@ -4,6 +4,7 @@ using Akka.Event;
 using CrabKv.Actors.Cache;
 using CrabKv.Actors.Compaction;
 using CrabKv.Actors.Wal;
+using CrabKv.Storage;
 using CrabKv.Storage.Caches;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Format;
@@ -32,7 +33,6 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 {
     private const int MaxStashed = 100_000;
     private const long MaxInFlightBytes = 256L << 20;
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private sealed class SweepTick : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {
@@ -901,27 +901,21 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     private bool ValidateKey(string key, long requestId, out byte[] keyBytes)
     {
         keyBytes = [];
-        if (string.IsNullOrEmpty(key))
+        var count = string.IsNullOrEmpty(key) ? 0 : KeyRules.ByteCount(key);
+        var error = count switch
         {
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.EmptyKey, "Key is empty; keys must be 1 or more bytes of UTF-8.", requestId));
+            0 => new CrabKvError(CrabKvErrorCode.EmptyKey, KeyRules.EmptyMessage, requestId),
+            < 0 => new CrabKvError(CrabKvErrorCode.InvalidRequest, KeyRules.NotTextMessage, requestId),
+            _ when count > _settings.MaxKeyBytes => new CrabKvError(CrabKvErrorCode.KeyTooLarge,
+                KeyRules.TooLargeMessage(count, "crabkv.limits.max-key-bytes", _settings.MaxKeyBytes), requestId),
+            _ => null,
+        };
+        if (error is not null)
+        {
+            Sender.Tell(error);
             return false;
         }
-        int count;
-        try
-        {
-            count = StrictUtf8.GetByteCount(key);
-        }
-        catch (EncoderFallbackException)
-        {
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, "Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form.", requestId));
-            return false;
-        }
-        if (count > _settings.MaxKeyBytes)
-        {
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.KeyTooLarge, $"Key is {count} bytes of UTF-8; the limit (crabkv.limits.max-key-bytes) is {_settings.MaxKeyBytes}.", requestId));
-            return false;
-        }
-        keyBytes = StrictUtf8.GetBytes(key);
+        keyBytes = KeyRules.Utf8.GetBytes(key);
         return true;
     }
 
