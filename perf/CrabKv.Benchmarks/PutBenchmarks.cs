@@ -22,7 +22,7 @@ public class PutBenchmarks
 
     private string[] _keys = [];
     private byte[] _value = [];
-    private BatchOperation[] _batchOps = [];
+    private BatchEntry[] _batchOps = [];
     private string? _root;
     private string? _directory;
     private EmbeddedStore? _store;
@@ -33,10 +33,10 @@ public class PutBenchmarks
     {
         _keys = BenchData.Keys(Math.Max(Sync100MsOps, BatchRecords));
         _value = BenchData.Value();
-        _batchOps = new BatchOperation[BatchRecords];
+        _batchOps = new BatchEntry[BatchRecords];
         for (var i = 0; i < _batchOps.Length; i++)
         {
-            _batchOps[i] = BatchOperation.Put(_keys[i], _value);
+            _batchOps[i] = BatchEntry.Put(_keys[i], _value);
         }
         _root = BenchData.NewTempDirectory("put");
         BenchData.Quiesce();
@@ -106,7 +106,7 @@ public class PutBenchmarks
         var ops = _batchOps;
         for (var start = 0; start < BatchRecords; start += BatchSize)
         {
-            store.PutBatch(new ArraySegment<BatchOperation>(ops, start, BatchSize));
+            store.PutBatch(new ArraySegment<BatchEntry>(ops, start, BatchSize));
             store.Sync();
         }
     }

@@ -3,53 +3,35 @@ using CrabKv.Storage.Caches;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Recovery;
-using CrabKv.Storage.Segments;
 
 namespace CrabKv.Storage;
-
-/// <summary>One operation of a batch: a put (with optional TTL) or, with a null value, a delete.</summary>
-public sealed record BatchOperation(string Key, byte[]? Value, TimeSpan? Ttl = null)
-{
-    /// <summary>A put.</summary>
-    public static BatchOperation Put(string key, byte[] value, TimeSpan? ttl = null) => new(key, value, ttl);
-
-    /// <summary>A delete.</summary>
-    public static BatchOperation Delete(string key) => new(key, null);
-}
-
-/// <summary>Counters and sizes of a store.</summary>
-public sealed record StoreStats(
-    int Keys, int Segments, long TotalBytes, long StaleBytes, long Syncs, long Compactions,
-    long CacheHits, long CacheMisses, long DirtyBytes, long KeyDirectoryBytes, SegmentId ActiveSegment);
-
-/// <summary>What one compaction did.</summary>
-public sealed record CompactionOutcome(int InputSegments, int OutputSegments, long BytesBefore, long BytesAfter, long RecordsDropped, TimeSpan Duration);
 
 /// <summary>
 /// The storage engine as one object: open / put / get / delete / batch / flush / sync /
 /// compact / dispose over a partition directory. <b>Not thread safe</b>: exactly one thread
-/// (or one actor) may use an instance. Writes go to an in-memory buffer; <see cref="Flush"/>
-/// hands them to the OS and <see cref="Sync"/> makes them durable — the caller picks the
-/// policy. Used directly by tests and benchmarks; the actor layer composes the same parts.
+/// may use an instance. Writes go to an in-memory buffer; <see cref="Flush"/> hands them to
+/// the OS and <see cref="Sync"/> makes them durable — the caller picks the policy.
+/// Its rules are the partition's (<c>Partition/</c>: <see cref="WriteRules"/>,
+/// <see cref="PartitionIndex"/>, <see cref="ActiveLog"/>, <see cref="RecordReader"/>), the
+/// same code the actor layer's partition runs; this type only sequences them synchronously.
 /// </summary>
 public sealed class EmbeddedStore : IDisposable
 {
     private readonly string _directory;
     private readonly StoreOptions _options;
+    private readonly WriteLimits _limits;
     private readonly DirectoryLock _lock;
-    private readonly KeyDirectory _keys;
-    private readonly SegmentUsage _usage;
-    private readonly SortedDictionary<SegmentId, Segment> _sealed;
+    private readonly PartitionIndex _index;
+    private readonly ActiveLog _log;
     private readonly LruCache _cache;
     private readonly WriteBackBuffer? _writeBack;
-    private SegmentWriter _writer;
-    private uint _nextSequence;
     private byte[] _keyBuffer = new byte[256];
     private byte[] _readBuffer = new byte[4096];
-    private long _syncsOfSealedWriters;
     private long _compactions;
-    private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed
+    private long _puts, _gets, _deletes;
+    private readonly List<Segments.Segment> _leftoverInputs = new(); // merged inputs whose deletion failed
     private bool _disposed;
     private Exception? _failure; // a write or fsync failed: the store refuses everything until reopened
 
@@ -58,14 +40,13 @@ public sealed class EmbeddedStore : IDisposable
         _directory = directory;
         _options = options;
         _lock = dirLock;
-        _keys = state.KeyDirectory;
-        _usage = state.Usage;
-        _sealed = state.Segments;
-        _nextSequence = state.NextSequence;
+        _index = state.Index;
         LastRecovery = state.Report;
+        _limits = options.ToWriteLimits();
         _cache = new LruCache(options.ReadCacheEntries, options.ReadCacheBytes);
-        _writeBack = options.WriteBack ? new WriteBackBuffer(Math.Min(options.MaxDirtyBytes, options.MaxSegmentBytes - FormatConstants.FileHeaderSize)) : null;
-        _writer = NewWriter();
+        _writeBack = options.WriteBack ? new WriteBackBuffer(_limits.EffectiveMaxDirtyBytes) : null;
+        _log = new ActiveLog(directory, state.NextSequence, options.ToLogSettings());
+        _index.StartActive(_log.Writer.Segment);
     }
 
     /// <summary>What open found (torn tail cut, hints used, …).</summary>
@@ -75,10 +56,10 @@ public sealed class EmbeddedStore : IDisposable
     public string Directory => _directory;
 
     /// <summary>Number of live keys on disk (buffered write-back entries not counted).</summary>
-    public int Count => _keys.Count;
+    public int Count => _index.Count;
 
     /// <summary>The key directory (read it only; tests compare it across opens).</summary>
-    public KeyDirectory KeyDirectory => _keys;
+    public KeyDirectory KeyDirectory => _index.Keys;
 
     /// <summary>Opens (creating if needed) the store in <paramref name="directory"/>.</summary>
     /// <exception cref="StoreLockedException">The directory is in use.</exception>
@@ -98,10 +79,7 @@ public sealed class EmbeddedStore : IDisposable
             }
             catch
             {
-                foreach (var segment in state.Segments.Values)
-                {
-                    segment.Dispose();
-                }
+                state.Index.Dispose();
                 throw;
             }
         }
@@ -121,32 +99,33 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         var keyBytes = EncodeKey(key);
-        CheckValue(value.Length);
-        var expiry = ExpiryFor(ttl);
-        if (_writeBack is not null && WriteBackBuffer.CostOf(key, null) + value.Length <= _writeBack.MaxDirtyBytes)
-        {
-            BufferWrite(key, value.ToArray(), expiry);
-            return;
-        }
-        // Write-through, or a write-back entry too large to ever buffer: earlier buffered
-        // writes go first, so the order of writes is kept.
+        Throw(WriteRules.CheckValue(key, value.Length, _limits.MaxValueBytes));
+        Throw(WriteRules.ExpiryFor(key, ttl, _limits.DefaultTtl, Now, out var expiry));
+        _puts++;
         if (_writeBack is not null)
         {
+            if (WriteBackBuffer.CostOf(key, null) + value.Length <= _writeBack.MaxDirtyBytes)
+            {
+                BufferWrite(key, value.ToArray(), expiry);
+                return;
+            }
+            // Too large to ever buffer: written through, after what is buffered (order kept).
             FlushWriteBack();
         }
-        var (flags, stored) = Prepare(value);
+        var flags = _log.Prepare(value, out var compressed);
+        ReadOnlySpan<byte> stored = compressed ?? value;
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, stored.Length));
-        long offset;
+        KeyLocation location;
         try
         {
-            offset = _writer.Append(flags, expiry, keyBytes, stored);
+            location = _log.Append(flags, expiry, keyBytes, stored);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _failure = e;
             throw;
         }
-        Index(keyBytes, new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keyBytes.Length, stored.Length), expiry));
+        _index.Apply(keyBytes, location, tombstone: false, Now);
         _cache.Remove(key);
     }
 
@@ -159,6 +138,7 @@ public sealed class EmbeddedStore : IDisposable
         ThrowIfDisposed();
         var keyBytes = EncodeKey(key);
         var existed = ContainsLive(key, keyBytes);
+        _deletes++;
         if (_writeBack is not null)
         {
             if (existed)
@@ -167,60 +147,40 @@ public sealed class EmbeddedStore : IDisposable
             }
             return existed;
         }
-        if (!_keys.TryGet(keyBytes, out _))
+        if (!_index.HasRecord(keyBytes))
         {
-            return existed;
+            return existed; // nothing on disk to hide
         }
         RollIfNeeded(RecordCodec.SizeOf(keyBytes.Length, 0));
+        KeyLocation location;
         try
         {
-            _writer.Append(RecordFlags.Tombstone, 0, keyBytes, default);
+            location = _log.Append(RecordFlags.Tombstone, 0, keyBytes, default);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _failure = e;
             throw;
         }
-        _usage.AddRecord(_writer.Id, RecordCodec.SizeOf(keyBytes.Length, 0), live: false);
-        if (_keys.Remove(keyBytes, out var prev))
-        {
-            _usage.Kill(prev.Segment, prev.Size);
-        }
+        _index.Apply(keyBytes, location, tombstone: true, Now);
         _cache.Remove(key);
         return existed;
     }
 
     /// <summary>
     /// Applies puts and deletes atomically: after any crash either all of them are visible or
-    /// none. Every operation is validated before anything is written.
+    /// none. Every entry is validated before anything is written (an empty batch is refused).
+    /// Entries may repeat a key: the last one wins.
     /// </summary>
-    public void PutBatch(IReadOnlyList<BatchOperation> operations)
+    public void PutBatch(IReadOnlyList<BatchEntry> entries)
     {
         ThrowIfDisposed();
-        ArgumentNullException.ThrowIfNull(operations);
-        if (operations.Count == 0)
-        {
-            return;
-        }
-        var keys = new byte[operations.Count][];
-        var expiries = new long[operations.Count];
-        for (var i = 0; i < operations.Count; i++)
-        {
-            var op = operations[i] ?? throw new ArgumentException($"Batch operation {i} is null.", nameof(operations));
-            keys[i] = EncodeKey(op.Key).ToArray();
-            if (op.Value is not null)
-            {
-                CheckValue(op.Value.Length);
-                expiries[i] = ExpiryFor(op.Ttl);
-            }
-        }
+        ArgumentNullException.ThrowIfNull(entries);
+        Throw(WriteRules.CheckBatch(_limits, entries, Now, out var write));
+        _puts += write.Count;
         if (_writeBack is not null)
         {
-            long cost = 0;
-            foreach (var op in operations)
-            {
-                cost += WriteBackBuffer.CostOf(op.Key, op.Value);
-            }
+            var cost = write.WriteBackCost;
             if (cost <= _writeBack.MaxDirtyBytes)
             {
                 // The batch must reach the log inside one flush (one atomic batch): make room
@@ -229,64 +189,35 @@ public sealed class EmbeddedStore : IDisposable
                 {
                     FlushWriteBack();
                 }
-                for (var i = 0; i < operations.Count; i++)
+                for (var i = 0; i < write.Count; i++)
                 {
-                    var op = operations[i];
-                    _writeBack.Offer(op.Key, op.Value?.ToArray(), expiries[i]);
-                    _cache.Remove(op.Key);
+                    _writeBack.Offer(write.Keys[i], write.Values[i]?.ToArray(), write.Expiries[i]);
+                    _cache.Remove(write.Keys[i]);
                 }
                 return;
             }
             FlushWriteBack(); // too large to buffer: written through, after what is buffered
         }
-        var stored = new (RecordFlags Flags, byte[] Value)[operations.Count];
-        long total = 0;
-        for (var i = 0; i < operations.Count; i++)
+        AppendWrite(write.ToRecords(), asBatch: true);
+        foreach (var key in write.Keys)
         {
-            var op = operations[i];
-            stored[i] = op.Value is null ? (RecordFlags.Tombstone, []) : PrepareArray(op.Value);
-            total += RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length);
-        }
-        AppendBatch(keys, stored, expiries, total);
-        foreach (var op in operations)
-        {
-            _cache.Remove(op.Key);
+            _cache.Remove(key);
         }
     }
 
-    private void AppendBatch(byte[][] keys, (RecordFlags Flags, byte[] Value)[] stored, long[] expiries, long totalBytes)
+    private void AppendWrite(LogRecord[] records, bool asBatch)
     {
-        if (totalBytes > _options.MaxSegmentBytes - FormatConstants.FileHeaderSize)
+        var stored = new (RecordFlags Flags, byte[] Stored)[records.Length];
+        for (var i = 0; i < records.Length; i++)
         {
-            // A batch is never split across segments: it must fit one (FORMAT.md section 4).
-            throw new ValueTooLargeException($"The batch is {totalBytes} bytes of records; one batch must fit one segment (MaxSegmentBytes = {_options.MaxSegmentBytes}). Nothing was written.");
+            stored[i] = _log.Prepare(records[i].Value);
         }
-        RollIfNeeded(totalBytes);
-        var locations = new KeyLocation[keys.Length];
-        Io(() =>
+        RollIfNeeded(ActiveLog.SizeOf(records, stored));
+        var locations = Io(() => _log.Append(records, stored, asBatch));
+        var now = Now;
+        for (var i = 0; i < records.Length; i++)
         {
-            for (var i = 0; i < keys.Length; i++)
-            {
-                var flags = stored[i].Flags | RecordFlags.InBatch | (i == keys.Length - 1 ? RecordFlags.BatchEnd : 0);
-                var offset = _writer.Append(flags, expiries[i], keys[i], stored[i].Value);
-                locations[i] = new KeyLocation(_writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(keys[i].Length, stored[i].Value.Length), expiries[i],
-                    (stored[i].Flags & RecordFlags.Tombstone) != 0);
-            }
-        });
-        for (var i = 0; i < keys.Length; i++)
-        {
-            if (locations[i].Tombstone)
-            {
-                _usage.AddRecord(_writer.Id, locations[i].Size, live: false);
-                if (_keys.Remove(keys[i], out var prev))
-                {
-                    _usage.Kill(prev.Segment, prev.Size);
-                }
-            }
-            else
-            {
-                Index(keys[i], locations[i]);
-            }
+            _index.Apply(records[i].Key, locations[i], locations[i].Tombstone, now);
         }
     }
 
@@ -298,14 +229,14 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         FlushWriteBack();
-        Io(_writer.Flush);
+        Io(_log.Flush);
     }
 
     /// <summary><see cref="Flush"/>, then fsync: everything written so far is durable.</summary>
     public void Sync()
     {
         Flush();
-        Io(_writer.Sync);
+        Io(_log.Sync);
     }
 
     private void FlushWriteBack()
@@ -314,27 +245,10 @@ public sealed class EmbeddedStore : IDisposable
         {
             return;
         }
-        var dirty = _writeBack.Drain();
-        var keys = new List<byte[]>(dirty.Count);
-        var stored = new List<(RecordFlags, byte[])>(dirty.Count);
-        var expiries = new List<long>(dirty.Count);
-        long total = 0;
-        foreach (var (key, entry) in dirty)
+        var records = WriteBackBuffer.FlushRecords(_writeBack.Drain(), (_, keyBytes) => _index.HasRecord(keyBytes));
+        if (records.Length > 0)
         {
-            var kb = Encoding.UTF8.GetBytes(key);
-            if (entry.IsDelete && !_keys.TryGet(kb, out _))
-            {
-                continue; // nothing on disk to hide
-            }
-            var s = entry.IsDelete ? (RecordFlags.Tombstone, Array.Empty<byte>()) : PrepareArray(entry.Value!);
-            keys.Add(kb);
-            stored.Add(s);
-            expiries.Add(entry.Expiry);
-            total += RecordCodec.SizeOf(kb.Length, s.Item2.Length);
-        }
-        if (keys.Count > 0)
-        {
-            AppendBatch(keys.ToArray(), stored.ToArray(), expiries.ToArray(), total);
+            AppendWrite(records, asBatch: true);
         }
     }
 
@@ -358,15 +272,11 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         var now = Now;
+        _gets++;
         if (_writeBack is not null && _writeBack.TryGet(key, out var dirty))
         {
-            if (dirty.IsDelete || (dirty.Expiry != 0 && dirty.Expiry <= now))
-            {
-                value = [];
-                return false;
-            }
-            value = dirty.Value!.ToArray();
-            return true;
+            value = dirty.IsLiveAt(now) ? dirty.Value!.ToArray() : [];
+            return dirty.IsLiveAt(now);
         }
         if (_cache.TryGet(key, now, out var cached))
         {
@@ -374,24 +284,17 @@ public sealed class EmbeddedStore : IDisposable
             return true;
         }
         var keyBytes = EncodeKey(key);
-        if (!_keys.TryGet(keyBytes, out var loc))
+        if (!_index.TryGetLive(keyBytes, now, out var location))
         {
             value = [];
             return false;
         }
-        if (loc.IsExpiredAt(now))
-        {
-            if (_keys.Remove(keyBytes, out var prev))
-            {
-                _usage.Kill(prev.Segment, prev.Size);
-            }
-            value = [];
-            return false;
-        }
-        value = ReadValue(keyBytes, loc);
+        value = location.Segment == _log.ActiveId
+            ? RecordReader.ReadValue(_log.Writer, _log.Writer.Segment.Path, location, keyBytes, ref _readBuffer)
+            : RecordReader.ReadValue(_index.Segments[location.Segment], _index.Segments[location.Segment].Path, location, keyBytes, ref _readBuffer);
         if (_cache.MaxEntries > 0)
         {
-            _cache.Put(key, value.ToArray(), loc.Expiry);
+            _cache.Put(key, value.ToArray(), location.Expiry);
         }
         return true;
     }
@@ -407,43 +310,9 @@ public sealed class EmbeddedStore : IDisposable
         var now = Now;
         if (_writeBack is not null && _writeBack.TryGet(key, out var dirty))
         {
-            return !dirty.IsDelete && (dirty.Expiry == 0 || dirty.Expiry > now);
+            return dirty.IsLiveAt(now);
         }
-        return _keys.TryGet(keyBytes, out var loc) && !loc.IsExpiredAt(now);
-    }
-
-    private byte[] ReadValue(ReadOnlySpan<byte> key, in KeyLocation loc)
-    {
-        if (_readBuffer.Length < loc.Size)
-        {
-            _readBuffer = new byte[Math.Max(loc.Size, _readBuffer.Length * 2)];
-        }
-        var span = _readBuffer.AsSpan(0, (int)loc.Size);
-        Segment segment;
-        int read;
-        if (loc.Segment == _writer.Id)
-        {
-            segment = _writer.Segment;
-            read = _writer.ReadAt(span, loc.Offset);
-        }
-        else
-        {
-            segment = _sealed[loc.Segment];
-            read = segment.ReadAt(span, loc.Offset);
-        }
-        if (read != span.Length || !RecordCodec.TryReadHeader(span, out var h) || !RecordCodec.Verify(span, h)
-            || !RecordCodec.KeyOf(span, h).SequenceEqual(key))
-        {
-            throw new CorruptSegmentException(segment.Path, loc.Offset, "record read for a get does not verify");
-        }
-        try
-        {
-            return RecordCodec.DecodeValue(span, h);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new CorruptSegmentException(segment.Path, loc.Offset, e.Message);
-        }
+        return _index.Keys.TryGet(keyBytes, out var location) && !location.IsExpiredAt(now);
     }
 
     // ---------------------------------------------------------------- maintenance
@@ -456,7 +325,7 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         FlushWriteBack();
-        if (_writer.Length > FormatConstants.FileHeaderSize)
+        if (_log.Writer.Length > FormatConstants.FileHeaderSize)
         {
             Roll(autoCompact: false);
         }
@@ -465,39 +334,24 @@ public sealed class EmbeddedStore : IDisposable
 
     private CompactionOutcome CompactSealed(IProgress<MergeProgress>? progress)
     {
-        var inputs = _sealed.Values.ToList();
-        if (inputs.Count == 0 || (inputs.Count == 1 && inputs[0].Id.Sub > 0 && _usage.Of(inputs[0].Id) is var u && u.Total == u.Live && _leftoverInputs.Count == 0))
+        var inputs = _index.PlanMerge(olderSegmentsExist: _leftoverInputs.Count > 0);
+        if (inputs is null)
         {
-            // Nothing to gain (and a merge would only burn a segment id).
-
-            return new CompactionOutcome(0, 0, 0, 0, 0, TimeSpan.Zero);
+            return CompactionOutcome.None;
         }
-        var keys = _keys;
         RetryLeftoverDeletes();
+        var keys = _index.Keys;
         var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
             (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l)), progress);
-        ApplyMerge(inputs, result);
-        _compactions++;
-        return new CompactionOutcome(inputs.Count, result.Outputs.Count, result.BytesBefore, result.BytesAfter, result.RecordsDropped, result.Duration);
-    }
-
-    private void ApplyMerge(List<Segment> inputs, MergeResult result)
-    {
-        Merger.ApplyRelocations(_keys, _usage, inputs.Select(s => s.Id), result);
-        foreach (var s in inputs)
-        {
-            _sealed.Remove(s.Id);
-        }
-        foreach (var o in result.Outputs)
-        {
-            _sealed.Add(o.Id, o);
-        }
+        _index.ApplyMerge(inputs, result);
         var (left, error) = Merger.DeleteInputs(_directory, inputs);
         if (error is not null)
         {
             _leftoverInputs.AddRange(left);
             _options.Log?.Invoke($"Deleting merged segments failed ({error.Message}); {left.Count} kept on disk, retried at the next compaction.");
         }
+        _compactions++;
+        return CompactionOutcome.Of(inputs.Count, result);
     }
 
     private void RetryLeftoverDeletes()
@@ -515,23 +369,29 @@ public sealed class EmbeddedStore : IDisposable
     public int SweepExpired()
     {
         ThrowIfDisposed();
-        var expired = _keys.RemoveExpired(Now);
-        foreach (var (key, loc) in expired)
+        var expired = _index.SweepExpired(Now);
+        foreach (var key in expired)
         {
-            _usage.Kill(loc.Segment, loc.Size);
             _cache.Remove(Encoding.UTF8.GetString(key));
         }
         return expired.Count;
     }
 
     /// <summary>Current counters.</summary>
-    public StoreStats GetStats()
+    public PartitionStats GetStats() => _index.Describe(0) with
     {
-        var active = _writer.Id;
-        var (total, stale) = _usage.Sum(_ => true);
-        return new StoreStats(_keys.Count, _sealed.Count + 1, total, stale, _syncsOfSealedWriters + _writer.SyncCount, _compactions,
-            _cache.Hits, _cache.Misses, _writeBack?.DirtyBytes ?? 0, _keys.AllocatedBytes, active);
-    }
+        Puts = _puts,
+        Gets = _gets,
+        Deletes = _deletes,
+        Fsyncs = _log.SyncCount,
+        Compactions = _compactions,
+        CacheHits = _cache.Hits,
+        CacheMisses = _cache.Misses,
+        DirtyBytes = _writeBack?.DirtyBytes ?? 0,
+        DirtyKeys = _writeBack?.Count ?? 0,
+        ReadOnly = _failure is not null,
+        FailureReason = _failure?.Message,
+    };
 
     /// <summary>Flushes write-back entries and buffers, seals the active segment, releases the lock.</summary>
     public void Dispose()
@@ -543,58 +403,37 @@ public sealed class EmbeddedStore : IDisposable
         try
         {
             FlushWriteBack();
-            var empty = _writer.Length == FormatConstants.FileHeaderSize;
-            var path = _writer.Segment.Path;
-            _writer.Dispose();
-            if (empty)
-            {
-                File.Delete(path); // an active segment that never got a record is not kept
-            }
+            _log.Dispose();
         }
         finally
         {
             _disposed = true;
-            foreach (var s in _sealed.Values)
-            {
-                s.Dispose();
-            }
+            _index.Dispose();
             _lock.Dispose();
         }
     }
+
+    /// <summary>Test hook: the active segment's writes ("write") or fsyncs ("sync") fail while <paramref name="failWhen"/> says so.</summary>
+    internal void InjectFaults(Func<string, bool>? failWhen) => _log.Writer.FailWhen = failWhen;
 
     /// <summary>
     /// Test hook: drops the store as a crash would. Buffered (unflushed) bytes and
     /// write-back entries are lost; bytes already handed to the OS stay; the active segment
     /// keeps its preallocated zero tail. Then releases the lock.
     /// </summary>
-    /// <summary>Test hook: the active segment's writes ("write") or fsyncs ("sync") fail while <paramref name="failWhen"/> says so.</summary>
-    internal void InjectFaults(Func<string, bool>? failWhen) => _writer.FailWhen = failWhen;
-
     internal void SimulateCrash()
     {
         _disposed = true;
-        _writer.Segment.Dispose();
-        foreach (var s in _sealed.Values)
-        {
-            s.Dispose();
-        }
+        _log.Abandon();
+        _index.Dispose();
         _lock.Dispose();
     }
 
     // ---------------------------------------------------------------- helpers
 
-    private SegmentWriter NewWriter()
-    {
-        var id = SegmentId.From(_nextSequence, 0);
-        _nextSequence++;
-        var prealloc = _options.PreallocateSegments ? Math.Min(_options.MaxSegmentBytes, 256L << 20) : 0;
-        var w = SegmentWriter.Create(_directory, id, _options.WriteBufferBytes, prealloc);
-        return w;
-    }
-
     private void RollIfNeeded(long recordBytes)
     {
-        if (_writer.Length + recordBytes > _options.MaxSegmentBytes && _writer.Length > FormatConstants.FileHeaderSize)
+        if (_log.NeedsRoll(recordBytes))
         {
             Roll(_options.AutoCompact);
         }
@@ -602,124 +441,35 @@ public sealed class EmbeddedStore : IDisposable
 
     private void Roll(bool autoCompact)
     {
-        // The next segment is created first: if that fails, the active one is untouched.
-        var next = NewWriter();
-        Io(() =>
-        {
-            var sealedSegment = _writer.Seal();
-            _syncsOfSealedWriters += _writer.SyncCount;
-            _sealed.Add(sealedSegment.Id, sealedSegment);
-        });
-        _writer = next;
+        var sealedSegment = Io(_log.Roll);
+        _index.Sealed(sealedSegment.Id, sealedSegment.Length);
+        _index.StartActive(_log.Writer.Segment);
         if (autoCompact)
         {
             SweepExpired(); // expired records count as stale only once they leave the key directory
-
-            var active = _writer.Id;
-            var (total, stale) = _usage.Sum(id => id != active);
-            if (CompactionPolicy.ShouldCompact(_options.Compaction, total, stale))
+            if (_index.ShouldCompact(_options.Compaction))
             {
                 CompactSealed(null);
             }
         }
     }
 
-    private void Index(ReadOnlySpan<byte> key, in KeyLocation location)
-    {
-        _usage.AddRecord(location.Segment, location.Size, live: true);
-        if (_keys.Set(key, location, out var prev))
-        {
-            _usage.Kill(prev.Segment, prev.Size);
-        }
-    }
-
+    /// <summary>Checks the key (<see cref="WriteRules.CheckKey(string?, int, out int)"/>) and encodes it into a reused buffer.</summary>
     private ReadOnlySpan<byte> EncodeKey(string key)
     {
-        if (string.IsNullOrEmpty(key))
+        Throw(WriteRules.CheckKey(key, _limits.MaxKeyBytes, out int count));
+        if (count > _keyBuffer.Length)
         {
-            throw new InvalidKeyException(KeyRules.EmptyMessage);
+            _keyBuffer = new byte[Math.Max(count, _keyBuffer.Length * 2)];
         }
-        var max = Encoding.UTF8.GetMaxByteCount(key.Length);
-        if (max > _keyBuffer.Length)
-        {
-            CheckKeyLength(KeyRules.ByteCount(key)); // too long keys are refused before the buffer grows
-            _keyBuffer = new byte[Math.Max(max, _keyBuffer.Length * 2)];
-        }
-        int n;
-        try
-        {
-            n = KeyRules.Utf8.GetBytes(key, _keyBuffer);
-        }
-        catch (EncoderFallbackException)
-        {
-            throw new InvalidKeyException(KeyRules.NotTextMessage);
-        }
-        CheckKeyLength(n);
-        return _keyBuffer.AsSpan(0, n);
+        return _keyBuffer.AsSpan(0, KeyRules.Utf8.GetBytes(key, _keyBuffer));
     }
 
-    private void CheckKeyLength(int bytes)
+    private static void Throw(Refusal? refusal)
     {
-        if (bytes < 0)
+        if (refusal is { } r)
         {
-            throw new InvalidKeyException(KeyRules.NotTextMessage);
-        }
-        if (bytes > _options.MaxKeyBytes)
-        {
-            throw new InvalidKeyException(KeyRules.TooLargeMessage(bytes, "max-key-bytes", _options.MaxKeyBytes));
-        }
-    }
-
-    private void CheckValue(int length)
-    {
-        if (length > _options.MaxValueBytes)
-        {
-            throw new ValueTooLargeException($"Value is {length} bytes; the limit (max-value-bytes) is {_options.MaxValueBytes}.");
-        }
-    }
-
-    private long ExpiryFor(TimeSpan? ttl)
-    {
-        var t = ttl ?? _options.DefaultTtl;
-        if (t is null)
-        {
-            return 0;
-        }
-        if (t.Value <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(ttl), t, "TTL must be positive.");
-        }
-        return Now + (long)Math.Ceiling(t.Value.TotalMilliseconds);
-    }
-
-    private (RecordFlags, byte[]) PrepareArray(byte[] value)
-    {
-        if (_options.Compression)
-        {
-            var c = ValueCompression.TryCompress(value, _options.CompressionMinValueBytes);
-            if (c is not null)
-            {
-                return (RecordFlags.Compressed, c);
-            }
-        }
-        return (RecordFlags.None, value);
-    }
-
-    private PreparedValue Prepare(ReadOnlySpan<byte> value)
-    {
-        var compressed = _options.Compression ? ValueCompression.TryCompress(value, _options.CompressionMinValueBytes) : null;
-        return compressed is null ? new PreparedValue(RecordFlags.None, value) : new PreparedValue(RecordFlags.Compressed, compressed);
-    }
-
-    private readonly ref struct PreparedValue(RecordFlags flags, ReadOnlySpan<byte> stored)
-    {
-        private readonly RecordFlags _flags = flags;
-        private readonly ReadOnlySpan<byte> _stored = stored;
-
-        public void Deconstruct(out RecordFlags f, out ReadOnlySpan<byte> s)
-        {
-            f = _flags;
-            s = _stored;
+            throw r.ToException();
         }
     }
 
@@ -740,11 +490,17 @@ public sealed class EmbeddedStore : IDisposable
     /// may have dropped the pages, and a later fsync would report them durable ("fsyncgate").
     /// Reopening recovers from what is really on disk.
     /// </summary>
-    private void Io(Action action)
+    private void Io(Action action) => Io(() =>
+    {
+        action();
+        return 0;
+    });
+
+    private T Io<T>(Func<T> action)
     {
         try
         {
-            action();
+            return action();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

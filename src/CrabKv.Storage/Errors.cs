@@ -1,5 +1,57 @@
 namespace CrabKv.Storage;
 
+/// <summary>Why a request failed: the one code shared by the engine's refusals and the actor protocol's error replies.</summary>
+public enum CrabKvErrorCode : byte
+{
+    /// <summary>The key is empty.</summary>
+    EmptyKey = 1,
+    /// <summary>The key is longer than limits.max-key-bytes.</summary>
+    KeyTooLarge = 2,
+    /// <summary>The value (or a batch) is larger than a limit: limits.max-value-bytes, one segment, the write-back buffer.</summary>
+    ValueTooLarge = 3,
+    /// <summary>The request is malformed (bad TTL, null entries, a key that is not text, keys of another partition).</summary>
+    InvalidRequest = 4,
+    /// <summary>The write-back buffer is full; retry after the flush it started.</summary>
+    WriteBackBufferFull = 5,
+    /// <summary>An I/O failure: the partition is read-only until reopened.</summary>
+    StoreFailed = 6,
+    /// <summary>The store is stopping.</summary>
+    ShuttingDown = 7,
+    /// <summary>The message is not part of the protocol.</summary>
+    UnknownMessage = 8,
+    /// <summary>Too much work queued (writes in flight, or requests waiting for the partition to open); retry shortly.</summary>
+    Overloaded = 9,
+}
+
+/// <summary>What a refused request was wrong about; picks the exception the embedded engine throws.</summary>
+public enum RefusalSubject : byte
+{
+    /// <summary>The key.</summary>
+    Key,
+    /// <summary>A size: value, batch, write-back buffer.</summary>
+    Size,
+    /// <summary>A TTL.</summary>
+    Ttl,
+    /// <summary>The shape of the request (null entries, empty batch, wrong partition).</summary>
+    Request,
+}
+
+/// <summary>
+/// A request refused by a rule (<c>Partition/WriteRules</c>) before anything was written: the
+/// embedded engine throws it (<see cref="ToException"/>), the partition actor replies it as an error.
+/// </summary>
+public readonly record struct Refusal(CrabKvErrorCode Code, RefusalSubject Subject, string Message)
+{
+    /// <summary>The exception the embedded engine throws for this refusal.</summary>
+    public Exception ToException() => Subject switch
+    {
+        RefusalSubject.Key => new InvalidKeyException(Message),
+        RefusalSubject.Size => new ValueTooLargeException(Message),
+        RefusalSubject.Ttl => new ArgumentOutOfRangeException("ttl", Message),
+        _ => new ArgumentException(Message),
+    };
+}
+
 /// <summary>Base of every error the storage engine raises on purpose.</summary>
 public class CrabKvException : Exception
 {

@@ -60,6 +60,12 @@ public sealed record StoreOptions
     /// <summary>Receives recovery and maintenance messages (torn tails, ignored hints…).</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>The limits every write is checked against.</summary>
+    public Partition.WriteLimits ToWriteLimits() => new(MaxKeyBytes, MaxValueBytes, MaxSegmentBytes, DefaultTtl, WriteBack ? MaxDirtyBytes : null);
+
+    /// <summary>How the active segment is written.</summary>
+    public Partition.LogSettings ToLogSettings() => new(MaxSegmentBytes, WriteBufferBytes, PreallocateSegments, Compression, CompressionMinValueBytes);
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first bad setting.</summary>
     public StoreOptions Validate()
     {

@@ -113,12 +113,12 @@ public sealed class BadInputTests : IDisposable
 
     public static TheoryData<string> BadBatchMembers => new() { "empty-key", "long-key", "big-value", "negative-ttl", "null-op" };
 
-    private static BatchOperation? BadOp(string kind) => kind switch
+    private static BatchEntry? BadOp(string kind) => kind switch
     {
-        "empty-key" => BatchOperation.Put("", [1]),
-        "long-key" => BatchOperation.Put(new string('x', 11), [1]),
-        "big-value" => BatchOperation.Put("big", new byte[65]),
-        "negative-ttl" => BatchOperation.Put("ttl", [1], TimeSpan.FromMilliseconds(-5)),
+        "empty-key" => BatchEntry.Put("", [1]),
+        "long-key" => BatchEntry.Put(new string('x', 11), [1]),
+        "big-value" => BatchEntry.Put("big", new byte[65]),
+        "negative-ttl" => BatchEntry.Put("ttl", [1], TimeSpan.FromMilliseconds(-5)),
         "null-op" => null,
         _ => throw new ArgumentException(kind),
     };
@@ -136,13 +136,13 @@ public sealed class BadInputTests : IDisposable
         var sizeBefore = new FileInfo(segment).Length;
         var statsBefore = store.GetStats();
 
-        var ops = new List<BatchOperation>
+        var ops = new List<BatchEntry>
         {
-            BatchOperation.Put("new1", [1, 2, 3]),
-            BatchOperation.Put("existing", "new"u8.ToArray()),
-            BatchOperation.Delete("doomed"),
+            BatchEntry.Put("new1", [1, 2, 3]),
+            BatchEntry.Put("existing", "new"u8.ToArray()),
+            BatchEntry.Delete("doomed"),
             BadOp(kind)!,
-            BatchOperation.Put("new2", [4]),
+            BatchEntry.Put("new2", [4]),
         };
         Assert.ThrowsAny<Exception>(() => store.PutBatch(ops));
         store.Flush();
@@ -164,7 +164,7 @@ public sealed class BadInputTests : IDisposable
         store.Put("existing", "old");
         var dirty = store.GetStats().DirtyBytes;
 
-        Assert.ThrowsAny<Exception>(() => store.PutBatch([BatchOperation.Put("new1", [1]), BatchOperation.Put("existing", [9]), BadOp(kind)!]));
+        Assert.ThrowsAny<Exception>(() => store.PutBatch([BatchEntry.Put("new1", [1]), BatchEntry.Put("existing", [9]), BadOp(kind)!]));
 
         Assert.Equal(dirty, store.GetStats().DirtyBytes);
         Assert.Null(store.Get("new1"));
@@ -175,13 +175,13 @@ public sealed class BadInputTests : IDisposable
     public void BatchErrorsHaveTheSpecificTypes()
     {
         using var store = EmbeddedStore.Open(_dir.Path, Small() with { MaxKeyBytes = 10, MaxValueBytes = 64 });
-        Assert.Throws<InvalidKeyException>(() => store.PutBatch([BatchOperation.Put("a", [1]), BadOp("empty-key")!]));
+        Assert.Throws<InvalidKeyException>(() => store.PutBatch([BatchEntry.Put("a", [1]), BadOp("empty-key")!]));
         Assert.Throws<InvalidKeyException>(() => store.PutBatch([BadOp("long-key")!]));
         Assert.Throws<ValueTooLargeException>(() => store.PutBatch([BadOp("big-value")!]));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.PutBatch([BadOp("negative-ttl")!]));
-        Assert.Throws<ArgumentException>(() => store.PutBatch([BatchOperation.Put("a", [1]), null!]));
+        Assert.Throws<ArgumentException>(() => store.PutBatch([BatchEntry.Put("a", [1]), null!]));
         Assert.Throws<ArgumentNullException>(() => store.PutBatch(null!));
-        store.PutBatch([]); // an empty batch is a no-op
+        Assert.Throws<ArgumentException>(() => store.PutBatch([])); // an empty batch is refused, as by the partition actor
         Assert.Equal(0, store.GetStats().TotalBytes);
     }
 
@@ -261,7 +261,7 @@ public sealed class BadInputTests : IDisposable
         Assert.Throws<StoreClosedException>(() => store.GetString("k"));
         Assert.Throws<StoreClosedException>(() => store.TryGet("k", out _));
         Assert.Throws<StoreClosedException>(() => store.Delete("k"));
-        Assert.Throws<StoreClosedException>(() => store.PutBatch([BatchOperation.Put("x", [1])]));
+        Assert.Throws<StoreClosedException>(() => store.PutBatch([BatchEntry.Put("x", [1])]));
         Assert.Throws<StoreClosedException>(() => store.Flush());
         Assert.Throws<StoreClosedException>(() => store.Sync());
         Assert.Throws<StoreClosedException>(() => store.Compact());

@@ -390,7 +390,7 @@ public sealed class CacheTests
         Assert.Equal("1b", store.GetString("a"));
         store.Delete("a");
         Assert.Null(store.GetString("a"));
-        store.PutBatch([BatchOperation.Put("b", "2b"u8.ToArray())]);
+        store.PutBatch([BatchEntry.Put("b", "2b"u8.ToArray())]);
         Assert.Equal("2b", store.GetString("b"));
         Assert.Equal("3", store.GetString("c"));
     }
@@ -426,7 +426,7 @@ public sealed class CacheTests
         using (var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { WriteBack = true }))
         {
             var value = new byte[] { 1, 2, 3 };
-            store.PutBatch([BatchOperation.Put("k", value)]);
+            store.PutBatch([BatchEntry.Put("k", value)]);
             value[0] = 99;
 
             Assert.Equal([1, 2, 3], store.Get("k"));

@@ -173,7 +173,7 @@ public sealed class CompressionTests : IDisposable
                 store.Put($"k{i}", model[$"k{i}"] = v);
             }
             // A batch mixes both kinds too.
-            store.PutBatch([BatchOperation.Put("batch-json", model["batch-json"] = Json(77, 900)), BatchOperation.Put("batch-noise", model["batch-noise"] = Noise(rng, 900))]);
+            store.PutBatch([BatchEntry.Put("batch-json", model["batch-json"] = Json(77, 900)), BatchEntry.Put("batch-noise", model["batch-noise"] = Noise(rng, 900))]);
             foreach (var (k, v) in model)
             {
                 Assert.Equal(v, store.Get(k)); // from the writer's buffer / file

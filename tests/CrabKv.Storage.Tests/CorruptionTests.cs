@@ -212,7 +212,7 @@ public sealed class CorruptionTests : IDisposable
         Session(_dir.Path, s =>
         {
             s.Put("before", "x");
-            s.PutBatch([BatchOperation.Put("b0", "0"u8.ToArray()), BatchOperation.Put("b1", "1"u8.ToArray()), BatchOperation.Put("b2", "2"u8.ToArray())]);
+            s.PutBatch([BatchEntry.Put("b0", "0"u8.ToArray()), BatchEntry.Put("b1", "1"u8.ToArray()), BatchEntry.Put("b2", "2"u8.ToArray())]);
             if (!batchIsLast)
             {
                 s.Put("after", "y");
@@ -244,7 +244,7 @@ public sealed class CorruptionTests : IDisposable
         Session(_dir.Path, s =>
         {
             s.Put("before", "x");
-            s.PutBatch([BatchOperation.Put("b0", "0"u8.ToArray()), BatchOperation.Put("b1", "1"u8.ToArray())]);
+            s.PutBatch([BatchEntry.Put("b0", "0"u8.ToArray()), BatchEntry.Put("b1", "1"u8.ToArray())]);
             s.Put("after", "y");
         });
         var seg = SegmentPath(_dir.Path, 1);
@@ -261,7 +261,7 @@ public sealed class CorruptionTests : IDisposable
         Session(_dir.Path, s =>
         {
             s.Put("before", "x");
-            s.PutBatch([BatchOperation.Put("b0", "0"u8.ToArray()), BatchOperation.Put("b1", "1"u8.ToArray())]);
+            s.PutBatch([BatchEntry.Put("b0", "0"u8.ToArray()), BatchEntry.Put("b1", "1"u8.ToArray())]);
         });
         var seg = SegmentPath(_dir.Path, 1);
         var records = ReadRecords(seg);

@@ -34,14 +34,14 @@ public sealed class CrashSimulationTests : IDisposable
     }
 
     /// <summary>One logical operation: a single put/delete, or a batch; applied atomically.</summary>
-    private sealed record Op(string Name, IReadOnlyList<BatchOperation> Members, bool IsBatch);
+    private sealed record Op(string Name, IReadOnlyList<BatchEntry> Members, bool IsBatch);
 
     private static Op Put(string key, int length, int seed, TimeSpan? ttl = null) =>
-        new($"put {key}", [BatchOperation.Put(key, Bytes(length, seed), ttl)], false);
+        new($"put {key}", [BatchEntry.Put(key, Bytes(length, seed), ttl)], false);
 
-    private static Op Del(string key) => new($"delete {key}", [BatchOperation.Delete(key)], false);
+    private static Op Del(string key) => new($"delete {key}", [BatchEntry.Delete(key)], false);
 
-    private static Op Batch(params BatchOperation[] members) =>
+    private static Op Batch(params BatchEntry[] members) =>
         new("batch [" + string.Join(", ", members.Select(m => (m.Value is null ? "del " : "put ") + m.Key)) + "]", members, true);
 
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
@@ -51,7 +51,7 @@ public sealed class CrashSimulationTests : IDisposable
     [
         Put("alpha", 40, 1),
         Put("beta", 25, 2),
-        Batch(BatchOperation.Put("gamma", Bytes(30, 3)), BatchOperation.Put("delta", Bytes(10, 4)), BatchOperation.Delete("alpha")),
+        Batch(BatchEntry.Put("gamma", Bytes(30, 3)), BatchEntry.Put("delta", Bytes(10, 4)), BatchEntry.Delete("alpha")),
         Put("beta", 33, 5),
         Del("gamma"),
         Put("epsilon", 20, 6, Hour),
@@ -61,9 +61,9 @@ public sealed class CrashSimulationTests : IDisposable
     private static readonly Op[] Tail =
     [
         Put("zeta", 17, 7),
-        Batch(BatchOperation.Put("eta", Bytes(12, 8)), BatchOperation.Delete("beta"), BatchOperation.Put("θήτα", Bytes(21, 9), Hour)),
+        Batch(BatchEntry.Put("eta", Bytes(12, 8)), BatchEntry.Delete("beta"), BatchEntry.Put("θήτα", Bytes(21, 9), Hour)),
         Del("delta"),
-        Batch(BatchOperation.Put("alpha", Bytes(9, 10)), BatchOperation.Put("iota", []), BatchOperation.Put("zeta", Bytes(14, 11)), BatchOperation.Delete("eta")),
+        Batch(BatchEntry.Put("alpha", Bytes(9, 10)), BatchEntry.Put("iota", []), BatchEntry.Put("zeta", Bytes(14, 11)), BatchEntry.Delete("eta")),
         Put("kappa", 11, 12),
     ];
 
@@ -286,12 +286,12 @@ public sealed class CrashSimulationTests : IDisposable
         var options = Options(preallocate: true);
         var store = EmbeddedStore.Open(_dir.Path, options);
         store.Put("kept-1", "flushed");
-        store.PutBatch([BatchOperation.Put("kept-2", "flushed"u8.ToArray()), BatchOperation.Put("kept-3", "flushed"u8.ToArray())]);
+        store.PutBatch([BatchEntry.Put("kept-2", "flushed"u8.ToArray()), BatchEntry.Put("kept-3", "flushed"u8.ToArray())]);
         store.Flush();
         store.Put("lost", "buffered only");
         store.Delete("kept-1");
         store.Put("kept-2", "overwritten in the buffer only");
-        store.PutBatch([BatchOperation.Put("lost-batch", "x"u8.ToArray()), BatchOperation.Delete("kept-3")]);
+        store.PutBatch([BatchEntry.Put("lost-batch", "x"u8.ToArray()), BatchEntry.Delete("kept-3")]);
         Assert.Equal("buffered only", store.GetString("lost")); // readable from the write buffer
         store.SimulateCrash();
 
@@ -337,9 +337,9 @@ public sealed class CrashSimulationTests : IDisposable
         var store = EmbeddedStore.Open(_dir.Path, options);
         store.PutBatch(
         [
-            BatchOperation.Put("a", Bytes(3000, 1)),
-            BatchOperation.Put("b", Bytes(3000, 2)),
-            BatchOperation.Put("c", Bytes(3000, 3)),
+            BatchEntry.Put("a", Bytes(3000, 1)),
+            BatchEntry.Put("b", Bytes(3000, 2)),
+            BatchEntry.Put("c", Bytes(3000, 3)),
         ]);
         store.SimulateCrash(); // the caller never flushed: none of the batch, or all of it, may survive
 

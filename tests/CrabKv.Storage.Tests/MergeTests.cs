@@ -441,7 +441,7 @@ public sealed class MergeTests : IDisposable
             Assert.True(after.TotalBytes < before.TotalBytes, $"{after.TotalBytes} !< {before.TotalBytes}");
             Assert.Equal(0, after.StaleBytes);
             Assert.Equal(1, after.Compactions);
-            Assert.Equal(4, outcome.InputSegments);
+            Assert.Equal(4, outcome.SegmentsMerged);
             Assert.True(outcome.RecordsDropped > 0);
             Assert.True(outcome.BytesAfter < outcome.BytesBefore);
             Assert.Equal(model.Count, store.Count);
@@ -473,7 +473,7 @@ public sealed class MergeTests : IDisposable
     {
         using var store = EmbeddedStore.Open(_dir.Path, Small());
         var outcome = store.Compact();
-        Assert.Equal(0, outcome.InputSegments);
-        Assert.Equal(0, outcome.OutputSegments);
+        Assert.Equal(0, outcome.SegmentsMerged);
+        Assert.Equal(0, outcome.SegmentsWritten);
     }
 }

@@ -271,11 +271,11 @@ public sealed class ModelBasedTests
         private void Batch()
         {
             var count = _rng.Next(1, 6);
-            var ops = new List<BatchOperation>(count);
+            var ops = new List<BatchEntry>(count);
             for (var i = 0; i < count; i++)
             {
                 var key = RandomKey();
-                ops.Add(_rng.Next(3) == 0 ? BatchOperation.Delete(key) : BatchOperation.Put(key, RandomValue(), MaybeTtl(25)));
+                ops.Add(_rng.Next(3) == 0 ? BatchEntry.Delete(key) : BatchEntry.Put(key, RandomValue(), MaybeTtl(25)));
             }
             Note("batch [" + string.Join(", ", ops.Select(o => o.Value is null ? $"del {o.Key}" : $"put {o.Key} ({o.Value.Length} bytes{(o.Ttl is null ? "" : $", ttl {o.Ttl.Value.TotalMilliseconds} ms")})")) + "]");
             _store.PutBatch(ops);

@@ -129,10 +129,10 @@ public sealed class RepairTests : IDisposable
         Session(_dir.Path, s =>
         {
             s.Put("p0", model["p0"] = "plain-0");
-            var ops = new List<BatchOperation>();
+            var ops = new List<BatchEntry>();
             for (var i = 0; i < 5; i++)
             {
-                ops.Add(BatchOperation.Put($"b{i}", System.Text.Encoding.UTF8.GetBytes(model[$"b{i}"] = $"batch-{i}")));
+                ops.Add(BatchEntry.Put($"b{i}", System.Text.Encoding.UTF8.GetBytes(model[$"b{i}"] = $"batch-{i}")));
             }
             s.PutBatch(ops);
             s.Put("p1", model["p1"] = "plain-1");

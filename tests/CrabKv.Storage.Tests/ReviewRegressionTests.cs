@@ -73,7 +73,7 @@ public sealed class ReviewRegressionTests : IDisposable
     public void ABatchLargerThanASegmentIsRefusedAndWritesNothing()
     {
         using var store = EmbeddedStore.Open(_dir.Path, Small() with { MaxSegmentBytes = 4096, Compression = false });
-        var ops = Enumerable.Range(0, 10).Select(i => BatchOperation.Put($"b{i}", new byte[1000])).ToList();
+        var ops = Enumerable.Range(0, 10).Select(i => BatchEntry.Put($"b{i}", new byte[1000])).ToList();
         Assert.Throws<ValueTooLargeException>(() => store.PutBatch(ops));
         Assert.Equal(0, store.Count);
         store.Put("after", "ok");

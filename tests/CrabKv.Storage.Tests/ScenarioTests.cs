@@ -138,7 +138,7 @@ public sealed class ScenarioTests : IDisposable
         using var store = EmbeddedStore.Open(_dir.Path, WriteBack);
         store.Put("a", "1");
         store.Put("b", "2");
-        store.PutBatch([BatchOperation.Put("c", "3"u8.ToArray()), BatchOperation.Delete("b")]);
+        store.PutBatch([BatchEntry.Put("c", "3"u8.ToArray()), BatchEntry.Delete("b")]);
         Assert.True(store.Delete("a"));
         store.Put("a", "again");
 
@@ -163,7 +163,7 @@ public sealed class ScenarioTests : IDisposable
     {
         var store = EmbeddedStore.Open(_dir.Path, WriteBack);
         store.Put("a", "1");
-        store.PutBatch([BatchOperation.Put("b", "2"u8.ToArray())]);
+        store.PutBatch([BatchEntry.Put("b", "2"u8.ToArray())]);
         Assert.Equal("1", store.GetString("a"));
         store.SimulateCrash();
 
@@ -265,15 +265,15 @@ public sealed class ScenarioTests : IDisposable
     {
         using var store = EmbeddedStore.Open(_dir.Path, Options with { MaxValueBytes = 1000 });
         store.Put("x", "old");
-        store.PutBatch([BatchOperation.Put("a", "1"u8.ToArray()), BatchOperation.Put("b", "2"u8.ToArray()), BatchOperation.Delete("x")]);
+        store.PutBatch([BatchEntry.Put("a", "1"u8.ToArray()), BatchEntry.Put("b", "2"u8.ToArray()), BatchEntry.Delete("x")]);
         Assert.Equal("1", store.GetString("a"));
         Assert.Equal("2", store.GetString("b"));
         Assert.Null(store.GetString("x"));
 
         var bytes = store.GetStats().TotalBytes;
-        Assert.Throws<InvalidKeyException>(() => store.PutBatch([BatchOperation.Put("c", "3"u8.ToArray()), BatchOperation.Put("", "4"u8.ToArray())]));
-        Assert.Throws<ValueTooLargeException>(() => store.PutBatch([BatchOperation.Delete("a"), BatchOperation.Put("d", new byte[1001])]));
-        Assert.Throws<ArgumentException>(() => store.PutBatch([BatchOperation.Delete("a"), null!]));
+        Assert.Throws<InvalidKeyException>(() => store.PutBatch([BatchEntry.Put("c", "3"u8.ToArray()), BatchEntry.Put("", "4"u8.ToArray())]));
+        Assert.Throws<ValueTooLargeException>(() => store.PutBatch([BatchEntry.Delete("a"), BatchEntry.Put("d", new byte[1001])]));
+        Assert.Throws<ArgumentException>(() => store.PutBatch([BatchEntry.Delete("a"), null!]));
         Assert.Null(store.GetString("c"));
         Assert.Equal("1", store.GetString("a"));
         Assert.Null(store.GetString("d"));
@@ -287,7 +287,7 @@ public sealed class ScenarioTests : IDisposable
         var store = EmbeddedStore.Open(_dir.Path, WriteBack with { MaxDirtyBytes = 1024 });
         try
         {
-            store.PutBatch([BatchOperation.Put("small", "1"u8.ToArray()), BatchOperation.Put("huge", new byte[2000])]);
+            store.PutBatch([BatchEntry.Put("small", "1"u8.ToArray()), BatchEntry.Put("huge", new byte[2000])]);
         }
         catch (CrabKvException)
         {
@@ -309,7 +309,7 @@ public sealed class ScenarioTests : IDisposable
     {
         using var store = EmbeddedStore.Open(_dir.Path, WriteBack);
         var buffer = "hello"u8.ToArray();
-        store.PutBatch([BatchOperation.Put("k", buffer)]);
+        store.PutBatch([BatchEntry.Put("k", buffer)]);
         buffer[0] = (byte)'J'; // the caller reuses its buffer
         Assert.Equal("hello", store.GetString("k"));
         store.Flush();
@@ -347,7 +347,7 @@ public sealed class ScenarioTests : IDisposable
                         store.Put(key, ValueOf(key, i, rng.Next(0, 300)), TimeSpan.FromMilliseconds(rng.Next(1, 20_000)));
                         break;
                     case 2:
-                        store.PutBatch([BatchOperation.Put(key, ValueOf(key, i, 60)), BatchOperation.Delete($"key-{rng.Next(80)}")]);
+                        store.PutBatch([BatchEntry.Put(key, ValueOf(key, i, 60)), BatchEntry.Delete($"key-{rng.Next(80)}")]);
                         break;
                     default:
                         store.Put(key, ValueOf(key, i, rng.Next(0, 300)));

@@ -147,7 +147,7 @@ public sealed class TtlTests : IDisposable
             store.Put("doomed", big);                               // older version, no TTL
             store.Put("doomed", big, TimeSpan.FromSeconds(1));      // newest version, expires
             store.Put("batch-doomed", big, TimeSpan.FromSeconds(1));
-            store.PutBatch([BatchOperation.Put("batch-doomed-2", big, TimeSpan.FromSeconds(1)), BatchOperation.Put("keeper", "x"u8.ToArray())]);
+            store.PutBatch([BatchEntry.Put("batch-doomed-2", big, TimeSpan.FromSeconds(1)), BatchEntry.Put("keeper", "x"u8.ToArray())]);
             store.Put("late", big, TimeSpan.FromSeconds(60));        // expires later: kept
             _clock.AdvanceMilliseconds(1000);
 
@@ -181,7 +181,7 @@ public sealed class TtlTests : IDisposable
         var now = _clock.UnixMilliseconds;
         store.Put("plain", "v");
         store.Put("explicit", "v", TimeSpan.FromSeconds(60));
-        store.PutBatch([BatchOperation.Put("batched", "v"u8.ToArray())]);
+        store.PutBatch([BatchEntry.Put("batched", "v"u8.ToArray())]);
 
         Assert.True(store.KeyDirectory.TryGet("plain", out var plain));
         Assert.Equal(now + 10_000, plain.Expiry);
@@ -231,7 +231,7 @@ public sealed class TtlTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => store.Put("k", "v", TimeSpan.Zero));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.Put("k", "v"u8.ToArray(), TimeSpan.FromMilliseconds(-1)));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.PutBatch(
-            [BatchOperation.Put("a", "v"u8.ToArray()), BatchOperation.Put("b", "v"u8.ToArray(), TimeSpan.Zero)]));
+            [BatchEntry.Put("a", "v"u8.ToArray()), BatchEntry.Put("b", "v"u8.ToArray(), TimeSpan.Zero)]));
         Assert.Null(store.GetString("k"));
         Assert.Null(store.GetString("a"));
         Assert.Equal(0, store.Count);
@@ -247,7 +247,7 @@ public sealed class TtlTests : IDisposable
         using (var store = Open(options))
         {
             store.Put("k", "v", TimeSpan.FromSeconds(5));
-            store.PutBatch([BatchOperation.Put("b", "v"u8.ToArray(), TimeSpan.FromSeconds(5))]);
+            store.PutBatch([BatchEntry.Put("b", "v"u8.ToArray(), TimeSpan.FromSeconds(5))]);
             Assert.Equal(0, store.Count); // still buffered
             store.Flush();
             Assert.Equal(2, store.Count);

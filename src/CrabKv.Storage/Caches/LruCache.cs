@@ -63,7 +63,7 @@ public sealed class LruCache
     {
         if (_map.TryGetValue(key, out var node))
         {
-            if ((node.Expiry != 0 && node.Expiry <= nowMs) || node.Version != version)
+            if (!Expiry.IsLiveAt(node.Expiry, nowMs) || node.Version != version)
             {
                 Unlink(node);
                 _map.Remove(key);

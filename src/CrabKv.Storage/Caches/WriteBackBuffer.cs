@@ -1,11 +1,6 @@
-namespace CrabKv.Storage.Caches;
+using CrabKv.Storage.Partition;
 
-/// <summary>A buffered write: a value (null for a delete) and its absolute expiry.</summary>
-public readonly record struct DirtyEntry(byte[]? Value, long Expiry)
-{
-    /// <summary>True for a buffered delete.</summary>
-    public bool IsDelete => Value is null;
-}
+namespace CrabKv.Storage.Caches;
 
 /// <summary>Outcome of offering a write to the buffer.</summary>
 public enum WriteBackResult
@@ -26,7 +21,7 @@ public sealed class WriteBackBuffer
     /// <summary>Bytes charged per entry on top of key and value.</summary>
     public const int EntryOverhead = 64;
 
-    private Dictionary<string, DirtyEntry> _dirty = new(StringComparer.Ordinal);
+    private Dictionary<string, PendingValue> _dirty = new(StringComparer.Ordinal);
 
     /// <summary>Creates a buffer limited to <paramref name="maxDirtyBytes"/>.</summary>
     public WriteBackBuffer(long maxDirtyBytes)
@@ -63,19 +58,39 @@ public sealed class WriteBackBuffer
         {
             Coalesced++;
         }
-        _dirty[key] = new DirtyEntry(value, expiry);
+        _dirty[key] = new PendingValue(value, expiry);
         DirtyBytes += cost - existing;
         return WriteBackResult.Accepted;
     }
 
     /// <summary>The buffered state of a key, if any (a buffered delete is returned too).</summary>
-    public bool TryGet(string key, out DirtyEntry entry) => _dirty.TryGetValue(key, out entry);
+    public bool TryGet(string key, out PendingValue entry) => _dirty.TryGetValue(key, out entry);
+
+    /// <summary>
+    /// The records a flush writes for drained entries, as one atomic batch with their TTLs. A
+    /// buffered delete of a key that has no record anywhere (<paramref name="hasRecord"/> false:
+    /// nothing on disk nor on its way there) is dropped: there is nothing to hide.
+    /// </summary>
+    public static LogRecord[] FlushRecords(IReadOnlyCollection<KeyValuePair<string, PendingValue>> drained, Func<string, byte[], bool> hasRecord)
+    {
+        var records = new List<LogRecord>(drained.Count);
+        foreach (var (key, entry) in drained)
+        {
+            var keyBytes = KeyRules.Utf8.GetBytes(key);
+            if (entry.IsDelete && !hasRecord(key, keyBytes))
+            {
+                continue;
+            }
+            records.Add(new LogRecord(keyBytes, entry.Value, entry.Expiry));
+        }
+        return records.ToArray();
+    }
 
     /// <summary>Takes every dirty entry out, leaving the buffer empty.</summary>
-    public Dictionary<string, DirtyEntry> Drain()
+    public Dictionary<string, PendingValue> Drain()
     {
         var all = _dirty;
-        _dirty = new Dictionary<string, DirtyEntry>(StringComparer.Ordinal);
+        _dirty = new Dictionary<string, PendingValue>(StringComparer.Ordinal);
         DirtyBytes = 0;
         return all;
     }

@@ -21,7 +21,7 @@ public readonly record struct RecordHeader(uint Crc, RecordFlags Flags, long Exp
     public bool IsBatchEnd => (Flags & RecordFlags.BatchEnd) != 0;
 
     /// <summary>True when the record carries an expiry at or before <paramref name="nowMs"/>.</summary>
-    public bool IsExpiredAt(long nowMs) => Expiry != 0 && Expiry <= nowMs;
+    public bool IsExpiredAt(long nowMs) => !Storage.Expiry.IsLiveAt(Expiry, nowMs);
 }
 
 /// <summary>Encodes and decodes records. Pure functions over spans; no I/O.</summary>

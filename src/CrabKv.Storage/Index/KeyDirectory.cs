@@ -168,7 +168,7 @@ public sealed class KeyDirectory
         for (var i = 0; i < _used && expired.Count < max; i++)
         {
             ref var slot = ref _slots[i];
-            if (slot.KeyLength != 0 && slot.Expiry != 0 && slot.Expiry <= nowMs)
+            if (slot.KeyLength != 0 && !Expiry.IsLiveAt(slot.Expiry, nowMs))
             {
                 expired.Add((KeyOf(ref slot).ToArray(), ToLocation(ref slot)));
             }

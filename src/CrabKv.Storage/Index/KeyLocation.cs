@@ -10,7 +10,7 @@ namespace CrabKv.Storage.Index;
 public readonly record struct KeyLocation(SegmentId Segment, uint Offset, uint Size, long Expiry, bool Tombstone = false)
 {
     /// <summary>True when the key has expired at <paramref name="nowMs"/>.</summary>
-    public bool IsExpiredAt(long nowMs) => Expiry != 0 && Expiry <= nowMs;
+    public bool IsExpiredAt(long nowMs) => !Storage.Expiry.IsLiveAt(Expiry, nowMs);
 
     /// <summary>True when both name the same record.</summary>
     public bool SameRecord(in KeyLocation other) => Segment == other.Segment && Offset == other.Offset;

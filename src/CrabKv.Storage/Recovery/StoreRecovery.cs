@@ -1,5 +1,6 @@
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Segments;
 
 namespace CrabKv.Storage.Recovery;
@@ -23,26 +24,18 @@ public sealed class RecoveryReport
     public List<string> Messages { get; } = new();
 }
 
-/// <summary>Everything a store needs after open: key directory, accounting, sealed segments.</summary>
+/// <summary>Everything a store needs after open: the partition index (key directory, accounting, sealed segments).</summary>
 public sealed class RecoveredState
 {
-    internal RecoveredState(KeyDirectory keys, SegmentUsage usage, SortedDictionary<SegmentId, Segment> segments, uint nextSequence, RecoveryReport report)
+    internal RecoveredState(PartitionIndex index, uint nextSequence, RecoveryReport report)
     {
-        KeyDirectory = keys;
-        Usage = usage;
-        Segments = segments;
+        Index = index;
         NextSequence = nextSequence;
         Report = report;
     }
 
-    /// <summary>The rebuilt key directory (live, unexpired keys only).</summary>
-    public KeyDirectory KeyDirectory { get; }
-
-    /// <summary>Byte accounting per segment.</summary>
-    public SegmentUsage Usage { get; }
-
-    /// <summary>Every segment on disk, all sealed now, opened for reading, in id order.</summary>
-    public SortedDictionary<SegmentId, Segment> Segments { get; }
+    /// <summary>The rebuilt index: live, unexpired keys; every segment on disk, all sealed now, opened for reading.</summary>
+    public PartitionIndex Index { get; }
 
     /// <summary>Sequence number for the next active segment.</summary>
     public uint NextSequence { get; }
@@ -107,9 +100,7 @@ public static class StoreRecovery
         }
 
         var ids = ListSegments(directory);
-        var keys = new KeyDirectory();
-        var usage = new SegmentUsage();
-        var segments = new SortedDictionary<SegmentId, Segment>();
+        var index = new PartitionIndex();
         try
         {
             for (var i = 0; i < ids.Count; i++)
@@ -133,62 +124,37 @@ public static class StoreRecovery
                     }
                 }
                 var segment = Segment.OpenSealed(id, path);
-                segments.Add(id, segment);
+                index.AddSealed(segment);
                 var hintPath = Path.Combine(directory, id.HintFileName);
                 if (File.Exists(hintPath))
                 {
-                    if (LoadHint(hintPath, segment, keys, usage, nowMs, report, out var whyNot))
+                    if (LoadHint(hintPath, segment, index, nowMs, report, out var whyNot))
                     {
                         report.SegmentsFromHints++;
                         continue;
                     }
                     Note($"Ignoring hint '{hintPath}' ({whyNot}); scanning the data segment instead.");
                 }
-                Scan(segment, keys, usage, nowMs, report);
+                Scan(segment, index, nowMs, report);
                 report.SegmentsScanned++;
             }
         }
         catch
         {
-            foreach (var s in segments.Values)
-            {
-                s.Dispose();
-            }
+            index.Dispose();
             throw;
         }
         var next = ids.Count == 0 ? 1u : ids[^1].Sequence + 1;
-        return new RecoveredState(keys, usage, segments, next, report);
+        return new RecoveredState(index, next, report);
     }
 
-    /// <summary>
-    /// Applies one record (or hint entry) to the directory and the accounting: a tombstone or
-    /// an expired put removes the key; a put points the key at <paramref name="location"/>.
-    /// </summary>
-    public static void Apply(KeyDirectory keys, SegmentUsage usage, ReadOnlySpan<byte> key, in KeyLocation location, bool tombstone, long nowMs)
-    {
-        if (tombstone || location.IsExpiredAt(nowMs))
-        {
-            usage.AddRecord(location.Segment, location.Size, live: false);
-            if (keys.Remove(key, out var previous))
-            {
-                usage.Kill(previous.Segment, previous.Size);
-            }
-            return;
-        }
-        usage.AddRecord(location.Segment, location.Size, live: true);
-        if (keys.Set(key, location, out var prior))
-        {
-            usage.Kill(prior.Segment, prior.Size);
-        }
-    }
-
-    private static bool LoadHint(string hintPath, Segment segment, KeyDirectory keys, SegmentUsage usage, long nowMs, RecoveryReport report, out string? whyNot)
+    private static bool LoadHint(string hintPath, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out string? whyNot)
     {
         long applied = 0;
         var ok = HintFile.TryLoad(hintPath, segment.Id, segment.Length, (in HintEntry e) =>
         {
             var loc = new KeyLocation(segment.Id, e.Offset, e.Size, e.Expiry);
-            Apply(keys, usage, e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0, nowMs);
+            index.Apply(e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0, nowMs);
             applied++;
         }, out whyNot);
         report.RecordsApplied += applied;
@@ -205,7 +171,7 @@ public static class StoreRecovery
     private readonly record struct Pending(byte[] Key, KeyLocation Location, bool Tombstone);
 
     /// <summary>Scans a sealed segment; any damage is a <see cref="CorruptSegmentException"/>.</summary>
-    private static void Scan(Segment segment, KeyDirectory keys, SegmentUsage usage, long nowMs, RecoveryReport report)
+    private static void Scan(Segment segment, PartitionIndex index, long nowMs, RecoveryReport report)
     {
         var scanner = new SegmentScanner(segment, segment.Length);
         var pending = new List<Pending>();
@@ -234,7 +200,7 @@ public static class StoreRecovery
                 {
                     throw new CorruptSegmentException(segment.Path, batchStart, "batch without its end record");
                 }
-                Apply(keys, usage, RecordCodec.KeyOf(rec, h), loc, h.IsTombstone, nowMs);
+                index.Apply(RecordCodec.KeyOf(rec, h), loc, h.IsTombstone, nowMs);
                 report.RecordsApplied++;
                 continue;
             }
@@ -247,7 +213,7 @@ public static class StoreRecovery
             {
                 foreach (var p in pending)
                 {
-                    Apply(keys, usage, p.Key, p.Location, p.Tombstone, nowMs);
+                    index.Apply(p.Key, p.Location, p.Tombstone, nowMs);
                 }
                 report.RecordsApplied += pending.Count;
                 pending.Clear();

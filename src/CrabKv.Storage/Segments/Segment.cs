@@ -9,7 +9,7 @@ namespace CrabKv.Storage.Segments;
 /// reachable through its <see cref="SegmentWriter"/>, which serves bytes still in its buffer.
 /// Not thread safe with respect to <see cref="Dispose"/>.
 /// </summary>
-public sealed class Segment : IDisposable
+public sealed class Segment : IDisposable, Partition.IRecordSource
 {
     internal Segment(SegmentId id, string path, SafeFileHandle handle, long length)
     {

@@ -9,7 +9,7 @@ namespace CrabKv.Storage.Segments;
 /// sync does not also have to journal a growing file size; <see cref="Seal"/> trims it.
 /// Not thread safe.
 /// </summary>
-public sealed class SegmentWriter : IDisposable
+public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
 {
     /// <summary>Zero-fill step ahead of the write position (see <see cref="Flush"/>).</summary>
     private const int ZeroFillStep = 256 << 10;

@@ -1,0 +1,236 @@
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Partition;
+
+/// <summary>One record to append: a key (UTF-8) and a raw value (null = tombstone), with its absolute expiry.</summary>
+public readonly record struct LogRecord(byte[] Key, byte[]? Value, long Expiry);
+
+/// <summary>How a partition writes its log.</summary>
+/// <param name="MaxSegmentBytes">The active segment rolls before a write would pass this.</param>
+/// <param name="WriteBufferBytes">In-memory append buffer.</param>
+/// <param name="Preallocate">Reserve the active segment's space up front (cheaper fsyncs).</param>
+/// <param name="Compression">Snappy-compress values that shrink.</param>
+/// <param name="CompressionMinValueBytes">Values shorter than this are stored as they are.</param>
+public sealed record LogSettings(long MaxSegmentBytes, int WriteBufferBytes, bool Preallocate, bool Compression, int CompressionMinValueBytes)
+{
+    /// <summary>Preallocated size of an active segment: the roll size, at most 256 MiB.</summary>
+    public long PreallocateBytes => Preallocate ? Math.Min(MaxSegmentBytes, 256L << 20) : 0;
+}
+
+/// <summary>A segment the log sealed: still open when it holds records, deleted (length 0, no segment) when it held none.</summary>
+public readonly record struct SealedSegment(SegmentId Id, long Length, Segment? Segment);
+
+/// <summary>
+/// The write side of a partition: its active segment and the rules for appending to it,
+/// written once for the embedded store and the WAL writer actor — compress a value when it
+/// pays, frame a batch (<c>InBatch</c> on every record, <c>BatchEnd</c> on the last), roll
+/// to a new segment before a write would pass the roll size (a write is never split), seal a
+/// segment trimmed to its data or delete it when it holds no record. Flush and fsync are the
+/// caller's policy. Not thread safe.
+/// </summary>
+public sealed class ActiveLog : IDisposable
+{
+    private readonly string _directory;
+    private readonly LogSettings _settings;
+    private uint _nextSequence;
+    private long _syncsOfSealed;
+    private SegmentWriter? _writer;
+
+    /// <summary>Starts a log whose first segment gets sequence <paramref name="nextSequence"/> (from recovery).</summary>
+    public ActiveLog(string directory, uint nextSequence, LogSettings settings)
+    {
+        _directory = directory;
+        _settings = settings;
+        _nextSequence = nextSequence;
+        _writer = NewWriter();
+    }
+
+    /// <summary>The active segment's writer.</summary>
+    public SegmentWriter Writer => _writer ?? throw new InvalidOperationException("The log is closed.");
+
+    /// <summary>The active segment's id.</summary>
+    public SegmentId ActiveId => Writer.Id;
+
+    /// <summary>fsyncs issued by every segment of this log.</summary>
+    public long SyncCount => _syncsOfSealed + (_writer?.SyncCount ?? 0);
+
+    /// <summary>Stores a value as it goes to disk: compressed when that pays, else as it is.</summary>
+    public (RecordFlags Flags, byte[] Stored) Prepare(byte[]? value)
+    {
+        if (value is null)
+        {
+            return (RecordFlags.Tombstone, []);
+        }
+        if (_settings.Compression && ValueCompression.TryCompress(value, _settings.CompressionMinValueBytes) is { } compressed)
+        {
+            return (RecordFlags.Compressed, compressed);
+        }
+        return (RecordFlags.None, value);
+    }
+
+    /// <summary>Stores a span value (a single put): compressed when that pays.</summary>
+    public RecordFlags Prepare(ReadOnlySpan<byte> value, out byte[]? compressed)
+    {
+        compressed = _settings.Compression ? ValueCompression.TryCompress(value, _settings.CompressionMinValueBytes) : null;
+        return compressed is null ? RecordFlags.None : RecordFlags.Compressed;
+    }
+
+    /// <summary>True when <paramref name="recordBytes"/> more would pass the roll size of a segment that already holds records.</summary>
+    public bool NeedsRoll(long recordBytes) =>
+        Writer.Length + recordBytes > _settings.MaxSegmentBytes && Writer.Length > FormatConstants.FileHeaderSize;
+
+    /// <summary>Appends one record (no batch framing) and returns its location. Does not roll.</summary>
+    public KeyLocation Append(RecordFlags flags, long expiry, ReadOnlySpan<byte> key, ReadOnlySpan<byte> stored)
+    {
+        var offset = Writer.Append(flags, expiry, key, stored);
+        return new KeyLocation(Writer.Id, (uint)offset, (uint)RecordCodec.SizeOf(key.Length, stored.Length), expiry, (flags & RecordFlags.Tombstone) != 0);
+    }
+
+    /// <summary>
+    /// Appends prepared records as one unit: framed as a batch when <paramref name="asBatch"/>
+    /// (all-or-none after a crash), else they must be one record. Does not roll: call
+    /// <see cref="NeedsRoll"/> with <see cref="SizeOf"/> first.
+    /// </summary>
+    public KeyLocation[] Append(ReadOnlySpan<LogRecord> records, ReadOnlySpan<(RecordFlags Flags, byte[] Stored)> stored, bool asBatch)
+    {
+        if (!asBatch && records.Length != 1)
+        {
+            throw new ArgumentException("Several records are appended as a batch.", nameof(asBatch));
+        }
+        var locations = new KeyLocation[records.Length];
+        for (var i = 0; i < records.Length; i++)
+        {
+            var flags = stored[i].Flags;
+            if (asBatch)
+            {
+                flags |= RecordFlags.InBatch | (i == records.Length - 1 ? RecordFlags.BatchEnd : RecordFlags.None);
+            }
+            locations[i] = Append(flags, records[i].Expiry, records[i].Key, stored[i].Stored);
+        }
+        return locations;
+    }
+
+    /// <summary>Bytes the prepared records take on disk.</summary>
+    public static long SizeOf(ReadOnlySpan<LogRecord> records, ReadOnlySpan<(RecordFlags Flags, byte[] Stored)> stored)
+    {
+        long total = 0;
+        for (var i = 0; i < records.Length; i++)
+        {
+            total += RecordCodec.SizeOf(records[i].Key.Length, stored[i].Stored.Length);
+        }
+        return total;
+    }
+
+    /// <summary>Hands buffered bytes to the OS.</summary>
+    public void Flush() => Writer.Flush();
+
+    /// <summary>Makes everything written durable (fdatasync).</summary>
+    public void Sync() => Writer.Sync();
+
+    /// <summary>
+    /// Seals the active segment and starts the next one (created first: if that fails, the
+    /// active one is untouched). The sealed segment stays open for reads unless it held no record.
+    /// </summary>
+    public SealedSegment Roll()
+    {
+        var next = NewWriter();
+        SealedSegment sealedOne;
+        try
+        {
+            sealedOne = SealOrDelete(Writer);
+        }
+        catch
+        {
+            var path = next.Segment.Path;
+            next.Dispose();
+            File.Delete(path);
+            throw;
+        }
+        _writer = next;
+        return sealedOne;
+    }
+
+    /// <summary>Seals (or deletes, when empty) the active segment and starts none: the log is closed.</summary>
+    public SealedSegment Close()
+    {
+        var result = SealOrDelete(Writer);
+        _writer = null;
+        return result;
+    }
+
+    /// <summary>A crash: buffered bytes are lost, the file keeps its preallocated tail. Test hook.</summary>
+    internal void Abandon()
+    {
+        _writer?.Segment.Dispose();
+        _writer = null;
+    }
+
+    /// <summary>Closes the log (sealing the active segment) and the handle of the segment it sealed.</summary>
+    public void Dispose()
+    {
+        if (_writer is not null)
+        {
+            Close().Segment?.Dispose();
+        }
+    }
+
+    private SealedSegment SealOrDelete(SegmentWriter writer)
+    {
+        var empty = writer.Length == FormatConstants.FileHeaderSize;
+        var segment = writer.Seal();
+        _syncsOfSealed += writer.SyncCount;
+        if (!empty)
+        {
+            return new SealedSegment(segment.Id, segment.Length, segment);
+        }
+        writer.Dispose();
+        File.Delete(segment.Path); // an active segment that never got a record is not kept
+        return new SealedSegment(segment.Id, 0, null);
+    }
+
+    private SegmentWriter NewWriter() =>
+        SegmentWriter.Create(_directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes);
+}
+
+/// <summary>Reads a record back for a get: positional read, checksum and key verified, value decompressed.</summary>
+public static class RecordReader
+{
+    /// <summary>
+    /// Reads the value of the record at <paramref name="location"/> through <paramref name="source"/>
+    /// (a segment, or the writer when the bytes may still be buffered). Damage is a
+    /// <see cref="CorruptSegmentException"/> naming <paramref name="path"/> and the offset.
+    /// The returned array is new: the caller owns it.
+    /// </summary>
+    public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+        where TSource : IRecordSource
+    {
+        if (scratch.Length < location.Size)
+        {
+            scratch = new byte[Math.Max(location.Size, scratch.Length * 2)];
+        }
+        var span = scratch.AsSpan(0, (int)location.Size);
+        var read = source.ReadAt(span, location.Offset);
+        if (read != span.Length || !RecordCodec.TryReadHeader(span, out var h) || !RecordCodec.Verify(span, h)
+            || !RecordCodec.KeyOf(span, h).SequenceEqual(key))
+        {
+            throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
+        }
+        try
+        {
+            return RecordCodec.DecodeValue(span, h);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CorruptSegmentException(path, location.Offset, e.Message);
+        }
+    }
+}
+
+/// <summary>Something records can be read from by position: a <see cref="Segment"/> or a <see cref="SegmentWriter"/>.</summary>
+public interface IRecordSource
+{
+    /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>; returns how many.</summary>
+    int ReadAt(Span<byte> destination, long offset);
+}

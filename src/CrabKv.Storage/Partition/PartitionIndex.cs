@@ -1,0 +1,239 @@
+using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Partition;
+
+/// <summary>
+/// Everything a partition knows about where its data is: the key directory (key → newest
+/// live record), the byte accounting per segment, and the table of open segments (every
+/// sealed one plus a reader of the active one). Recovery builds it, the embedded store and
+/// the partition actor own one each, and both change it only through these methods: the
+/// one home of "apply a record", "expire on read", "sweep", "what to merge" and "apply a
+/// merge". Not thread safe; owns (disposes) the segments in its table.
+/// </summary>
+public sealed class PartitionIndex : IDisposable
+{
+    private readonly SortedDictionary<SegmentId, Segment> _segments = new();
+
+    /// <summary>An empty index.</summary>
+    public PartitionIndex(KeyDirectory? keys = null)
+    {
+        Keys = keys ?? new KeyDirectory();
+    }
+
+    /// <summary>The key directory (live keys only). Read it; change it through the index.</summary>
+    public KeyDirectory Keys { get; }
+
+    /// <summary>Byte accounting per segment.</summary>
+    public SegmentUsage Usage { get; } = new();
+
+    /// <summary>The open segments in id order: every sealed one and, once started, the active one.</summary>
+    public IReadOnlyDictionary<SegmentId, Segment> Segments => _segments;
+
+    /// <summary>The active (written) segment; default until one is started.</summary>
+    public SegmentId Active { get; private set; }
+
+    /// <summary>Live keys.</summary>
+    public int Count => Keys.Count;
+
+    // ------------------------------------------------------------------ records
+
+    /// <summary>
+    /// Applies one record (written now, or found by recovery in a record or hint entry): a
+    /// tombstone or an already expired put removes the key; a put points the key at
+    /// <paramref name="location"/>. The bytes are counted in the record's segment either way.
+    /// </summary>
+    public void Apply(ReadOnlySpan<byte> key, in KeyLocation location, bool tombstone, long nowMs)
+    {
+        if (tombstone || location.IsExpiredAt(nowMs))
+        {
+            Usage.AddRecord(location.Segment, location.Size, live: false);
+            Forget(key);
+            return;
+        }
+        Usage.AddRecord(location.Segment, location.Size, live: true);
+        if (Keys.Set(key, location, out var prior))
+        {
+            Usage.Kill(prior.Segment, prior.Size);
+        }
+    }
+
+    /// <summary>Applies the records of one write unit in order (a batch's later entries win).</summary>
+    public void Apply(byte[][] keys, ReadOnlySpan<KeyLocation> locations, long nowMs)
+    {
+        for (var i = 0; i < keys.Length; i++)
+        {
+            Apply(keys[i], locations[i], locations[i].Tombstone, nowMs);
+        }
+    }
+
+    /// <summary>True when a record of the key is on disk and indexed (live or not yet swept): a delete must hide it.</summary>
+    public bool HasRecord(ReadOnlySpan<byte> key) => Keys.TryGet(key, out _);
+
+    /// <summary>
+    /// The key's live location at <paramref name="nowMs"/>. A key found expired is removed
+    /// on the spot (expire on read) and reported absent.
+    /// </summary>
+    public bool TryGetLive(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location)
+    {
+        if (!Keys.TryGet(key, out location))
+        {
+            return false;
+        }
+        if (location.IsExpiredAt(nowMs))
+        {
+            Forget(key);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary><see cref="TryGetLive"/> plus the open segment holding the record.</summary>
+    public bool TryLocate(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out Segment segment)
+    {
+        segment = null!;
+        return TryGetLive(key, nowMs, out location) && _segments.TryGetValue(location.Segment, out segment!);
+    }
+
+    /// <summary>
+    /// The active TTL sweep: removes up to <paramref name="max"/> expired keys from memory so
+    /// their bytes count as stale; returns the keys removed (UTF-8).
+    /// </summary>
+    public List<byte[]> SweepExpired(long nowMs, int max = int.MaxValue)
+    {
+        var expired = Keys.RemoveExpired(nowMs, max);
+        var keys = new List<byte[]>(expired.Count);
+        foreach (var (key, location) in expired)
+        {
+            Usage.Kill(location.Segment, location.Size);
+            keys.Add(key);
+        }
+        return keys;
+    }
+
+    private void Forget(ReadOnlySpan<byte> key)
+    {
+        if (Keys.Remove(key, out var previous))
+        {
+            Usage.Kill(previous.Segment, previous.Size);
+        }
+    }
+
+    // ------------------------------------------------------------------ segments
+
+    /// <summary>Adds an open sealed segment (recovery, merge outputs).</summary>
+    public void AddSealed(Segment segment) => _segments[segment.Id] = segment;
+
+    /// <summary>A new active segment: <paramref name="reader"/> serves its reads.</summary>
+    public void StartActive(Segment reader)
+    {
+        _segments[reader.Id] = reader;
+        Active = reader.Id;
+    }
+
+    /// <summary>
+    /// A segment was sealed at <paramref name="length"/> bytes. Length 0 means the writer
+    /// deleted it because it held no record (<see cref="ActiveLog"/>): its reader is closed
+    /// and forgotten. Returns true when a sealed segment remains.
+    /// </summary>
+    public bool Sealed(SegmentId id, long length)
+    {
+        if (!_segments.TryGetValue(id, out var reader))
+        {
+            return false;
+        }
+        if (length == 0)
+        {
+            _segments.Remove(id);
+            reader.Dispose();
+            return false;
+        }
+        reader.UpdateLength(length);
+        return true;
+    }
+
+    // ------------------------------------------------------------------ compaction
+
+    /// <summary>Total and stale bytes of the sealed segments (what the compaction heuristic reads).</summary>
+    public (long Total, long Stale) SealedUsage()
+    {
+        var active = Active;
+        return Usage.Sum(id => id != active && _segments.ContainsKey(id));
+    }
+
+    /// <summary>True when the heuristic says the sealed segments are worth merging.</summary>
+    public bool ShouldCompact(CompactionThresholds thresholds)
+    {
+        var (total, stale) = SealedUsage();
+        return CompactionPolicy.ShouldCompact(thresholds, total, stale);
+    }
+
+    /// <summary>
+    /// The inputs of a merge of every sealed segment that holds records, or null when there
+    /// is nothing to gain: no input, or one clean merge output and no older leftovers (merging
+    /// it again would only burn a segment id).
+    /// </summary>
+    public List<Segment>? PlanMerge(bool olderSegmentsExist)
+    {
+        var active = Active;
+        var inputs = _segments.Where(kv => kv.Key != active && kv.Value.Length > FormatConstants.FileHeaderSize).Select(kv => kv.Value).ToList();
+        if (inputs.Count == 0)
+        {
+            return null;
+        }
+        if (inputs.Count == 1 && inputs[0].Id.Sub > 0 && !olderSegmentsExist && Usage.Of(inputs[0].Id) is var u && u.Total == u.Live)
+        {
+            return null;
+        }
+        return inputs;
+    }
+
+    /// <summary>
+    /// Installs a merge: relocations compare-and-set (a key moves only if it still points at
+    /// the old place), accounting of the inputs replaced by the outputs', outputs added to
+    /// the table and inputs taken out of it (not disposed: reads may still use them until the
+    /// caller deletes them).
+    /// </summary>
+    public void ApplyMerge(IReadOnlyList<Segment> inputs, MergeResult result)
+    {
+        Merger.ApplyRelocations(Keys, Usage, inputs.Select(s => s.Id), result);
+        foreach (var s in inputs)
+        {
+            _segments.Remove(s.Id);
+        }
+        foreach (var o in result.Outputs)
+        {
+            _segments[o.Id] = o;
+        }
+    }
+
+    // ------------------------------------------------------------------ stats
+
+    /// <summary>The index's part of a partition's stats.</summary>
+    public PartitionStats Describe(int partition)
+    {
+        var (total, stale) = Usage.Sum(_ => true);
+        return new PartitionStats
+        {
+            Partition = partition,
+            Keys = Keys.Count,
+            Segments = _segments.Count,
+            TotalBytes = total,
+            StaleBytes = stale,
+            KeyDirectoryBytes = Keys.AllocatedBytes,
+            ActiveSegment = Active,
+        };
+    }
+
+    /// <summary>Closes every segment in the table.</summary>
+    public void Dispose()
+    {
+        foreach (var s in _segments.Values)
+        {
+            s.Dispose();
+        }
+        _segments.Clear();
+    }
+}
