@@ -5,6 +5,7 @@
 // on (the typed client copies it for you); a byte[] received in a GetResult is the caller's.
 
 using Akka.Actor;
+using CrabKv.Storage;
 
 namespace CrabKv.Actors;
 
@@ -43,18 +44,12 @@ public sealed record Get(string Key, long RequestId = 0) : IKeyedRequest;
 /// <summary>Deletes a key. Reply: <see cref="DeleteOk"/>.</summary>
 public sealed record Delete(string Key, long RequestId = 0) : IKeyedRequest;
 
-/// <summary>One operation of a <see cref="PutBatch"/>: a put, or with a null value a delete.</summary>
-public sealed record BatchEntry(string Key, byte[]? Value, TimeSpan? Ttl = null)
-{
-    /// <summary>A delete entry.</summary>
-    public static BatchEntry Delete(string key) => new(key, null);
-}
-
 /// <summary>
 /// Applies puts and deletes atomically: after any crash all are visible or none. On a node
 /// with several partitions all keys of a batch must live in one partition (see
 /// <c>CrabKvClient.PartitionOf</c>); otherwise the reply is an error and nothing is written.
-/// Reply: <see cref="PutBatchOk"/>.
+/// Entries may repeat a key: the last one wins (as in RocksDB's WriteBatch and Redis's MSET),
+/// also after a restart. Reply: <see cref="PutBatchOk"/>.
 /// </summary>
 public sealed record PutBatch(IReadOnlyList<BatchEntry> Entries, long RequestId = 0) : ICrabKvRequest;
 
@@ -87,15 +82,21 @@ public sealed record PutBatchOk(int Count, long RequestId) : ICrabKvReply;
 /// <summary>Buffered writes are in the log and fsynced.</summary>
 public sealed record FlushOk(long RequestId) : ICrabKvReply;
 
-/// <summary>Compaction finished (summed over partitions).</summary>
-public sealed record CompactOk(long BytesBefore, long BytesAfter, int SegmentsMerged, TimeSpan Duration, long RequestId) : ICrabKvReply;
+/// <summary>Compaction finished; <paramref name="Outcome"/> is summed over partitions.</summary>
+public sealed record CompactOk(CompactionOutcome Outcome, long RequestId) : ICrabKvReply
+{
+    /// <summary>Bytes of the merged segments.</summary>
+    public long BytesBefore => Outcome.BytesBefore;
 
-/// <summary>Counters of one partition.</summary>
-public sealed record PartitionStats(
-    int Partition, int Keys, int Segments, long TotalBytes, long StaleBytes, long Puts, long Gets, long Deletes,
-    long Fsyncs, long WalWrites, long CacheHits, long CacheMisses, long DirtyBytes, long DirtyKeys, long Flushes,
-    long Compactions, double CompactionProgress, long LastCompactionBytesBefore, long LastCompactionBytesAfter,
-    TimeSpan LastCompactionDuration, long ExpiredSwept, bool ReadOnly, string? FailureReason);
+    /// <summary>Bytes written by the merge.</summary>
+    public long BytesAfter => Outcome.BytesAfter;
+
+    /// <summary>Segments merged.</summary>
+    public int SegmentsMerged => Outcome.SegmentsMerged;
+
+    /// <summary>Longest merge time of a partition.</summary>
+    public TimeSpan Duration => Outcome.Duration;
+}
 
 /// <summary>Counters of the store: one entry per partition, and their sums.</summary>
 public sealed record StoreStats(IReadOnlyList<PartitionStats> Partitions, long RequestId) : ICrabKvReply
@@ -110,34 +111,11 @@ public sealed record StoreStats(IReadOnlyList<PartitionStats> Partitions, long R
     public long Puts => Partitions.Sum(p => p.Puts);
 }
 
-/// <summary>Why a request failed.</summary>
-public enum CrabKvErrorCode : byte
-{
-    /// <summary>The key is empty.</summary>
-    EmptyKey = 1,
-    /// <summary>The key is longer than limits.max-key-bytes.</summary>
-    KeyTooLarge = 2,
-    /// <summary>The value is longer than limits.max-value-bytes.</summary>
-    ValueTooLarge = 3,
-    /// <summary>The request is malformed (bad TTL, null entries, keys of several partitions in one batch).</summary>
-    InvalidRequest = 4,
-    /// <summary>The write-back buffer is full; retry after the flush it started.</summary>
-    WriteBackBufferFull = 5,
-    /// <summary>An I/O failure: the partition is read-only until reopened.</summary>
-    StoreFailed = 6,
-    /// <summary>The store is stopping.</summary>
-    ShuttingDown = 7,
-    /// <summary>The message is not part of the protocol.</summary>
-    UnknownMessage = 8,
-    /// <summary>Too much work queued (writes in flight, or requests waiting for the partition to open); retry shortly.</summary>
-    Overloaded = 9,
-}
-
 /// <summary>The one error reply.</summary>
 public sealed record CrabKvError(CrabKvErrorCode Code, string Message, long RequestId) : ICrabKvReply;
 
 /// <summary>Published on the event stream when a compaction of a partition finishes.</summary>
-public sealed record CompactionCompleted(int Partition, long BytesBefore, long BytesAfter, int SegmentsMerged, TimeSpan Duration) : ICrabKvMessage;
+public sealed record CompactionCompleted(int Partition, CompactionOutcome Outcome) : ICrabKvMessage;
 
 /// <summary>Published on the event stream while a compaction runs.</summary>
 public sealed record CompactionProgressed(int Partition, double Fraction) : ICrabKvMessage;
@@ -159,3 +137,18 @@ public sealed record GetPartitions(long RequestId = 0) : ICrabKvRequest;
 
 /// <summary>The partition actors, indexed by partition number.</summary>
 public sealed record PartitionRefs(IReadOnlyList<IActorRef> Partitions, long RequestId) : ICrabKvReply;
+
+/// <summary>
+/// Graceful stop of one partition: waits for a running merge, flushes write-back entries,
+/// fsyncs and seals the active segment, releases the lock, then stops. Answered with
+/// <see cref="PartitionStopped"/>. Send it to a partition actor (a store's <see cref="Shutdown"/>
+/// sends it to each); it is the stop message a shard handoff uses.
+/// </summary>
+public sealed record StopPartition : ICrabKvMessage
+{
+    /// <summary>The one instance.</summary>
+    public static readonly StopPartition Instance = new();
+}
+
+/// <summary>The partition flushed and sealed everything and released its lock; it stops right after.</summary>
+public sealed record PartitionStopped(int Partition) : ICrabKvMessage;

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using CrabKv.Storage;
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Partition;
 
 namespace CrabKv.Actors;
 
@@ -31,10 +32,10 @@ public sealed record CrabKvSettings
     public required long MaxDirtyBytes { get; init; }
 
     /// <summary>
-    /// The write-back limit in force: a flush is one batch written into one segment, so it never
-    /// passes the format's 2 GiB segment bound (a flush may make one segment larger than max-bytes).
+    /// The write-back limit in force: a flush is one atomic batch and a batch must fit one
+    /// segment, so at most one segment's worth (<see cref="WriteLimits.EffectiveMaxDirtyBytes"/>).
     /// </summary>
-    public long EffectiveMaxDirtyBytes => Math.Min(MaxDirtyBytes, Storage.Format.FormatConstants.MaxSegmentBytes - Storage.Format.FormatConstants.FileHeaderSize);
+    public long EffectiveMaxDirtyBytes => ToWriteLimits().EffectiveMaxDirtyBytes;
 
     /// <summary>Read cache entries per partition (0 = off).</summary>
     public required int CacheMaxEntries { get; init; }
@@ -194,6 +195,12 @@ public sealed record CrabKvSettings
             ClientTimeout = Duration("client-timeout", allowZero: false),
         };
     }
+
+    /// <summary>The limits every write to a partition is checked against.</summary>
+    public WriteLimits ToWriteLimits() => new(MaxKeyBytes, MaxValueBytes, SegmentMaxBytes, DefaultTtl, WriteBackEnabled ? MaxDirtyBytes : null);
+
+    /// <summary>How a partition's WAL writer writes its active segment.</summary>
+    public LogSettings ToLogSettings() => new(SegmentMaxBytes, WriteBufferBytes, Preallocate: true, CompressionEnabled, CompressionMinValueBytes);
 
     /// <summary>The engine options one partition uses.</summary>
     public StoreOptions ToStoreOptions() => new()

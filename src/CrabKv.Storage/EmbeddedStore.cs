@@ -245,7 +245,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             return;
         }
-        var records = WriteBackBuffer.FlushRecords(_writeBack.Drain(), (_, keyBytes) => _index.HasRecord(keyBytes));
+        var (_, records) = WriteBackBuffer.FlushRecords(_writeBack.Drain(), (_, keyBytes) => _index.HasRecord(keyBytes));
         if (records.Length > 0)
         {
             AppendWrite(records, asBatch: true);
@@ -312,7 +312,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             return dirty.IsLiveAt(now);
         }
-        return _index.Keys.TryGet(keyBytes, out var location) && !location.IsExpiredAt(now);
+        return _index.ContainsLive(keyBytes, now);
     }
 
     // ---------------------------------------------------------------- maintenance

@@ -49,8 +49,8 @@ public sealed record StoreOptions
 
     /// <summary>
     /// Write-back buffer limit; a write that would pass it flushes first. Default 64 MiB.
-    /// The buffer never holds more than one segment's worth (a flush is one batch, and a batch
-    /// must fit one segment), whatever this says.
+    /// A flush is one batch written into one segment, which may then pass <see cref="MaxSegmentBytes"/>
+    /// (never the format's 2 GiB bound: <see cref="Partition.WriteLimits.EffectiveMaxDirtyBytes"/>).
     /// </summary>
     public long MaxDirtyBytes { get; init; } = 64L << 20;
 

@@ -170,8 +170,8 @@ public sealed class CompactionTests : StoreTestBase
 
         var after = Stats0(store);
         Assert.Equal(1, after.Compactions);
-        Assert.Equal(ok.BytesBefore, after.LastCompactionBytesBefore);
-        Assert.Equal(ok.BytesAfter, after.LastCompactionBytesAfter);
+        Assert.Equal(ok.BytesBefore, after.LastCompaction.BytesBefore);
+        Assert.Equal(ok.BytesAfter, after.LastCompaction.BytesAfter);
         Assert.Equal(1.0, after.CompactionProgress);
         Assert.True(after.Segments < before.Segments, $"segments {before.Segments} -> {after.Segments}");
         Assert.True(after.TotalBytes < before.TotalBytes);
@@ -180,9 +180,9 @@ public sealed class CompactionTests : StoreTestBase
 
         var evt = completed.ExpectMsg<CompactionCompleted>(Timeout);
         Assert.Equal(0, evt.Partition);
-        Assert.Equal(ok.BytesBefore, evt.BytesBefore);
-        Assert.Equal(ok.BytesAfter, evt.BytesAfter);
-        Assert.Equal(ok.SegmentsMerged, evt.SegmentsMerged);
+        Assert.Equal(ok.BytesBefore, evt.Outcome.BytesBefore);
+        Assert.Equal(ok.BytesAfter, evt.Outcome.BytesAfter);
+        Assert.Equal(ok.SegmentsMerged, evt.Outcome.SegmentsMerged);
         await AssertMatches(client, model.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
 
         // Merged inputs are deleted from disk once no read can use them.
@@ -207,7 +207,7 @@ public sealed class CompactionTests : StoreTestBase
         Assert.True(ok.BytesAfter < ok.BytesBefore / 3, $"{ok.BytesBefore} -> {ok.BytesAfter}");
         ExpectTerminated(store, Timeout);
         var evt = completed.ExpectMsg<CompactionCompleted>(Timeout);
-        Assert.Equal(ok.BytesAfter, evt.BytesAfter);
+        Assert.Equal(ok.BytesAfter, evt.Outcome.BytesAfter);
 
         // The merged outputs are on disk (whatever happened to the inputs, see the next test).
         var outputs = SegmentFiles().Where(f => !f.Name.EndsWith("-000000.data", StringComparison.Ordinal)).ToList();
@@ -330,7 +330,7 @@ public sealed class CompactionTests : StoreTestBase
         var client = await Connect(store);
         var model = await Populate(client, 10, 20);
         var evt = completed.ExpectMsg<CompactionCompleted>(Timeout);
-        Assert.True(evt.BytesAfter < evt.BytesBefore);
+        Assert.True(evt.Outcome.BytesAfter < evt.Outcome.BytesBefore);
         await AwaitAssertAsync(() => Assert.True(Stats0(store).Compactions >= 1), Timeout, TimeSpan.FromMilliseconds(20));
         await AssertMatches(client, model.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
     }

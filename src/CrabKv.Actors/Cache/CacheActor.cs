@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using CrabKv.Storage;
 using CrabKv.Storage.Caches;
-using CrabKv.Storage.Format;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Index;
 
 namespace CrabKv.Actors.Cache;
@@ -31,11 +31,12 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     private readonly CrabKvSettings _settings;
     private readonly LruCache _lru;
     private readonly WriteBackBuffer? _dirty;
-    private readonly Dictionary<string, (DirtyEntry Entry, long FlushId)> _flushing = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (PendingValue Entry, long FlushId)> _flushing = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _nextFlushId;
     private long _flushesInFlight;
     private long _flushes;
+    private byte[] _scratch = new byte[4096];
 
     public CacheActor(CrabKvSettings settings)
     {
@@ -91,10 +92,13 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     private void Read(ReadRecord m)
     {
         var now = Now;
-        if (TryBuffered(m.Key, out var buffered) || (m.InFlight is { } f && Assign(f.Value, f.Expiry, out buffered)))
+        // Every byte[] that leaves the store is the caller's own (CrabKvProtocol): values kept
+        // here (buffered, in flight, cached) are copied on the way out, exactly once.
+        PendingValue? pending = TryBuffered(m.Key, out var buffered) ? buffered : m.InFlight;
+        if (pending is { } p)
         {
-            var live = buffered.Value is not null && (buffered.Expiry == 0 || buffered.Expiry > now);
-            m.ReplyTo.Tell(new GetResult(m.Key, live, live ? buffered.Value : null, m.RequestId));
+            var live = p.IsLiveAt(now);
+            m.ReplyTo.Tell(new GetResult(m.Key, live, live ? p.Value!.ToArray() : null, m.RequestId));
             return;
         }
         if (m.Location is not { } loc || m.Segment is null || loc.IsExpiredAt(now))
@@ -105,20 +109,16 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         var version = ((UInt128)loc.Segment.Value << 32) | loc.Offset;
         if (_lru.TryGet(m.Key, now, version, out var cached))
         {
-            m.ReplyTo.Tell(new GetResult(m.Key, true, cached, m.RequestId));
+            m.ReplyTo.Tell(new GetResult(m.Key, true, cached.ToArray(), m.RequestId));
             return;
         }
         try
         {
-            var record = new byte[loc.Size];
-            var read = m.Segment.ReadAt(record, loc.Offset);
-            if (read != record.Length || !RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h)
-                || !RecordCodec.KeyOf(record, h).SequenceEqual(m.KeyBytes))
+            var value = RecordReader.ReadValue(m.Segment, m.Segment.Path, loc, m.KeyBytes, ref _scratch);
+            if (_lru.MaxEntries > 0)
             {
-                throw new CorruptSegmentException(m.Segment.Path, loc.Offset, "record read for a get does not verify");
+                _lru.Put(m.Key, value.ToArray(), loc.Expiry, version);
             }
-            var value = RecordCodec.DecodeValue(record, h);
-            _lru.Put(m.Key, value, loc.Expiry, version);
             m.ReplyTo.Tell(new GetResult(m.Key, true, value, m.RequestId));
         }
         catch (Exception e) // a failed read is answered, never a dead letter
@@ -128,13 +128,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
     }
 
-    private static bool Assign(byte[]? value, long expiry, out DirtyEntry entry)
-    {
-        entry = new DirtyEntry(value, expiry);
-        return true;
-    }
-
-    private bool TryBuffered(string key, out DirtyEntry entry)
+    private bool TryBuffered(string key, out PendingValue entry)
     {
         if (_dirty is not null && _dirty.TryGet(key, out entry))
         {
@@ -154,7 +148,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         var existed = m.ExistedOnDisk;
         if (TryBuffered(m.Key, out var current))
         {
-            existed = current.Value is not null && (current.Expiry == 0 || current.Expiry > Now);
+            existed = current.IsLiveAt(Now);
         }
         if (_dirty!.Offer(m.Key, m.Value, m.Expiry) == WriteBackResult.Full)
         {

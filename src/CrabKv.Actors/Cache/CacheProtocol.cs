@@ -7,14 +7,11 @@ namespace CrabKv.Actors.Cache;
 
 // Messages between a PartitionActor and its CacheActor (process-local, never serialized).
 
-/// <summary>A value the partition holds in memory while its write is in flight (null value = delete).</summary>
-internal readonly record struct InFlightValue(byte[]? Value, long Expiry);
-
 /// <summary>
 /// A Get, forwarded with everything the partition knows: the record's location and an open
 /// segment, or the in-flight value, or neither. The cache answers <paramref name="ReplyTo"/>.
 /// </summary>
-internal sealed record ReadRecord(string Key, byte[] KeyBytes, KeyLocation? Location, Segment? Segment, InFlightValue? InFlight, IActorRef ReplyTo, long RequestId);
+internal sealed record ReadRecord(string Key, byte[] KeyBytes, KeyLocation? Location, Segment? Segment, PendingValue? InFlight, IActorRef ReplyTo, long RequestId);
 
 /// <summary>Write-back: buffer one put (value) or delete (null value). <paramref name="ExistedOnDisk"/> answers a delete when the key is not buffered.</summary>
 internal sealed record BufferWrite(string Key, byte[]? Value, long Expiry, bool ExistedOnDisk, IActorRef ReplyTo, long RequestId);
@@ -26,7 +23,7 @@ internal sealed record BufferBatch((string Key, byte[]? Value, long Expiry)[] En
 internal sealed record FlushDirty(IActorRef? ReplyTo, long RequestId, bool ForStop = false, bool ForCompact = false);
 
 /// <summary>Cache → partition: dirty entries to write as one atomic batch.</summary>
-internal sealed record FlushBatch(long FlushId, KeyValuePair<string, DirtyEntry>[] Entries, IActorRef? ReplyTo, long RequestId, bool ForStop, bool ForCompact);
+internal sealed record FlushBatch(long FlushId, KeyValuePair<string, PendingValue>[] Entries, IActorRef? ReplyTo, long RequestId, bool ForStop, bool ForCompact);
 
 /// <summary>Partition → cache: the flush's records are indexed; stop serving them from memory.</summary>
 internal sealed record FlushIndexed(long FlushId);

@@ -35,7 +35,11 @@ internal sealed class ScatterGather : ReceiveActor
             var i = Array.IndexOf(_partitions, t.ActorRef);
             if (i >= 0)
             {
-                Collect(i, new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {t.ActorRef.Path.Name} stopped before answering.", _requestId));
+                // A partition that stops is what a Shutdown asked for: its PartitionStopped and its
+                // Terminated race (the reply travels through the ask), so either one answers.
+                Collect(i, _request is Shutdown
+                    ? new PartitionStopped(i)
+                    : new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {t.ActorRef.Path.Name} stopped before answering.", _requestId));
             }
         });
     }
@@ -90,18 +94,5 @@ internal sealed class ScatterGather : ReceiveActor
         Context.Stop(Self);
     }
 
-    private CompactOk Combine(IEnumerable<CompactOk> parts)
-    {
-        long before = 0, after = 0;
-        var merged = 0;
-        var duration = TimeSpan.Zero;
-        foreach (var p in parts)
-        {
-            before += p.BytesBefore;
-            after += p.BytesAfter;
-            merged += p.SegmentsMerged;
-            duration = duration > p.Duration ? duration : p.Duration;
-        }
-        return new CompactOk(before, after, merged, duration, _requestId);
-    }
+    private CompactOk Combine(IEnumerable<CompactOk> parts) => new(CompactionOutcome.Sum(parts.Select(p => p.Outcome)), _requestId);
 }

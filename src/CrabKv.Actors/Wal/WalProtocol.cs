@@ -1,5 +1,6 @@
 using Akka.Actor;
-using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Segments;
 
@@ -8,18 +9,16 @@ namespace CrabKv.Actors.Wal;
 // Messages between a PartitionActor and its WalWriterActor. Internal: they never cross
 // the network (segments and key directories are process-local objects).
 
-/// <summary>One record to append; the value is raw (the writer compresses).</summary>
-internal sealed record WalRecord(byte[] Key, RecordFlags Flags, long Expiry, byte[]? Value);
-
 /// <summary>
-/// Appends records as one unit (a batch of n &gt; 1 records is framed all-or-none). On
-/// success the writer sends <paramref name="Reply"/> to <paramref name="ReplyTo"/> itself,
+/// Appends records as one unit: one record, or a batch framed all-or-none
+/// (<paramref name="IsBatch"/>). Values are raw: the writer compresses (<see cref="ActiveLog"/>).
+/// On success the writer sends <paramref name="Reply"/> to <paramref name="ReplyTo"/> itself,
 /// and the partition gets the locations in a <see cref="WalAcks"/>.
 /// </summary>
-internal sealed record WalAppend(long Seq, WalRecord[] Records, IActorRef? ReplyTo, object? Reply);
+internal sealed record WalAppend(long Seq, LogRecord[] Records, bool IsBatch, IActorRef? ReplyTo, object? Reply);
 
-/// <summary>Where the records of one <see cref="WalAppend"/> landed.</summary>
-internal readonly record struct WalAppended(long Seq, SegmentId Segment, uint[] Offsets, uint[] Sizes);
+/// <summary>Where the records of one <see cref="WalAppend"/> landed, in order.</summary>
+internal readonly record struct WalAppended(long Seq, KeyLocation[] Locations);
 
 /// <summary>Acknowledgements of every append of one write round, in order.</summary>
 internal sealed record WalAcks(WalAppended[] Items, long Fsyncs, long Writes);

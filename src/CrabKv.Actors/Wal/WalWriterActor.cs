@@ -1,15 +1,17 @@
 using Akka.Actor;
 using Akka.Event;
-using CrabKv.Storage;
 using CrabKv.Storage.Format;
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Segments;
 
 namespace CrabKv.Actors.Wal;
 
 /// <summary>
-/// Owns the partition directory's lock and its active segment. Runs on the I/O dispatcher.
-/// Recovers the directory at start and hands the state to its parent.
+/// Owns the partition directory's lock and its active segment (an <see cref="ActiveLog"/>,
+/// which holds the rules for compressing, framing and rolling). Runs on the I/O dispatcher.
+/// Recovers the directory at start and hands the index to its parent.
 ///
 /// Group commit: each <see cref="WalAppend"/> is encoded into the append buffer and a
 /// <c>FlushNow</c> is sent to self once per round. Mailboxes are FIFO, so FlushNow arrives
@@ -21,6 +23,9 @@ namespace CrabKv.Actors.Wal;
 ///
 /// <code>
 ///   Recovering ──recovered──▶ Writing ──I/O error──▶ Failed (every request answered StoreFailed)
+///                               │ WalClose
+///                               ▼
+///                             Closed (appends answered ShuttingDown)
 /// </code>
 /// </summary>
 internal sealed class WalWriterActor : ReceiveActor, IWithTimers
@@ -41,13 +46,11 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private Func<string, bool>? _failWhen;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private DirectoryLock? _lock;
-    private SegmentWriter? _writer;
-    private uint _nextSequence;
+    private ActiveLog? _wal;
     private bool _flushScheduled;
     private readonly List<WalAppended> _round = new();
     private readonly List<(IActorRef To, object Reply)> _replies = new();
     private readonly List<long> _roundSeqs = new();
-    private long _fsyncsOfSealed;
     private long _writes;
     private string? _failure;
 
@@ -65,7 +68,9 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     public static Props Props(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
         Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings, failWhen)).WithDispatcher(settings.IoDispatcher);
 
-    private long Fsyncs => _fsyncsOfSealed + (_writer?.SyncCount ?? 0);
+    private long Fsyncs => _wal?.SyncCount ?? 0;
+
+    private ActiveLog Wal => _wal!;
 
     protected override void PreStart()
     {
@@ -73,9 +78,18 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         {
             _lock = DirectoryLock.Acquire(_directory);
             var state = StoreRecovery.Load(_directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
-            _nextSequence = state.NextSequence;
-            StartSegment(); // its ActiveSegmentStarted waits in the partition's stash until WalRecovered
+            try
+            {
+                _wal = new ActiveLog(_directory, state.NextSequence, _settings.ToLogSettings());
+            }
+            catch
+            {
+                state.Index.Dispose();
+                throw;
+            }
+            _wal.Writer.FailWhen = _failWhen;
             Context.Parent.Tell(new WalRecovered(state));
+            AnnounceActive(); // after WalRecovered: the partition indexes it as its active segment
         }
         catch (Exception e)
         {
@@ -93,10 +107,10 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         // Graceful or not, bytes already accepted are handed to the OS and the segment sealed.
         try
         {
-            if (_failure is null && _writer is not null)
+            if (_failure is null && _wal is not null)
             {
                 CompleteRound();
-                CloseWriter();
+                CloseLog();
             }
         }
         catch (Exception e)
@@ -105,7 +119,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         }
         finally
         {
-            _writer?.Segment.Dispose();
+            _wal?.Abandon();
             _lock?.Dispose();
         }
     }
@@ -116,7 +130,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         Receive<Partition.InjectFaults>(m =>
         {
             _failWhen = m.FailWhen;
-            _writer!.FailWhen = m.FailWhen;
+            Wal.Writer.FailWhen = m.FailWhen;
         });
         Receive<FlushNow>(_ =>
         {
@@ -125,7 +139,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         });
         Receive<SyncTick>(_ => Guard(() =>
         {
-            _writer!.Sync();
+            Wal.Sync();
             Context.Parent.Tell(new WalSynced(Fsyncs));
             Context.System.EventStream.Publish(new TimerSyncCompleted(_partition, Fsyncs));
         }));
@@ -135,7 +149,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             Guard(() =>
             {
                 CompleteRound();
-                _writer!.Sync();
+                Wal.Sync();
                 ok = true;
             });
             if (ok)
@@ -154,7 +168,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             {
                 Guard(() =>
                 {
-                    if (_writer!.Length > FormatConstants.FileHeaderSize)
+                    if (Wal.Writer.Length > FormatConstants.FileHeaderSize)
                     {
                         Roll();
                     }
@@ -168,7 +182,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         Receive<WalClose>(_ => Guard(() =>
         {
             CompleteRound();
-            CloseWriter();
+            CloseLog();
             Sender.Tell(WalClosed.Instance);
             Become(Closed);
         }));
@@ -204,30 +218,17 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     {
         Guard(current: m, action: () =>
         {
-            var writer = _writer!;
-            // Encode first (compression is CPU work done here, off the partition).
-            var stored = new (RecordFlags Flags, byte[] Value)[m.Records.Length];
-            long total = 0;
-            for (var i = 0; i < m.Records.Length; i++)
+            // Compression is CPU work done here, off the partition.
+            var stored = new (RecordFlags Flags, byte[] Stored)[m.Records.Length];
+            for (var i = 0; i < stored.Length; i++)
             {
-                var r = m.Records[i];
-                stored[i] = r.Value is null ? (r.Flags, Array.Empty<byte>()) : Compress(r.Flags, r.Value);
-                total += RecordCodec.SizeOf(r.Key.Length, stored[i].Value.Length);
+                stored[i] = Wal.Prepare(m.Records[i].Value);
             }
-            if (writer.Length + total > _settings.SegmentMaxBytes && writer.Length > FormatConstants.FileHeaderSize)
+            if (Wal.NeedsRoll(ActiveLog.SizeOf(m.Records, stored)))
             {
                 Roll();
-                writer = _writer!;
             }
-            var offsets = new uint[m.Records.Length];
-            var sizes = new uint[m.Records.Length];
-            for (var i = 0; i < m.Records.Length; i++)
-            {
-                var r = m.Records[i];
-                offsets[i] = (uint)writer.Append(stored[i].Flags, r.Expiry, r.Key, stored[i].Value);
-                sizes[i] = (uint)RecordCodec.SizeOf(r.Key.Length, stored[i].Value.Length);
-            }
-            _round.Add(new WalAppended(m.Seq, writer.Id, offsets, sizes));
+            _round.Add(new WalAppended(m.Seq, Wal.Append(m.Records, stored, m.IsBatch)));
             _roundSeqs.Add(m.Seq);
             if (m.ReplyTo is not null && m.Reply is not null)
             {
@@ -241,19 +242,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         });
     }
 
-    private (RecordFlags, byte[]) Compress(RecordFlags flags, byte[] value)
-    {
-        if (_settings.CompressionEnabled)
-        {
-            var c = ValueCompression.TryCompress(value, _settings.CompressionMinValueBytes);
-            if (c is not null)
-            {
-                return (flags | RecordFlags.Compressed, c);
-            }
-        }
-        return (flags, value);
-    }
-
     /// <summary>Writes the round with one call, fsyncs when the mode says so, then acknowledges.</summary>
     private void CompleteRound()
     {
@@ -261,12 +249,11 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         {
             return;
         }
-        var writer = _writer!;
-        writer.Flush();
+        Wal.Flush();
         _writes++;
         if (_settings.SyncInterval == TimeSpan.Zero)
         {
-            writer.Sync();
+            Wal.Sync();
         }
         else if (!Timers.IsTimerActive(SyncTick.Instance))
         {
@@ -286,33 +273,23 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Roll()
     {
         CompleteRound();
-        CloseWriter();
-        StartSegment();
+        var sealedSegment = Wal.Roll();
+        sealedSegment.Segment?.Dispose(); // the partition reads through its own handle
+        Wal.Writer.FailWhen = _failWhen;
+        Context.Parent.Tell(new SegmentSealed(sealedSegment.Id, sealedSegment.Length));
+        AnnounceActive();
     }
 
-    private void CloseWriter()
+    private void CloseLog()
     {
-        var writer = _writer!;
-        var empty = writer.Length == FormatConstants.FileHeaderSize;
-        var segment = writer.Seal();
-        _fsyncsOfSealed += writer.SyncCount;
-        writer.Dispose();
-        _writer = null;
-        if (empty)
-        {
-            File.Delete(segment.Path);
-        }
-        Context.Parent.Tell(new SegmentSealed(segment.Id, empty ? 0 : segment.Length));
+        var sealedSegment = Wal.Close();
+        sealedSegment.Segment?.Dispose();
+        _wal = null;
+        Context.Parent.Tell(new SegmentSealed(sealedSegment.Id, sealedSegment.Length));
     }
 
-    private void StartSegment()
-    {
-        var id = SegmentId.From(_nextSequence++, 0);
-        var prealloc = Math.Min(_settings.SegmentMaxBytes, 256L << 20);
-        _writer = SegmentWriter.Create(_directory, id, _settings.WriteBufferBytes, prealloc);
-        _writer.FailWhen = _failWhen;
-        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(id, _writer.Segment.Path)));
-    }
+    private void AnnounceActive() =>
+        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(Wal.ActiveId, Wal.Writer.Segment.Path)));
 
     /// <summary>Runs file work; an I/O failure fails every unacknowledged append and turns the writer read-only.</summary>
     private void Guard(Action action, WalAppend? current = null)

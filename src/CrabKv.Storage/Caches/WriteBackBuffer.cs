@@ -71,8 +71,9 @@ public sealed class WriteBackBuffer
     /// buffered delete of a key that has no record anywhere (<paramref name="hasRecord"/> false:
     /// nothing on disk nor on its way there) is dropped: there is nothing to hide.
     /// </summary>
-    public static LogRecord[] FlushRecords(IReadOnlyCollection<KeyValuePair<string, PendingValue>> drained, Func<string, byte[], bool> hasRecord)
+    public static (string[] Keys, LogRecord[] Records) FlushRecords(IReadOnlyCollection<KeyValuePair<string, PendingValue>> drained, Func<string, byte[], bool> hasRecord)
     {
+        var keys = new List<string>(drained.Count);
         var records = new List<LogRecord>(drained.Count);
         foreach (var (key, entry) in drained)
         {
@@ -81,9 +82,10 @@ public sealed class WriteBackBuffer
             {
                 continue;
             }
+            keys.Add(key);
             records.Add(new LogRecord(keyBytes, entry.Value, entry.Expiry));
         }
-        return records.ToArray();
+        return (keys.ToArray(), records.ToArray());
     }
 
     /// <summary>Takes every dirty entry out, leaving the buffer empty.</summary>

@@ -160,8 +160,11 @@ public sealed class ActiveLog : IDisposable
         return result;
     }
 
-    /// <summary>A crash: buffered bytes are lost, the file keeps its preallocated tail. Test hook.</summary>
-    internal void Abandon()
+    /// <summary>
+    /// Drops the log as a crash would: buffered bytes are lost, the file keeps its preallocated
+    /// tail, nothing is sealed. For a writer that failed (its state is unknown) and crash tests.
+    /// </summary>
+    public void Abandon()
     {
         _writer?.Segment.Dispose();
         _writer = null;

@@ -72,6 +72,9 @@ public sealed class PartitionIndex : IDisposable
     /// <summary>True when a record of the key is on disk and indexed (live or not yet swept): a delete must hide it.</summary>
     public bool HasRecord(ReadOnlySpan<byte> key) => Keys.TryGet(key, out _);
 
+    /// <summary>True when the key has a live record at <paramref name="nowMs"/> (nothing is removed).</summary>
+    public bool ContainsLive(ReadOnlySpan<byte> key, long nowMs) => Keys.TryGet(key, out var location) && !location.IsExpiredAt(nowMs);
+
     /// <summary>
     /// The key's live location at <paramref name="nowMs"/>. A key found expired is removed
     /// on the spot (expire on read) and reported absent.

@@ -12,14 +12,13 @@ namespace CrabKv.Storage.Partition;
 public sealed record WriteLimits(int MaxKeyBytes, int MaxValueBytes, long MaxSegmentBytes, TimeSpan? DefaultTtl, long? MaxDirtyBytes)
 {
     /// <summary>
-    /// The write-back limit in force: a flush is one atomic batch and a batch must fit one
-    /// segment (FORMAT.md section 4), so the buffer never holds more than a segment's worth.
+    /// The write-back limit in force. A flush is one atomic batch, never split across segments
+    /// (FORMAT.md section 4); the log rolls before it, and a flush larger than the roll size
+    /// makes that one segment larger, up to the format's bound (2 GiB). So the buffer is
+    /// clamped to the format's bound, not to the roll size (a small roll size must not make
+    /// write-back useless). Batches a caller sends must still fit one segment (<see cref="WriteRules.CheckBatch"/>).
     /// </summary>
-    public long EffectiveMaxDirtyBytes => EffectiveDirtyLimit(MaxDirtyBytes ?? long.MaxValue, MaxSegmentBytes);
-
-    /// <summary>The write-back limit in force for a configured limit and segment size.</summary>
-    public static long EffectiveDirtyLimit(long maxDirtyBytes, long maxSegmentBytes) =>
-        Math.Min(maxDirtyBytes, maxSegmentBytes - FormatConstants.FileHeaderSize);
+    public long EffectiveMaxDirtyBytes => Math.Min(MaxDirtyBytes ?? long.MaxValue, FormatConstants.MaxSegmentBytes - FormatConstants.FileHeaderSize);
 
     /// <summary>Records of a batch may fill one segment minus its header.</summary>
     public long MaxBatchRecordBytes => MaxSegmentBytes - FormatConstants.FileHeaderSize;

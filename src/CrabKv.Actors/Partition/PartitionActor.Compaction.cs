@@ -1,0 +1,240 @@
+using Akka.Actor;
+using Akka.Event;
+using CrabKv.Actors.Cache;
+using CrabKv.Actors.Compaction;
+using CrabKv.Actors.Wal;
+using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Actors.Partition;
+
+// Compaction coordination. One merge at a time: a Compact seals the active segment first
+// (WalRoll) so everything written is merged; a roll that completes while a merge runs gets a
+// second merge right after it. The result is applied compare-and-set (PartitionIndex.ApplyMerge);
+// the inputs are deleted only after the cache has answered every read queued before them.
+internal sealed partial class PartitionActor
+{
+    private MergeRequest? _merge;
+    private bool _rollRequested;     // a Compact asked the writer to seal the active segment
+    private bool _mergeAgain;        // a roll completed while a merge ran: merge again after it
+    private double _mergeProgress;
+    private long _compactions;
+    private CompactionOutcome _lastCompaction = CompactionOutcome.None;
+    private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _compactWaiters = new();  // for the next explicit merge
+    private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _currentWaiters = new();  // answered by the running merge
+    private readonly List<IReadOnlyList<Segment>> _awaitingDelete = new(); // merged inputs on their way to deletion
+    private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed: older segments still on disk
+
+    /// <summary>True while compaction work the stop must wait for is under way.</summary>
+    private bool CompactionBusy => _merge is not null || _rollRequested || _awaitingDelete.Count > 0;
+
+    private void OnSealed(SegmentSealed m)
+    {
+        _index.Sealed(m.Id, m.Length);
+        if (_settings.AutoCompaction && _merge is null && !_rollRequested && _lifecycle == Lifecycle.Running && !_compactorDead
+            && _index.ShouldCompact(_settings.Compaction))
+        {
+            var (total, stale) = _index.SealedUsage();
+            _log.Info("Partition {0}: {1} of {2} sealed bytes are stale; compacting", _partition, stale, total);
+            StartMerge();
+        }
+    }
+
+    private void OnCompact(IActorRef replyTo, long requestId, bool shutdown)
+    {
+        if (_compactorDead)
+        {
+            replyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot compact: its compactor stopped.", requestId));
+            return;
+        }
+        _compactWaiters.Add((replyTo, requestId, shutdown));
+        if (_rollRequested)
+        {
+            return; // joins the roll already asked for (requests are de-duplicated)
+        }
+        _rollRequested = true;
+        if (_settings.WriteBackEnabled)
+        {
+            _cache.Tell(new FlushDirty(null, 0, ForCompact: true)); // dirty data reaches the log first, then the roll: it is merged too
+        }
+        else
+        {
+            _writer.Tell(WalRoll.Instance); // seal the active segment so everything written is merged
+        }
+    }
+
+    /// <summary>The active segment was sealed for a Compact: merge now, or right after the merge already running.</summary>
+    private void OnRolled()
+    {
+        if (!_rollRequested)
+        {
+            return;
+        }
+        _rollRequested = false;
+        if (_readOnlyReason is not null || _compactorDead)
+        {
+            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {_readOnlyReason ?? "the compactor stopped"}.");
+            ContinueStopIfWaiting();
+            return;
+        }
+        if (_merge is not null)
+        {
+            _mergeAgain = true; // the running merge started before this roll: it would miss the sealed segment
+            return;
+        }
+        StartMerge();
+    }
+
+    /// <summary>Starts a merge of every sealed segment; the Compact requests waiting so far are answered by it.</summary>
+    private void StartMerge()
+    {
+        if (_merge is not null)
+        {
+            return;
+        }
+        _currentWaiters.AddRange(_compactWaiters);
+        _compactWaiters.Clear();
+        var inputs = _index.PlanMerge(olderSegmentsExist: _leftoverInputs.Count > 0);
+        if (inputs is null)
+        {
+            FinishMerge(CompactionOutcome.None, null);
+            return;
+        }
+        // Inputs of an earlier merge that could not be deleted are older segments still on
+        // disk: tombstones must be kept while they exist. Their deletion is retried first.
+        var olderExist = _leftoverInputs.Count > 0;
+        if (olderExist)
+        {
+            _compactor.Tell(new DeleteSegments(_directory, _leftoverInputs.ToList(), IsRetry: true));
+            _leftoverInputs.Clear();
+        }
+        _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes);
+        _mergeProgress = 0;
+        _compactor.Tell(new RunMerge(_merge));
+    }
+
+    private void OnMergeProgressed(MergeProgressed m)
+    {
+        _mergeProgress = m.Fraction;
+        Context.System.EventStream.Publish(new CompactionProgressed(_partition, m.Fraction));
+    }
+
+    private void OnMergeDone(MergeDone m)
+    {
+        _merge = null;
+        var inputs = m.Request.Inputs;
+        _index.ApplyMerge(inputs, m.Merged);
+        // Reads already forwarded may still use the inputs: the cache answers after them.
+        if (_cacheDead)
+        {
+            _leftoverInputs.AddRange(inputs);
+        }
+        else
+        {
+            _awaitingDelete.Add(inputs);
+            _cache.Tell(new ReleaseSegments(inputs));
+        }
+        _compactions++;
+        FinishMerge(CompactionOutcome.Of(inputs.Count, m.Merged), null);
+    }
+
+    private void OnMergeFailed(MergeFailed m)
+    {
+        _merge = null;
+        FinishMerge(null, $"Compaction failed: {m.Cause.Message}");
+    }
+
+    /// <summary>A merge ended (outcome, or error text): answer its waiters, merge again if a roll came meanwhile, continue a stop.</summary>
+    private void FinishMerge(CompactionOutcome? outcome, string? error)
+    {
+        _mergeProgress = 1;
+        if (outcome is not null)
+        {
+            _lastCompaction = outcome;
+            Context.System.EventStream.Publish(new CompactionCompleted(_partition, outcome));
+        }
+        var shutdown = _currentWaiters.Any(w => w.Shutdown);
+        foreach (var (to, id, _) in _currentWaiters)
+        {
+            to.Tell(outcome is not null ? new CompactOk(outcome, id) : new CrabKvError(CrabKvErrorCode.StoreFailed, error!, id));
+        }
+        _currentWaiters.Clear();
+        if (_mergeAgain && !_compactorDead)
+        {
+            _mergeAgain = false;
+            StartMerge();
+            return;
+        }
+        _mergeAgain = false;
+        if (shutdown && !IsStopping)
+        {
+            BeginStop(null);
+            return;
+        }
+        ContinueStopIfWaiting();
+    }
+
+    private void OnSegmentsReleased(SegmentsReleased m)
+    {
+        if (_compactorDead)
+        {
+            ForgetRelease(m.Segments, leftover: true);
+            return;
+        }
+        _compactor.Tell(new DeleteSegments(_directory, m.Segments));
+    }
+
+    private void OnSegmentsDeleted(SegmentsDeleted m)
+    {
+        _leftoverInputs.AddRange(m.Left);
+        if (m.Left.Count > 0)
+        {
+            _log.Warning("Partition {0}: {1} merged segments could not be deleted ({2}); merges keep tombstones until they are", _partition, m.Left.Count, m.Error);
+        }
+        if (!m.IsRetry)
+        {
+            ForgetRelease(m.Segments, leftover: false);
+        }
+    }
+
+    private void ForgetRelease(IReadOnlyList<Segment> segments, bool leftover)
+    {
+        if (_awaitingDelete.Remove(segments) && leftover)
+        {
+            _leftoverInputs.AddRange(segments);
+        }
+        ContinueStopIfWaiting();
+    }
+
+    /// <summary>Compaction's share of a dead child: waiters answered, merged inputs kept as leftovers.</summary>
+    private void CompactionChildDied(IActorRef child, string reason)
+    {
+        if (child.Equals(_writer) && _rollRequested)
+        {
+            _rollRequested = false;
+            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {reason}.");
+        }
+        if (child.Equals(_cache) || child.Equals(_compactor))
+        {
+            foreach (var list in _awaitingDelete.ToList())
+            {
+                ForgetRelease(list, leftover: true); // never released: they stay on disk
+            }
+        }
+        if (child.Equals(_compactor) && _merge is not null)
+        {
+            _merge = null;
+            _mergeAgain = false;
+            FinishMerge(null, $"Compaction failed: {reason}.");
+        }
+    }
+
+    private static void FailWaiters(List<(IActorRef To, long RequestId, bool Shutdown)> waiters, CrabKvErrorCode code, string message)
+    {
+        foreach (var (to, id, _) in waiters)
+        {
+            to.Tell(new CrabKvError(code, message, id));
+        }
+        waiters.Clear();
+    }
+}
