@@ -390,4 +390,52 @@ public sealed class ScenarioTests : IDisposable
         Assert.Equal(sb.TotalBytes, sa.TotalBytes);
         Assert.Equal(sb.StaleBytes, sa.StaleBytes);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DuplicateKeysInOneBatchTheLastEntryWinsAlsoAfterReopen(bool writeBack)
+    {
+        var options = writeBack ? WriteBack : Options;
+        void Check(EmbeddedStore s)
+        {
+            Assert.Equal("3", s.GetString("a"));
+            Assert.Equal("y", s.GetString("b"));
+            Assert.Null(s.GetString("gone"));
+        }
+        using (var store = EmbeddedStore.Open(_dir.Path, options))
+        {
+            store.Put("gone", "before");
+            store.PutBatch(
+            [
+                BatchEntry.Put("a", "1"u8.ToArray()),
+                BatchEntry.Put("gone", "again"u8.ToArray()),
+                BatchEntry.Put("a", "2"u8.ToArray()),
+                BatchEntry.Delete("gone"),
+                BatchEntry.Put("b", "x"u8.ToArray()),
+                BatchEntry.Delete("b"),
+                BatchEntry.Put("b", "y"u8.ToArray()),
+                BatchEntry.Put("a", "3"u8.ToArray()),
+            ]);
+            Check(store);
+        }
+        using (var store = EmbeddedStore.Open(_dir.Path, options))
+        {
+            Check(store);
+            Assert.Equal(2, store.Count);
+        }
+    }
+
+    [Fact]
+    public void ValuesReturnedByTheEngineAreTheCallersOwn()
+    {
+        using var store = EmbeddedStore.Open(_dir.Path, Options);
+        store.Put("k", "original");
+        for (var read = 0; read < 3; read++) // disk, then cache hits
+        {
+            var value = store.Get("k")!;
+            Assert.Equal("original", System.Text.Encoding.UTF8.GetString(value));
+            Array.Fill(value, (byte)'X');
+        }
+    }
 }
