@@ -44,12 +44,17 @@ public sealed class CrabKvProcess : IDisposable
         };
     }
 
-    /// <summary>The built crabkv.dll (path recorded at build time by the test project).</summary>
+    /// <summary>
+    /// The built crabkv.dll (path recorded at build time by the test project), or the one named
+    /// by <c>CRABKV_NODE_DLL</c> (to run these tests against another build, e.g. an older one).
+    /// </summary>
     public static string Dll
     {
         get
         {
-            var path = typeof(CrabKvProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CrabKvNodeDll").Value!;
+            var path = Environment.GetEnvironmentVariable("CRABKV_NODE_DLL") is { Length: > 0 } other
+                ? other
+                : typeof(CrabKvProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CrabKvNodeDll").Value!;
             Assert.True(File.Exists(path), $"crabkv is not built at '{path}'");
             return path;
         }
