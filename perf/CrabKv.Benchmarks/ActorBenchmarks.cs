@@ -4,6 +4,7 @@ using BenchmarkDotNet.Attributes;
 using CrabKv.Actors;
 using CrabKv.Actors.Client;
 using CrabKv.Actors.Internal;
+using CrabKv.Storage;
 
 namespace CrabKv.Benchmarks;
 
@@ -73,7 +74,7 @@ public class ActorBenchmarks
         _system = ActorSystem.Create("bench", config);
         var store = CrabKvStore.Start(_system);
         _client = CrabKvClient.ConnectAsync(store).GetAwaiter().GetResult();
-        _partitions = store.Ask<PartitionRefs>(new GetPartitions()).GetAwaiter().GetResult().Partitions.ToArray();
+        _partitions = LocalStores.PartitionsOf(store)!.GetAwaiter().GetResult();
         _echo = _system.ActorOf(Props.Create<EchoActor>(), "echo");
     }
 

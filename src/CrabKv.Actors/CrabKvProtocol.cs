@@ -132,12 +132,6 @@ public sealed record Shutdown(long RequestId = 0) : ICrabKvRequest;
 /// <summary>The store stopped gracefully.</summary>
 public sealed record ShutdownOk(long RequestId) : ICrabKvReply;
 
-/// <summary>Asks the store for its partition actors (clients route keyed requests to them directly). Reply: <see cref="PartitionRefs"/>.</summary>
-public sealed record GetPartitions(long RequestId = 0) : ICrabKvRequest;
-
-/// <summary>The partition actors, indexed by partition number.</summary>
-public sealed record PartitionRefs(IReadOnlyList<IActorRef> Partitions, long RequestId) : ICrabKvReply;
-
 /// <summary>
 /// Graceful stop of one partition: waits for a running merge, flushes write-back entries,
 /// fsyncs and seals the active segment, releases the lock, then stops. Answered with

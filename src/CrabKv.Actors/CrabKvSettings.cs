@@ -16,8 +16,35 @@ public sealed record CrabKvSettings
     /// <summary>Data directory (partitions live in sub-directories).</summary>
     public required string DataDir { get; init; }
 
-    /// <summary>Number of local partitions (resolved: never 0).</summary>
-    public required int Partitions { get; init; }
+    private readonly int _partitions;
+    private readonly int _configuredPartitions;
+
+    /// <summary>
+    /// Number of local partitions (resolved: never 0). <c>CrabKvStore.Start</c>
+    /// settles it against the data directory: with <c>crabkv.partitions = 0</c> a directory
+    /// keeps the count it was created with. Setting it (an initializer or <c>with</c>) makes it
+    /// an explicit count: <see cref="ConfiguredPartitions"/> follows it.
+    /// </summary>
+    public required int Partitions
+    {
+        get => _partitions;
+        init
+        {
+            _partitions = value;
+            _configuredPartitions = value;
+        }
+    }
+
+    /// <summary>
+    /// <c>crabkv.partitions</c> as configured: 0 means "one per core for a new data directory,
+    /// the recorded count for an existing one"; any other value is explicit, and a data
+    /// directory created with another count is refused. Set it after <see cref="Partitions"/>.
+    /// </summary>
+    public int ConfiguredPartitions
+    {
+        get => _configuredPartitions;
+        init => _configuredPartitions = value;
+    }
 
     /// <summary>Zero: acknowledge after fsync (group commit). Positive: fsync on a SyncTick timer.</summary>
     public required TimeSpan SyncInterval { get; init; }
@@ -173,7 +200,8 @@ public sealed record CrabKvSettings
         return new CrabKvSettings
         {
             DataDir = Str("data-dir"),
-            Partitions = partitions == 0 ? Environment.ProcessorCount : partitions,
+            Partitions = partitions == 0 ? Math.Min(Environment.ProcessorCount, 1024) : partitions,
+            ConfiguredPartitions = partitions,
             SyncInterval = Duration("sync-interval", allowZero: true),
             WriteBackEnabled = Bool("write-back.enabled"),
             FlushInterval = Duration("write-back.flush-interval", allowZero: false),

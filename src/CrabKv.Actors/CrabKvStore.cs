@@ -1,6 +1,8 @@
-using System.Globalization;
 using Akka;
 using Akka.Actor;
+using Akka.Event;
+using CrabKv.Actors.Internal;
+using CrabKv.Storage;
 
 namespace CrabKv.Actors;
 
@@ -8,21 +10,48 @@ namespace CrabKv.Actors;
 public static class CrabKvStore
 {
     /// <summary>Name of the file in <c>data-dir</c> that records the partition count.</summary>
-    public const string PartitionsFileName = "PARTITIONS";
+    public const string PartitionsFileName = DataDirectory.PartitionsFileName;
 
     /// <summary>
-    /// Validates the settings against the data directory, starts the store actor and
-    /// registers its graceful stop with CoordinatedShutdown (so Ctrl-C, SIGTERM and
-    /// <c>ActorSystem.Terminate</c> flush write-back entries and seal segments first).
+    /// Opens the data directory (taking its lock, settling the partition count), starts the
+    /// store actor and registers its graceful stop with CoordinatedShutdown (so Ctrl-C,
+    /// SIGTERM and <c>ActorSystem.Terminate</c> flush write-back entries and seal segments first).
     /// </summary>
     /// <exception cref="CrabKvConfigurationException">Bad settings, or a data directory made with another partition count.</exception>
-    public static IActorRef Start(ActorSystem system, CrabKvSettings? settings = null, string name = "crabkv")
+    /// <exception cref="StoreLockedException">Another node or store holds the data directory; the message names the holder.</exception>
+    public static IActorRef Start(ActorSystem system, CrabKvSettings? settings = null, string name = "crabkv") =>
+        Start(system, settings, name, out _);
+
+    /// <summary>
+    /// Like <see cref="Start(ActorSystem, CrabKvSettings?, string)"/>, and gives the settings in
+    /// force: with <c>crabkv.partitions = 0</c>, <see cref="CrabKvSettings.Partitions"/> is the
+    /// count the data directory was created with.
+    /// </summary>
+    public static IActorRef Start(ActorSystem system, CrabKvSettings? settings, string name, out CrabKvSettings resolved)
     {
         // The I/O dispatcher and defaults must be visible to the system's dispatcher lookup.
         system.Settings.InjectTopLevelFallback(CrabKvSettings.DefaultConfig());
         settings ??= CrabKvSettings.Create(system);
-        PrepareDataDirectory(settings);
-        var store = system.ActorOf(CrabKvStoreActor.Props(settings), name);
+        // The whole directory is locked before any partition actor exists: a second node on it
+        // is refused here, as a whole, instead of racing for partition locks.
+        var dataDirectory = OpenDataDirectory(settings);
+        IActorRef store;
+        var local = new LocalStoreEntry();
+        try
+        {
+            foreach (var note in dataDirectory.Notes)
+            {
+                system.Log.Warning("CrabKv: {0}", note);
+            }
+            resolved = settings with { Partitions = dataDirectory.Partitions, ConfiguredPartitions = settings.ConfiguredPartitions };
+            store = system.ActorOf(CrabKvStoreActor.Props(resolved, dataDirectory, local), name);
+        }
+        catch
+        {
+            dataDirectory.Dispose(); // the store actor never existed to release it
+            throw;
+        }
+        LocalStores.Get(system).Register(store, local);
         var shutdownTimeout = TimeSpan.FromSeconds(30);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceStop, $"crabkv-{name}-stop", async () =>
         {
@@ -41,26 +70,21 @@ public static class CrabKvStore
         return store;
     }
 
-    /// <summary>Creates the data directory and checks (or records) its partition count.</summary>
-    public static void PrepareDataDirectory(CrabKvSettings settings)
+    private static DataDirectory OpenDataDirectory(CrabKvSettings settings)
     {
-        var dir = Path.GetFullPath(settings.DataDir);
-        Directory.CreateDirectory(dir);
-        var marker = Path.Combine(dir, PartitionsFileName);
-        if (File.Exists(marker))
+        try
         {
-            var text = File.ReadAllText(marker).Trim();
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var recorded))
-            {
-                throw new CrabKvConfigurationException("data-dir", $"holds a damaged {PartitionsFileName} file ('{text}') in '{dir}'");
-            }
-            if (recorded != settings.Partitions)
-            {
-                throw new CrabKvConfigurationException("partitions",
-                    $"is {settings.Partitions}, but the data directory '{dir}' was created with {recorded} partitions; keys would be looked up in the wrong partition. Set crabkv.partitions = {recorded}");
-            }
-            return;
+            return DataDirectory.Open(settings.DataDir, settings.ConfiguredPartitions, settings.Partitions);
         }
-        File.WriteAllText(marker, settings.Partitions.ToString(CultureInfo.InvariantCulture) + "\n");
+        catch (PartitionCountMismatchException e)
+        {
+            throw new CrabKvConfigurationException("partitions",
+                $"is {e.Requested}, but the data directory '{e.Directory}' was created with {e.Recorded} partitions; keys would be looked up in the wrong partition. " +
+                $"Set crabkv.partitions = {e.Recorded} (or 0, which keeps the recorded count)");
+        }
+        catch (DataDirectoryException e)
+        {
+            throw new CrabKvConfigurationException("data-dir", $"cannot be opened: {e.Message}");
+        }
     }
 }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors.Internal;
 using CrabKv.Actors.Partition;
+using CrabKv.Storage;
 
 namespace CrabKv.Actors;
 
@@ -10,11 +11,14 @@ namespace CrabKv.Actors;
 /// <c>p-000</c>, <c>p-001</c>, … under <c>data-dir</c>) and routes each keyed request to the
 /// partition of its key; store-wide requests go to every partition and are answered once.
 /// Send it the messages of <c>CrabKvProtocol</c>, or use the typed <c>CrabKvClient</c>.
-/// Start it with <c>CrabKvStore.Start</c> (or <c>WithCrabKv</c> in Akka.Hosting).
+/// Start it with <c>CrabKvStore.Start</c> (or <c>WithCrabKv</c> in Akka.Hosting), which
+/// takes the data directory's lock; the store holds it until it stops.
 /// </summary>
 public sealed class CrabKvStoreActor : ReceiveActor
 {
     private readonly CrabKvSettings _settings;
+    private readonly DataDirectory _dataDirectory;
+    private readonly LocalStoreEntry _local;
     private readonly IActorRef[] _partitions;
     private readonly bool[] _stopped;
     private readonly Func<string, bool>? _failWhen;
@@ -23,10 +27,12 @@ public sealed class CrabKvStoreActor : ReceiveActor
     private bool _shuttingDown;
     private readonly HashSet<IActorRef> _aggregators = new();
 
-    /// <summary>Creates the store actor.</summary>
-    public CrabKvStoreActor(CrabKvSettings settings)
+    /// <summary>Creates the store actor on an open data directory, which it releases when it stops.</summary>
+    internal CrabKvStoreActor(CrabKvSettings settings, DataDirectory dataDirectory, LocalStoreEntry local)
     {
         _settings = settings;
+        _dataDirectory = dataDirectory;
+        _local = local;
         _failWhen = settings.FailWhen;
         _partitions = new IActorRef[settings.Partitions];
         _stopped = new bool[settings.Partitions];
@@ -38,18 +44,14 @@ public sealed class CrabKvStoreActor : ReceiveActor
                 Route(0, m); // the partition answers with the precise error
                 return;
             }
-            var first = KeyPartitioner.PartitionOf(m.Entries[0].Key, _partitions.Length);
-            if (m.Entries.Any(e => KeyPartitioner.PartitionOf(e.Key, _partitions.Length) != first))
+            if (!KeyPartitioner.TryPartitionOfBatch(m.Entries.Select(e => e.Key), _partitions.Length, out var partition))
             {
-                Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest,
-                    $"The keys of an atomic batch must live in one partition (this node has {_partitions.Length}); nothing was written. " +
-                    "Group keys by CrabKvClient.PartitionOf, or run with crabkv.partitions = 1.", m.RequestId));
+                Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, KeyPartitioner.CrossPartitionBatchMessage(_partitions.Length), m.RequestId));
                 return;
             }
-            Route(first, m);
+            Route(partition, m);
         });
-        Receive<IKeyedRequest>(m => Route(string.IsNullOrEmpty(m.Key) ? 0 : KeyPartitioner.PartitionOf(m.Key, _partitions.Length), m));
-        Receive<GetPartitions>(m => Sender.Tell(new PartitionRefs(_partitions, m.RequestId)));
+        Receive<IKeyedRequest>(m => Route(KeyPartitioner.PartitionOf(m.Key, _partitions.Length), m));
         Receive<Flush>(m => Scatter(m, m.RequestId));
         Receive<Compact>(m => Scatter(m, m.RequestId));
         Receive<GetStats>(m => Scatter(m, m.RequestId));
@@ -89,11 +91,21 @@ public sealed class CrabKvStoreActor : ReceiveActor
         });
     }
 
-    /// <summary>Props of the store actor.</summary>
-    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CrabKvStoreActor(settings));
+    /// <summary>Props of the store actor (internal: <c>CrabKvStore.Start</c> opens the data directory first).</summary>
+    internal static Props Props(CrabKvSettings settings, DataDirectory dataDirectory, LocalStoreEntry local) =>
+        Akka.Actor.Props.CreateBy(new Producer(settings, dataDirectory, local));
 
-    /// <summary>Directory of partition <paramref name="partition"/>.</summary>
-    public static string PartitionDirectory(string dataDir, int partition) => Path.Combine(dataDir, $"p-{partition:D3}");
+    /// <summary>Creates the actor through its internal constructor (Akka's activator only finds public ones).</summary>
+    private sealed class Producer(CrabKvSettings settings, DataDirectory dataDirectory, LocalStoreEntry local) : IIndirectActorProducer
+    {
+        public Type ActorType => typeof(CrabKvStoreActor);
+
+        public ActorBase Produce() => new CrabKvStoreActor(settings, dataDirectory, local);
+
+        public void Release(ActorBase actor)
+        {
+        }
+    }
 
     /// <summary>Partitions are stopped, never restarted: a restart would lose in-flight state.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
@@ -103,9 +115,20 @@ public sealed class CrabKvStoreActor : ReceiveActor
     {
         for (var i = 0; i < _partitions.Length; i++)
         {
-            var dir = PartitionDirectory(Path.GetFullPath(_settings.DataDir), i);
-            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings, _failWhen), $"p-{i:D3}"));
+            var dir = _dataDirectory.PartitionPath(i);
+            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings, _failWhen), DataDirectory.PartitionDirectoryName(i)));
         }
+        _local.Partitions.TrySetResult(_partitions.ToArray());
+    }
+
+    /// <summary>Runs after every partition has stopped (their locks released): leaves the local registry and releases the data directory.</summary>
+    protected override void PostStop()
+    {
+        _local.Stopped = true;
+        _local.Partitions.TrySetCanceled();
+        LocalStores.Get(Context.System).Unregister(Self, _local);
+        _dataDirectory.Dispose();
+        base.PostStop();
     }
 
     private IActorRef[] Live() => _partitions.Where((_, i) => !_stopped[i]).ToArray();

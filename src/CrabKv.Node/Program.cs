@@ -168,29 +168,66 @@ public static class Program
         }
     }
 
+    /// <summary>How long <c>serve</c> waits for its partitions to open (recovery scans or reads hints).</summary>
+    private static readonly TimeSpan OpenTimeout = TimeSpan.FromMinutes(30);
+
     private static async Task<int> Serve(Config config, CrabKvSettings settings)
     {
         using var system = ActorSystem.Create("crabkv", config);
-        var store = CrabKvStore.Start(system, settings);
-        var client = await CrabKvClient.ConnectAsync(store, settings.ClientTimeout);
-        var stats = await client.GetStatsAsync();
-        Console.WriteLine($"crabkv node serving '{Path.GetFullPath(settings.DataDir)}': {settings.Partitions} partitions, {stats.Keys:N0} keys, " +
-                          $"sync-interval {settings.SyncInterval.TotalMilliseconds} ms, write-back {(settings.WriteBackEnabled ? "on" : "off")}. Ctrl-C or SIGTERM stops it gracefully.");
-        Console.WriteLine($"store actor: {store.Path}");
-        void Stop() => _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
-        Console.CancelKeyPress += (_, e) =>
+        try
         {
-            e.Cancel = true;
-            Stop();
-        };
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+            // Takes the lock of the whole data directory first: a second node is refused here.
+            var store = CrabKvStore.Start(system, settings, "crabkv", out var resolved);
+            var client = await CrabKvClient.ConnectAsync(store, settings.ClientTimeout);
+            // Partitions answer GetStats only once they have opened (or failed to): this is the
+            // readiness check. A node that cannot serve every partition does not start.
+            var stats = await client.GetStatsAsync(OpenTimeout);
+            var failures = Unopened(stats, resolved.Partitions);
+            if (failures.Count > 0)
+            {
+                foreach (var failure in failures)
+                {
+                    Console.Error.WriteLine($"crabkv: {failure}");
+                }
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+                Console.Error.WriteLine($"crabkv: the node did not start: {failures.Count} of {resolved.Partitions} partitions of '{Path.GetFullPath(settings.DataDir)}' could not open " +
+                                        "(stopped cleanly). See `crabkv verify` and `crabkv repair`.");
+                return 2;
+            }
+            Console.WriteLine($"crabkv node serving '{Path.GetFullPath(settings.DataDir)}': {resolved.Partitions} partitions, {stats.Keys:N0} keys, " +
+                              $"sync-interval {settings.SyncInterval.TotalMilliseconds} ms, write-back {(settings.WriteBackEnabled ? "on" : "off")}. Ctrl-C or SIGTERM stops it gracefully.");
+            Console.WriteLine($"store actor: {store.Path}");
+            void Stop() => _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                Stop();
+            };
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                Stop();
+            });
+            await system.WhenTerminated;
+            Console.WriteLine("crabkv node stopped: write-back entries flushed, segments sealed.");
+            return 0;
+        }
+        finally
         {
-            ctx.Cancel = true;
-            Stop();
-        });
-        await system.WhenTerminated;
-        Console.WriteLine("crabkv node stopped: write-back entries flushed, segments sealed.");
-        return 0;
+            // On every early exit (refused lock, failed partitions, timeout) the store stops gracefully.
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        }
+    }
+
+    /// <summary>One line per partition that did not open: read-only with its reason, or absent (its actor stopped).</summary>
+    private static List<string> Unopened(StoreStats stats, int partitions)
+    {
+        var failures = stats.Partitions.Where(p => p.ReadOnly)
+            .Select(p => $"partition {Storage.DataDirectory.PartitionDirectoryName(p.Partition)} failed to open: {p.FailureReason}")
+            .ToList();
+        var present = stats.Partitions.Select(p => p.Partition).ToHashSet();
+        failures.AddRange(Enumerable.Range(0, partitions).Where(i => !present.Contains(i)).Select(i => $"partition {Storage.DataDirectory.PartitionDirectoryName(i)} stopped before it opened"));
+        return failures;
     }
 
     private static int VerifyOrRepair(CrabKvSettings settings, bool repair)

@@ -28,7 +28,7 @@ public sealed class DirectoryLock : IDisposable
         }
         catch (IOException e)
         {
-            throw new StoreLockedException(directory, e);
+            throw new StoreLockedException(directory, e, ReadHolder(path));
         }
         try
         {
@@ -43,6 +43,30 @@ public sealed class DirectoryLock : IDisposable
             throw;
         }
         return new DirectoryLock(stream);
+    }
+
+    /// <summary>
+    /// The holder's line of a held LOCK file ("pid … on host since …"), or null. The holder
+    /// writes it right after taking the lock, so an empty file is read again a few times
+    /// (bounded: about 200 ms) before giving up.
+    /// </summary>
+    public static string? ReadHolder(string lockFile)
+    {
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            var bytes = Segments.NativeFile.TryReadIgnoringLock(lockFile, 512);
+            if (bytes is null)
+            {
+                return null;
+            }
+            var text = System.Text.Encoding.UTF8.GetString(bytes).Trim();
+            if (text.Length > 0)
+            {
+                return text;
+            }
+            Thread.Sleep(10);
+        }
+        return null;
     }
 
     /// <summary>Releases the lock; the file stays, since only the OS lock on it counts.</summary>

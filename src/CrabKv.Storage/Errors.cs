@@ -66,11 +66,36 @@ public sealed class InvalidKeyException(string message) : CrabKvException(messag
 public sealed class ValueTooLargeException(string message) : CrabKvException(message);
 
 /// <summary>Another process or store instance holds the data directory's lock file.</summary>
-public sealed class StoreLockedException(string directory, Exception? inner)
-    : CrabKvException($"Data directory '{directory}' is in use by another process or store instance (its LOCK file is held).", inner)
+public sealed class StoreLockedException(string directory, Exception? inner, string? holder = null)
+    : CrabKvException($"Data directory '{directory}' is in use by another process or store instance (its LOCK file is held{(holder is null ? "" : $" by {holder}")}).", inner)
 {
     /// <summary>The locked directory.</summary>
     public string Directory { get; } = directory;
+
+    /// <summary>The holder's line from the LOCK file ("pid … on host since …"), when it could be read.</summary>
+    public string? Holder { get; } = holder;
+}
+
+/// <summary>A data directory that cannot be opened as it is: an unreadable partition count, or partition directories that do not match it.</summary>
+public sealed class DataDirectoryException(string directory, string problem)
+    : CrabKvException($"Data directory '{directory}' {problem}.")
+{
+    /// <summary>The data directory.</summary>
+    public string Directory { get; } = directory;
+}
+
+/// <summary>The data directory was created with another partition count than the one asked for explicitly.</summary>
+public sealed class PartitionCountMismatchException(string directory, int requested, int recorded)
+    : CrabKvException($"The data directory '{directory}' was created with {recorded} partitions, not {requested}; keys would be looked up in the wrong partition.")
+{
+    /// <summary>The data directory.</summary>
+    public string Directory { get; } = directory;
+
+    /// <summary>The count asked for.</summary>
+    public int Requested { get; } = requested;
+
+    /// <summary>The count recorded in the directory's PARTITIONS file.</summary>
+    public int Recorded { get; } = recorded;
 }
 
 /// <summary>A file named like a segment or hint is not one (wrong magic or unknown version).</summary>

@@ -3,6 +3,7 @@ using CrabKv.Actors.Client;
 using CrabKv.Actors.Internal;
 using CrabKv.Actors.Partition;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -327,25 +328,23 @@ public sealed class ErrorTests : StoreTestBase
     }
 
     [Fact]
-    public async Task A_directory_locked_by_a_running_store_is_refused_with_StoreFailed()
+    public async Task A_directory_locked_by_a_running_store_is_refused_as_a_whole_naming_the_holder()
     {
-        var failed = SubscribeProbe<PartitionFailed>();
         var first = StartStore(Base);
         var client = await Connect(first);
         await client.PutAsync("k", "v");
 
-        var second = StartStore(Base); // same directory, another actor name
-        var error = ExpectError(second, new Get("k", RequestId: 3), CrabKvErrorCode.StoreFailed);
-        Assert.Equal(3, error.RequestId);
-        Assert.Contains("LOCK", error.Message);
-        ExpectError(second, new Put("k", Bytes("other")), CrabKvErrorCode.StoreFailed);
-        Assert.Contains("LOCK", failed.ExpectMsg<PartitionFailed>(Timeout).Reason);
-        Assert.True(Stats0(second).ReadOnly);
+        // Same directory, another actor name: refused before any partition actor exists.
+        // Observed before: the second store started, and its partitions failed one by one.
+        var e = Assert.Throws<StoreLockedException>(() => StartStore(Base));
+        Assert.Contains($"pid {Environment.ProcessId} on {Environment.MachineName} since ", e.Message);
+        Assert.Equal(Dir.Path, e.Directory);
 
-        // The running store is unaffected, and the loser shuts down cleanly.
+        // The running store is unaffected; once it stops, the directory opens again.
         Assert.Equal("v", await client.GetStringAsync("k"));
         await client.PutAsync("k2", "v2");
-        GracefulStop(second);
-        Assert.Equal("v2", await client.GetStringAsync("k2"));
+        GracefulStop(first);
+        var again = await Connect(StartStore(Base));
+        Assert.Equal("v2", await again.GetStringAsync("k2"));
     }
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using Akka.Actor;
 using CrabKv.Actors.Internal;
+using CrabKv.Storage;
 
 namespace CrabKv.Actors.Client;
 
@@ -15,8 +16,11 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// Typed async access to a CrabKv store for Akka applications: each method sends one
 /// protocol message and awaits its one reply, with a timeout and cancellation; error replies
 /// become <see cref="CrabKvRequestException"/>, a missing reply a <see cref="TimeoutException"/>.
-/// Created by <see cref="ConnectAsync"/>, it sends keyed requests straight to the key's
-/// partition actor (one hop fewer). Thread safe.
+/// It works the same against any store endpoint that speaks the public protocol: the store
+/// actor, a shard region or proxy, any actor that forwards to them. Created by
+/// <see cref="ConnectAsync"/> for a store actor of the same actor system, it sends keyed
+/// requests straight to the key's partition actor (one hop fewer; a local shortcut, not part
+/// of the protocol). Thread safe.
 /// </summary>
 public sealed class CrabKvClient
 {
@@ -38,15 +42,39 @@ public sealed class CrabKvClient
         }
     }
 
-    /// <summary>Asks the store for its partitions and returns a client that routes keys to them directly.</summary>
+    /// <summary>
+    /// A client for <paramref name="store"/>. When it is a store actor started in this process
+    /// (<c>CrabKvStore.Start</c>), keyed requests go straight to its partition actors; any
+    /// other endpoint (a shard region or proxy, a forwarding actor, a remote store) gets every
+    /// request, exactly as with the constructor. Never sends anything outside the public protocol.
+    /// </summary>
     public static async Task<CrabKvClient> ConnectAsync(IActorRef store, TimeSpan? defaultTimeout = null, CancellationToken cancellationToken = default)
     {
-        var plain = new CrabKvClient(store, defaultTimeout);
-        var refs = await plain.AskAsync<PartitionRefs>(store, new GetPartitions(), null, cancellationToken).ConfigureAwait(false);
-        return new CrabKvClient(store, refs.Partitions.ToArray(), defaultTimeout);
+        ArgumentNullException.ThrowIfNull(store);
+        var entry = LocalStores.Of(store)?.Find(store);
+        if (entry is null)
+        {
+            return new CrabKvClient(store, defaultTimeout);
+        }
+        var timeout = defaultTimeout ?? TimeSpan.FromSeconds(10);
+        IActorRef[] partitions;
+        try
+        {
+            // Completed by the store actor's PreStart, which creates the partitions synchronously.
+            partitions = await entry.Partitions.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new CrabKvClient(store, defaultTimeout); // the store stopped: its own replies say so
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"The CrabKv store {store.Path} did not start its partitions within {timeout}.", e);
+        }
+        return new CrabKvClient(store, partitions, defaultTimeout);
     }
 
-    /// <summary>Number of partitions the client routes to (0 when routing through the store actor).</summary>
+    /// <summary>Number of partitions the client routes to directly (0 when every request goes through the endpoint).</summary>
     public int Partitions => _partitions.Length;
 
     /// <summary>The partition of a key (batches must keep their keys in one partition).</summary>
@@ -85,13 +113,12 @@ public sealed class CrabKvClient
         ArgumentNullException.ThrowIfNull(entries);
         entries = entries.Select(e => e is null ? e! : e with { Value = e.Value?.ToArray() }).ToList(); // the caller may reuse its arrays
         var target = _store;
-        if (_partitions.Length > 0 && entries.Count > 0 && entries.All(e => e is not null && !string.IsNullOrEmpty(e.Key)))
+        // A batch the partition may take goes straight to it; anything else goes to the
+        // endpoint, which refuses it with the precise error (KeyPartitioner's batch rule).
+        if (_partitions.Length > 0 && entries.Count > 0 && entries.All(e => e is not null && !string.IsNullOrEmpty(e.Key))
+            && KeyPartitioner.TryPartitionOfBatch(entries.Select(e => e.Key), _partitions.Length, out var partition))
         {
-            var first = PartitionOf(entries[0].Key);
-            if (entries.All(e => PartitionOf(e.Key) == first))
-            {
-                target = _partitions[first];
-            }
+            target = _partitions[partition];
         }
         return (await AskAsync<PutBatchOk>(target, new PutBatch(entries), timeout, cancellationToken).ConfigureAwait(false)).Count;
     }

@@ -26,6 +26,9 @@ internal static partial class NativeFile
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint read(int fd, byte* buffer, nint count);
+
     /// <summary>Makes written data durable. Data only (plus the size when it changed): fdatasync.</summary>
     public static void SyncData(SafeFileHandle handle)
     {
@@ -69,6 +72,55 @@ internal static partial class NativeFile
             {
                 throw new IOException($"fsync of directory '{directory}' failed (errno {Marshal.GetLastPInvokeError()}).");
             }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    /// <summary>
+    /// Reads up to <paramref name="maxBytes"/> of a small file that another process may hold
+    /// with an exclusive <c>flock</c> (a <c>LOCK</c> file): .NET's own open takes a shared
+    /// <c>flock</c> and fails there. Null when the file cannot be read.
+    /// </summary>
+    public static unsafe byte[]? TryReadIgnoringLock(string path, int maxBytes)
+    {
+        if (!IsLinux)
+        {
+            try
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                var bytes = new byte[maxBytes];
+                return bytes[..stream.ReadAtLeast(bytes, maxBytes, throwOnEndOfStream: false)];
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+        var fd = open(path, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            return null;
+        }
+        try
+        {
+            var buffer = new byte[maxBytes];
+            var total = 0;
+            fixed (byte* p = buffer)
+            {
+                while (total < maxBytes)
+                {
+                    var n = read(fd, p + total, maxBytes - total);
+                    if (n <= 0)
+                    {
+                        break;
+                    }
+                    total += (int)n;
+                }
+            }
+            return buffer[..total];
         }
         finally
         {

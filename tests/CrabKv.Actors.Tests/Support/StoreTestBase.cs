@@ -96,8 +96,13 @@ public abstract class StoreTestBase : TestKit, IDisposable
 
     protected PartitionStats Stats0(IActorRef store) => Assert.Single(Stats(store).Partitions);
 
-    protected IActorRef PartitionRef(IActorRef store, int partition = 0) =>
-        Request<PartitionRefs>(store, new GetPartitions()).Partitions[partition];
+    /// <summary>A partition actor of a local store, through the internal routing shortcut (not part of the protocol).</summary>
+    protected static IActorRef PartitionRef(IActorRef store, int partition = 0)
+    {
+        var partitions = Internal.LocalStores.PartitionsOf(store) ?? throw new InvalidOperationException($"{store.Path} is not a local store actor.");
+        Assert.True(partitions.Wait(Timeout), "the store never created its partitions");
+        return partitions.Result[partition];
+    }
 
     protected static Task<CrabKvClient> Connect(IActorRef store) => CrabKvClient.ConnectAsync(store, Timeout);
 
@@ -114,7 +119,7 @@ public abstract class StoreTestBase : TestKit, IDisposable
 
     /// <summary>Segment data files of partition <paramref name="partition"/> (name, size).</summary>
     protected IReadOnlyList<FileInfo> SegmentFiles(int partition = 0) =>
-        new DirectoryInfo(CrabKvStoreActor.PartitionDirectory(Dir.Path, partition))
+        new DirectoryInfo(Storage.DataDirectory.PartitionDirectory(Dir.Path, partition))
             .GetFiles("seg-*.data")
             .OrderBy(f => f.Name, StringComparer.Ordinal)
             .ToList();

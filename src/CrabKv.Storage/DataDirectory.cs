@@ -1,0 +1,258 @@
+using System.Globalization;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage;
+
+/// <summary>
+/// The data directory of a node (FORMAT.md section 9): its <c>LOCK</c>, its <c>PARTITIONS</c>
+/// file and one directory per partition, <c>p-000</c>, <c>p-001</c>, … The one place that
+/// names them. <see cref="Open"/> takes the directory's lock before anything else and holds
+/// it until <see cref="Dispose"/>, so a second node on the same directory is refused as a
+/// whole, naming the holder; each partition still takes its own <c>LOCK</c> as well.
+/// </summary>
+/// <remarks>
+/// Everything the store relies on is durable before it is relied on: the directory and each
+/// partition directory are created with an fsync of their parent, and <c>PARTITIONS</c> is
+/// written to a temporary file, fsynced, renamed and its directory fsynced. A damaged, empty
+/// or missing <c>PARTITIONS</c> beside partition directories exactly <c>p-000</c> ..
+/// <c>p-(n-1)</c> is rebuilt as <c>n</c> (and reported); any other mismatch is refused.
+/// </remarks>
+public sealed class DataDirectory : IDisposable
+{
+    /// <summary>Name of the file that records the partition count.</summary>
+    public const string PartitionsFileName = "PARTITIONS";
+
+    /// <summary>Most partitions a data directory may have.</summary>
+    public const int MaxPartitions = 1024;
+
+    private const string PartitionPrefix = "p-";
+
+    private readonly DirectoryLock _lock;
+
+    private DataDirectory(string path, int partitions, DirectoryLock directoryLock, IReadOnlyList<string> notes)
+    {
+        Path = path;
+        Partitions = partitions;
+        _lock = directoryLock;
+        Notes = notes;
+    }
+
+    /// <summary>Full path of the data directory.</summary>
+    public string Path { get; }
+
+    /// <summary>The partition count in force (recorded in <c>PARTITIONS</c>).</summary>
+    public int Partitions { get; }
+
+    /// <summary>What <see cref="Open"/> had to repair (e.g. a rebuilt <c>PARTITIONS</c> file), for the log.</summary>
+    public IReadOnlyList<string> Notes { get; }
+
+    /// <summary>Name of the directory of partition <paramref name="partition"/>: <c>p-</c> and at least three digits.</summary>
+    public static string PartitionDirectoryName(int partition)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(partition);
+        return string.Create(CultureInfo.InvariantCulture, $"{PartitionPrefix}{partition:D3}");
+    }
+
+    /// <summary>Directory of partition <paramref name="partition"/> under <paramref name="dataDir"/>.</summary>
+    public static string PartitionDirectory(string dataDir, int partition) =>
+        System.IO.Path.Combine(dataDir, PartitionDirectoryName(partition));
+
+    /// <summary>Directory of partition <paramref name="partition"/> of this data directory.</summary>
+    public string PartitionPath(int partition)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(partition, Partitions);
+        return PartitionDirectory(Path, partition);
+    }
+
+    /// <summary>
+    /// Opens (creating if needed) a data directory: creates it durably, takes its lock,
+    /// settles the partition count and creates every partition directory durably.
+    /// </summary>
+    /// <param name="path">The data directory.</param>
+    /// <param name="requestedPartitions">An explicit count, or 0 for "the recorded one, else <paramref name="defaultPartitions"/>".</param>
+    /// <param name="defaultPartitions">The count of a new directory when <paramref name="requestedPartitions"/> is 0 (e.g. one per core).</param>
+    /// <exception cref="StoreLockedException">Another process or store holds the directory; the message names the holder.</exception>
+    /// <exception cref="PartitionCountMismatchException">An explicit count differs from the recorded one.</exception>
+    /// <exception cref="DataDirectoryException">The count cannot be read nor rebuilt unambiguously.</exception>
+    public static DataDirectory Open(string path, int requestedPartitions, int defaultPartitions)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(requestedPartitions);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(requestedPartitions, MaxPartitions);
+        ArgumentOutOfRangeException.ThrowIfLessThan(defaultPartitions, 1);
+        var root = System.IO.Path.GetFullPath(path);
+        CreateDirectoryDurably(root);
+        var directoryLock = DirectoryLock.Acquire(root);
+        try
+        {
+            var notes = new List<string>();
+            var partitions = SettleCount(root, requestedPartitions, Math.Min(defaultPartitions, MaxPartitions), notes);
+            CreatePartitionDirectories(root, partitions);
+            return new DataDirectory(root, partitions, directoryLock, notes);
+        }
+        catch
+        {
+            directoryLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Releases the directory's lock.</summary>
+    public void Dispose() => _lock.Dispose();
+
+    /// <summary>The count recorded in <c>PARTITIONS</c> (rebuilt when needed), or, in a new directory, the one asked for, written down.</summary>
+    private static int SettleCount(string root, int requested, int fallback, List<string> notes)
+    {
+        var marker = System.IO.Path.Combine(root, PartitionsFileName);
+        var text = ReadText(marker);
+        int recorded;
+        if (text is not null && TryParseCount(text, out recorded))
+        {
+            if (requested != 0 && requested != recorded)
+            {
+                throw new PartitionCountMismatchException(root, requested, recorded);
+            }
+            return recorded;
+        }
+
+        var present = PartitionDirectoriesPresent(root, out var strays);
+        if (present == 0 && strays.Count == 0)
+        {
+            // Nothing to hide: a new directory (or one whose marker was lost before any partition existed).
+            var count = requested != 0 ? requested : fallback;
+            WriteTextDurably(marker, count.ToString(CultureInfo.InvariantCulture) + "\n");
+            if (text is not null)
+            {
+                notes.Add($"The {PartitionsFileName} file held '{Shorten(text)}' and no partition existed yet; it now records {count}.");
+            }
+            return count;
+        }
+
+        var what = text is null ? $"has no {PartitionsFileName} file" : $"holds a damaged {PartitionsFileName} file ('{Shorten(text)}')";
+        if (strays.Count > 0 || present > MaxPartitions)
+        {
+            throw new DataDirectoryException(root,
+                $"{what}, and its partition directories ({Describe(present, strays)}) are not exactly p-000 .. p-(n-1), so the partition count cannot be rebuilt. " +
+                $"Write the right count into '{marker}'");
+        }
+        recorded = present;
+        if (requested != 0 && requested != recorded)
+        {
+            throw new PartitionCountMismatchException(root, requested, recorded);
+        }
+        WriteTextDurably(marker, recorded.ToString(CultureInfo.InvariantCulture) + "\n");
+        notes.Add($"The data directory '{root}' {what}; rebuilt it from the partition directories present: {recorded} partitions (p-000 .. {PartitionDirectoryName(recorded - 1)}).");
+        return recorded;
+    }
+
+    private static bool TryParseCount(string text, out int count) =>
+        int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out count) && count is >= 1 and <= MaxPartitions;
+
+    /// <summary>
+    /// How many partition directories are present when they are exactly p-000 .. p-(n-1);
+    /// <paramref name="strays"/> lists the <c>p-*</c> directories that break that pattern.
+    /// </summary>
+    private static int PartitionDirectoriesPresent(string root, out List<string> strays)
+    {
+        strays = new List<string>();
+        var indexes = new SortedSet<int>();
+        foreach (var dir in Directory.EnumerateDirectories(root, PartitionPrefix + "*"))
+        {
+            var name = System.IO.Path.GetFileName(dir);
+            var digits = name.AsSpan(PartitionPrefix.Length);
+            if (int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var index) && PartitionDirectoryName(index) == name)
+            {
+                indexes.Add(index);
+            }
+            else
+            {
+                strays.Add(name);
+            }
+        }
+        if (indexes.Count > 0 && indexes.Max != indexes.Count - 1)
+        {
+            for (var i = 0; i <= indexes.Max; i++)
+            {
+                if (!indexes.Contains(i))
+                {
+                    strays.Add($"{PartitionDirectoryName(i)} missing");
+                }
+            }
+        }
+        return indexes.Count;
+    }
+
+    private static string Describe(int present, List<string> strays) =>
+        $"{present} numbered{(strays.Count > 0 ? "; " + string.Join(", ", strays.Order(StringComparer.Ordinal).Take(8)) + (strays.Count > 8 ? ", …" : "") : "")}";
+
+    private static string Shorten(string text)
+    {
+        var t = text.Trim();
+        return t.Length <= 40 ? t : t[..40] + "…";
+    }
+
+    private static void CreatePartitionDirectories(string root, int partitions)
+    {
+        var created = false;
+        for (var i = 0; i < partitions; i++)
+        {
+            var dir = PartitionDirectory(root, i);
+            if (!Directory.Exists(dir))
+            {
+                Directory.CreateDirectory(dir);
+                created = true;
+            }
+        }
+        if (created)
+        {
+            NativeFile.SyncDirectory(root); // one fsync of the parent makes every new entry durable
+        }
+    }
+
+    // ------------------------------------------------------------------ file operations
+    // Every file-system call of this type is below, so they can be routed through a file layer.
+
+    /// <summary>Creates <paramref name="path"/> and any missing parents, fsyncing the parent of each new directory.</summary>
+    private static void CreateDirectoryDurably(string path)
+    {
+        var missing = new Stack<string>();
+        for (var d = path; d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
+        {
+            missing.Push(d);
+        }
+        if (missing.Count == 0)
+        {
+            return;
+        }
+        Directory.CreateDirectory(path);
+        foreach (var created in missing)
+        {
+            NativeFile.SyncDirectory(System.IO.Path.GetDirectoryName(created)!);
+        }
+    }
+
+    /// <summary>The file's text, or null when it does not exist.</summary>
+    private static string? ReadText(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Replaces <paramref name="path"/> atomically and durably: temp file, fsync, rename, fsync of the directory.</summary>
+    private static void WriteTextDurably(string path, string text)
+    {
+        var temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+        NativeFile.SyncDirectory(System.IO.Path.GetDirectoryName(path)!);
+    }
+}

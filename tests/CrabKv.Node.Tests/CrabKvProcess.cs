@@ -1,0 +1,159 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Reflection;
+using Xunit;
+
+namespace CrabKv.Node.Tests;
+
+/// <summary>
+/// The real <c>crabkv</c> executable (the CrabKv.Node build output, run with <c>dotnet crabkv.dll</c>)
+/// in a child process, its stdout and stderr collected line by line. Waits are bounded and
+/// driven by what the process prints or by its exit, never by sleeping.
+/// </summary>
+public sealed class CrabKvProcess : IDisposable
+{
+    /// <summary>What a <c>serve</c> process does first.</summary>
+    public enum Outcome { Serving, Exited }
+
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _stdout = new();
+    private readonly ConcurrentQueue<string> _stderr = new();
+    private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private CrabKvProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+            _stdout.Enqueue(e.Data);
+            if (e.Data.StartsWith("crabkv node serving", StringComparison.Ordinal))
+            {
+                _serving.TrySetResult();
+            }
+        };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                _stderr.Enqueue(e.Data);
+            }
+        };
+    }
+
+    /// <summary>
+    /// The built crabkv.dll (path recorded at build time by the test project), or the one named
+    /// by <c>CRABKV_NODE_DLL</c> (to run these tests against another build, e.g. an older one).
+    /// </summary>
+    public static string Dll
+    {
+        get
+        {
+            var path = Environment.GetEnvironmentVariable("CRABKV_NODE_DLL") is { Length: > 0 } other
+                ? other
+                : typeof(CrabKvProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "CrabKvNodeDll").Value!;
+            Assert.True(File.Exists(path), $"crabkv is not built at '{path}'");
+            return path;
+        }
+    }
+
+    public int Id => _process.Id;
+
+    public string Stdout => string.Join("\n", _stdout);
+
+    public string Stderr => string.Join("\n", _stderr);
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Starts <c>dotnet crabkv.dll</c> with <paramref name="args"/>.</summary>
+    public static CrabKvProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Dll);
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+        var process = new CrabKvProcess(new Process { StartInfo = info });
+        process._process.Start();
+        process._process.BeginOutputReadLine();
+        process._process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>Waits (bounded) until the process says it serves or exits.</summary>
+    public async Task<Outcome> ServingOrExitAsync(TimeSpan timeout)
+    {
+        var exited = _process.WaitForExitAsync();
+        var first = await Task.WhenAny(_serving.Task, exited).WaitAsync(timeout);
+        if (first == exited)
+        {
+            await exited; // stdout and stderr fully read
+            return Outcome.Exited;
+        }
+        return Outcome.Serving;
+    }
+
+    /// <summary>Waits (bounded) for the exit and returns its code.</summary>
+    public async Task<int> ExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        return _process.ExitCode;
+    }
+
+    /// <summary>Sends SIGTERM (a graceful stop; <c>Process.Kill</c> would be SIGKILL).</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    /// <summary>Kills a process a failed test left running (a crash is fine here: cleanup only).</summary>
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started.
+        }
+        _process.Dispose();
+    }
+}
+
+/// <summary>A temp directory deleted with everything in it on dispose.</summary>
+public sealed class TempDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crabkv-node-" + Guid.NewGuid().ToString("N"));
+
+    public TempDir() => Directory.CreateDirectory(Path);
+
+    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process still closing; the OS temp cleaner takes it.
+        }
+    }
+}
