@@ -17,7 +17,6 @@ public sealed class CrabKvStoreActor : ReceiveActor
     private readonly CrabKvSettings _settings;
     private readonly IActorRef[] _partitions;
     private readonly bool[] _stopped;
-    private readonly Func<string, bool>? _failWhen;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<(IActorRef To, long RequestId)> _shutdownWaiters = new();
     private bool _shuttingDown;
@@ -27,7 +26,6 @@ public sealed class CrabKvStoreActor : ReceiveActor
     public CrabKvStoreActor(CrabKvSettings settings)
     {
         _settings = settings;
-        _failWhen = settings.FailWhen;
         _partitions = new IActorRef[settings.Partitions];
         _stopped = new bool[settings.Partitions];
 
@@ -104,7 +102,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         for (var i = 0; i < _partitions.Length; i++)
         {
             var dir = PartitionDirectory(Path.GetFullPath(_settings.DataDir), i);
-            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings, _failWhen), $"p-{i:D3}"));
+            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings), $"p-{i:D3}"));
         }
     }
 

@@ -88,10 +88,10 @@ public sealed class EmbeddedStore : IDisposable
     {
         options = (options ?? new StoreOptions()).Validate();
         var full = Path.GetFullPath(directory);
-        var dirLock = DirectoryLock.Acquire(full);
+        var dirLock = DirectoryLock.Acquire(options.Files, full);
         try
         {
-            var state = StoreRecovery.Load(full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
+            var state = StoreRecovery.Load(options.Files, full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
             try
             {
                 return new EmbeddedStore(full, options, dirLock, state);
@@ -474,7 +474,7 @@ public sealed class EmbeddedStore : IDisposable
         }
         var keys = _keys;
         RetryLeftoverDeletes();
-        var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
+        var result = Merger.Run(_options.Files, new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
             (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l)), progress);
         ApplyMerge(inputs, result);
         _compactions++;
@@ -492,7 +492,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             _sealed.Add(o.Id, o);
         }
-        var (left, error) = Merger.DeleteInputs(_directory, inputs);
+        var (left, error) = Merger.DeleteInputs(_options.Files, _directory, inputs);
         if (error is not null)
         {
             _leftoverInputs.AddRange(left);
@@ -506,7 +506,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             return;
         }
-        var (left, _) = Merger.DeleteInputs(_directory, _leftoverInputs);
+        var (left, _) = Merger.DeleteInputs(_options.Files, _directory, _leftoverInputs);
         _leftoverInputs.Clear();
         _leftoverInputs.AddRange(left);
     }
@@ -548,7 +548,7 @@ public sealed class EmbeddedStore : IDisposable
             _writer.Dispose();
             if (empty)
             {
-                File.Delete(path); // an active segment that never got a record is not kept
+                _options.Files.Delete(path); // an active segment that never got a record is not kept
             }
         }
         finally
@@ -567,9 +567,6 @@ public sealed class EmbeddedStore : IDisposable
     /// write-back entries are lost; bytes already handed to the OS stay; the active segment
     /// keeps its preallocated zero tail. Then releases the lock.
     /// </summary>
-    /// <summary>Test hook: the active segment's writes ("write") or fsyncs ("sync") fail while <paramref name="failWhen"/> says so.</summary>
-    internal void InjectFaults(Func<string, bool>? failWhen) => _writer.FailWhen = failWhen;
-
     internal void SimulateCrash()
     {
         _disposed = true;
@@ -588,7 +585,7 @@ public sealed class EmbeddedStore : IDisposable
         var id = SegmentId.From(_nextSequence, 0);
         _nextSequence++;
         var prealloc = _options.PreallocateSegments ? Math.Min(_options.MaxSegmentBytes, 256L << 20) : 0;
-        var w = SegmentWriter.Create(_directory, id, _options.WriteBufferBytes, prealloc);
+        var w = SegmentWriter.Create(_options.Files, _directory, id, _options.WriteBufferBytes, prealloc);
         return w;
     }
 

@@ -84,12 +84,12 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
     // Counters
     private long _puts, _gets, _deletes, _fsyncs, _walWrites, _expiredSwept;
 
-    public PartitionActor(int partition, string directory, CrabKvSettings settings, Func<string, bool>? failWhen)
+    public PartitionActor(int partition, string directory, CrabKvSettings settings)
     {
         _partition = partition;
         _directory = directory;
         _settings = settings;
-        _writer = Context.Watch(Context.ActorOf(WalWriterActor.Props(directory, partition, settings, failWhen), "wal"));
+        _writer = Context.Watch(Context.ActorOf(WalWriterActor.Props(directory, partition, settings), "wal"));
         _cache = Context.Watch(Context.ActorOf(CacheActor.Props(settings), "cache"));
         _compactor = Context.Watch(Context.ActorOf(CompactorActor.Props(settings), "compactor"));
         Recovering();
@@ -99,8 +99,8 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(int partition, string directory, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
-        Akka.Actor.Props.Create(() => new PartitionActor(partition, directory, settings, failWhen));
+    public static Props Props(int partition, string directory, CrabKvSettings settings) =>
+        Akka.Actor.Props.Create(() => new PartitionActor(partition, directory, settings));
 
     /// <summary>A child that throws is stopped, never restarted with its in-flight state lost; Terminated turns the partition read-only.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
@@ -236,7 +236,6 @@ internal sealed class PartitionActor : ReceiveActor, IWithUnboundedStash, IWithT
             }
         });
         Receive<SweepTick>(_ => Sweep());
-        Receive<InjectFaults>(m => _writer.Forward(m));
         Receive<Terminated>(ChildDied);
         ReceiveAny(m => ReplyError(m, CrabKvErrorCode.UnknownMessage, $"Unknown message {m.GetType().Name}."));
     }

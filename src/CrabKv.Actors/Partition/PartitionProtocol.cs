@@ -10,6 +10,3 @@ internal sealed record StopPartition
 
 /// <summary>The partition flushed and sealed everything; it stops right after.</summary>
 internal sealed record PartitionStopped(int Partition);
-
-/// <summary>Test hook: make the writer's next writes/fsyncs fail ("write" / "sync").</summary>
-internal sealed record InjectFaults(Func<string, bool>? FailWhen) : INoSerializationVerificationNeeded;

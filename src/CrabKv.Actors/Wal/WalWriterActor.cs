@@ -38,7 +38,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private readonly string _directory;
     private readonly int _partition;
     private readonly CrabKvSettings _settings;
-    private Func<string, bool>? _failWhen;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private DirectoryLock? _lock;
     private SegmentWriter? _writer;
@@ -51,19 +50,18 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private long _writes;
     private string? _failure;
 
-    public WalWriterActor(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen)
+    public WalWriterActor(string directory, int partition, CrabKvSettings settings)
     {
         _directory = directory;
         _partition = partition;
         _settings = settings;
-        _failWhen = failWhen;
         Writing();
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
-        Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings, failWhen)).WithDispatcher(settings.IoDispatcher);
+    public static Props Props(string directory, int partition, CrabKvSettings settings) =>
+        Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings)).WithDispatcher(settings.IoDispatcher);
 
     private long Fsyncs => _fsyncsOfSealed + (_writer?.SyncCount ?? 0);
 
@@ -71,8 +69,8 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     {
         try
         {
-            _lock = DirectoryLock.Acquire(_directory);
-            var state = StoreRecovery.Load(_directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
+            _lock = DirectoryLock.Acquire(_settings.Files, _directory);
+            var state = StoreRecovery.Load(_settings.Files, _directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
             _nextSequence = state.NextSequence;
             StartSegment(); // its ActiveSegmentStarted waits in the partition's stash until WalRecovered
             Context.Parent.Tell(new WalRecovered(state));
@@ -113,11 +111,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Writing()
     {
         Receive<WalAppend>(Append);
-        Receive<Partition.InjectFaults>(m =>
-        {
-            _failWhen = m.FailWhen;
-            _writer!.FailWhen = m.FailWhen;
-        });
         Receive<FlushNow>(_ =>
         {
             _flushScheduled = false;
@@ -300,7 +293,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         _writer = null;
         if (empty)
         {
-            File.Delete(segment.Path);
+            _settings.Files.Delete(segment.Path);
         }
         Context.Parent.Tell(new SegmentSealed(segment.Id, empty ? 0 : segment.Length));
     }
@@ -309,9 +302,8 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     {
         var id = SegmentId.From(_nextSequence++, 0);
         var prealloc = Math.Min(_settings.SegmentMaxBytes, 256L << 20);
-        _writer = SegmentWriter.Create(_directory, id, _settings.WriteBufferBytes, prealloc);
-        _writer.FailWhen = _failWhen;
-        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(id, _writer.Segment.Path)));
+        _writer = SegmentWriter.Create(_settings.Files, _directory, id, _settings.WriteBufferBytes, prealloc);
+        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(_settings.Files, id, _writer.Segment.Path)));
     }
 
     /// <summary>Runs file work; an I/O failure fails every unacknowledged append and turns the writer read-only.</summary>
