@@ -49,6 +49,27 @@ public sealed class DurabilityTests : StoreTestBase
     }
 
     [Fact]
+    public async Task Fsync_mode_acknowledged_writes_survive_a_crash_and_a_power_cut()
+    {
+        var power = new PowerLossFileLayer(FileLayer.Default);
+        var store = StartStore(FsyncMode, power);
+        var client = await Connect(store);
+        for (var i = 0; i < 40; i++)
+        {
+            await client.PutAsync($"k{i}", $"v{i}");
+        }
+        Assert.True(await client.DeleteAsync("k7"));
+        Crash(store);
+        power.CutPower(); // drops whatever the crash left un-fsynced
+
+        var after = await Connect(StartStore(FsyncMode, power));
+        for (var i = 0; i < 40; i++)
+        {
+            Assert.Equal(i == 7 ? null : $"v{i}", await after.GetStringAsync($"k{i}"));
+        }
+    }
+
+    [Fact]
     public async Task Fsync_mode_acknowledges_after_fsync()
     {
         var store = StartStore(FsyncMode);
