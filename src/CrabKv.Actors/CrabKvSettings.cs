@@ -3,6 +3,7 @@ using Akka.Configuration;
 using CrabKv.Storage;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Partition;
+using CrabKv.Storage.Files;
 
 namespace CrabKv.Actors;
 
@@ -110,10 +111,11 @@ public sealed record CrabKvSettings
     public required TimeSpan ClientTimeout { get; init; }
 
     /// <summary>
-    /// Fault injection for tests (not configurable from HOCON): when it returns true for
-    /// <c>"write"</c> or <c>"sync"</c>, the WAL writer's next write or fsync fails with an IOException.
+    /// The file system every partition's WAL writer and compactor work through (not
+    /// configurable from HOCON). Default <see cref="FileLayer.Default"/>; tests put a wrapper
+    /// here that makes writes or fsyncs fail, parks them, or simulates a power cut.
     /// </summary>
-    internal Func<string, bool>? FailWhen { get; init; }
+    public FileLayer Files { get; init; } = FileLayer.Default;
 
     /// <summary>The embedded reference configuration (crabkv section and its dispatcher).</summary>
     public static Config DefaultConfig() =>

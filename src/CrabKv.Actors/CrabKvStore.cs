@@ -74,7 +74,7 @@ public static class CrabKvStore
     {
         try
         {
-            return DataDirectory.Open(settings.DataDir, settings.ConfiguredPartitions, settings.Partitions);
+            return DataDirectory.Open(settings.DataDir, settings.ConfiguredPartitions, settings.Partitions, settings.Files);
         }
         catch (PartitionCountMismatchException e)
         {

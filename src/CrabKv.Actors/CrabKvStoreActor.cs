@@ -21,7 +21,6 @@ public sealed class CrabKvStoreActor : ReceiveActor
     private readonly LocalStoreEntry _local;
     private readonly IActorRef[] _partitions;
     private readonly bool[] _stopped;
-    private readonly Func<string, bool>? _failWhen;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<(IActorRef To, long RequestId)> _shutdownWaiters = new();
     private bool _shuttingDown;
@@ -33,7 +32,6 @@ public sealed class CrabKvStoreActor : ReceiveActor
         _settings = settings;
         _dataDirectory = dataDirectory;
         _local = local;
-        _failWhen = settings.FailWhen;
         _partitions = new IActorRef[settings.Partitions];
         _stopped = new bool[settings.Partitions];
 
@@ -116,7 +114,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         for (var i = 0; i < _partitions.Length; i++)
         {
             var dir = _dataDirectory.PartitionPath(i);
-            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings, _failWhen), DataDirectory.PartitionDirectoryName(i)));
+            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings), DataDirectory.PartitionDirectoryName(i)));
         }
         _local.Partitions.TrySetResult(_partitions.ToArray());
     }

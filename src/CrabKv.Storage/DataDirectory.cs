@@ -1,4 +1,5 @@
 using System.Globalization;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Segments;
 
 namespace CrabKv.Storage;
@@ -74,19 +75,20 @@ public sealed class DataDirectory : IDisposable
     /// <exception cref="StoreLockedException">Another process or store holds the directory; the message names the holder.</exception>
     /// <exception cref="PartitionCountMismatchException">An explicit count differs from the recorded one.</exception>
     /// <exception cref="DataDirectoryException">The count cannot be read nor rebuilt unambiguously.</exception>
-    public static DataDirectory Open(string path, int requestedPartitions, int defaultPartitions)
+    /// <param name="files">The file layer (default: the real one).</param>
+    public static DataDirectory Open(string path, int requestedPartitions, int defaultPartitions, FileLayer? files = null)
     {
+        files ??= FileLayer.Default;
         ArgumentOutOfRangeException.ThrowIfNegative(requestedPartitions);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(requestedPartitions, MaxPartitions);
         ArgumentOutOfRangeException.ThrowIfLessThan(defaultPartitions, 1);
         var root = System.IO.Path.GetFullPath(path);
-        CreateDirectoryDurably(root);
-        var directoryLock = DirectoryLock.Acquire(root);
+        var directoryLock = DirectoryLock.Acquire(files, root); // creates the directory durably first
         try
         {
             var notes = new List<string>();
-            var partitions = SettleCount(root, requestedPartitions, Math.Min(defaultPartitions, MaxPartitions), notes);
-            CreatePartitionDirectories(root, partitions);
+            var partitions = SettleCount(files, root, requestedPartitions, Math.Min(defaultPartitions, MaxPartitions), notes);
+            CreatePartitionDirectories(files, root, partitions);
             return new DataDirectory(root, partitions, directoryLock, notes);
         }
         catch
@@ -100,10 +102,10 @@ public sealed class DataDirectory : IDisposable
     public void Dispose() => _lock.Dispose();
 
     /// <summary>The count recorded in <c>PARTITIONS</c> (rebuilt when needed), or, in a new directory, the one asked for, written down.</summary>
-    private static int SettleCount(string root, int requested, int fallback, List<string> notes)
+    private static int SettleCount(FileLayer files, string root, int requested, int fallback, List<string> notes)
     {
         var marker = System.IO.Path.Combine(root, PartitionsFileName);
-        var text = ReadText(marker);
+        var text = ReadText(files, marker);
         int recorded;
         if (text is not null && TryParseCount(text, out recorded))
         {
@@ -119,7 +121,7 @@ public sealed class DataDirectory : IDisposable
         {
             // Nothing to hide: a new directory (or one whose marker was lost before any partition existed).
             var count = requested != 0 ? requested : fallback;
-            WriteTextDurably(marker, count.ToString(CultureInfo.InvariantCulture) + "\n");
+            WriteTextDurably(files, marker, count.ToString(CultureInfo.InvariantCulture) + "\n");
             if (text is not null)
             {
                 notes.Add($"The {PartitionsFileName} file held '{Shorten(text)}' and no partition existed yet; it now records {count}.");
@@ -139,7 +141,7 @@ public sealed class DataDirectory : IDisposable
         {
             throw new PartitionCountMismatchException(root, requested, recorded);
         }
-        WriteTextDurably(marker, recorded.ToString(CultureInfo.InvariantCulture) + "\n");
+        WriteTextDurably(files, marker, recorded.ToString(CultureInfo.InvariantCulture) + "\n");
         notes.Add($"The data directory '{root}' {what}; rebuilt it from the partition directories present: {recorded} partitions (p-000 .. {PartitionDirectoryName(recorded - 1)}).");
         return recorded;
     }
@@ -190,69 +192,59 @@ public sealed class DataDirectory : IDisposable
         return t.Length <= 40 ? t : t[..40] + "…";
     }
 
-    private static void CreatePartitionDirectories(string root, int partitions)
+    // ------------------------------------------------------------------ file operations
+    // Every file-system write of this type goes through the file layer (fault and power-loss tests wrap it).
+
+    private static void CreatePartitionDirectories(FileLayer files, string root, int partitions)
     {
         var created = false;
         for (var i = 0; i < partitions; i++)
         {
             var dir = PartitionDirectory(root, i);
-            if (!Directory.Exists(dir))
+            if (!files.DirectoryExists(dir))
             {
-                Directory.CreateDirectory(dir);
+                files.CreateDirectory(dir);
                 created = true;
             }
         }
         if (created)
         {
-            NativeFile.SyncDirectory(root); // one fsync of the parent makes every new entry durable
-        }
-    }
-
-    // ------------------------------------------------------------------ file operations
-    // Every file-system call of this type is below, so they can be routed through a file layer.
-
-    /// <summary>Creates <paramref name="path"/> and any missing parents, fsyncing the parent of each new directory.</summary>
-    private static void CreateDirectoryDurably(string path)
-    {
-        var missing = new Stack<string>();
-        for (var d = path; d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
-        {
-            missing.Push(d);
-        }
-        if (missing.Count == 0)
-        {
-            return;
-        }
-        Directory.CreateDirectory(path);
-        foreach (var created in missing)
-        {
-            NativeFile.SyncDirectory(System.IO.Path.GetDirectoryName(created)!);
+            files.SyncDirectory(root); // one fsync of the parent makes every new entry durable
         }
     }
 
     /// <summary>The file's text, or null when it does not exist.</summary>
-    private static string? ReadText(string path)
+    private static string? ReadText(FileLayer files, string path)
     {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (FileNotFoundException)
+        if (!files.FileExists(path))
         {
             return null;
         }
+        using var handle = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var bytes = new byte[(int)Math.Min(files.GetLength(handle), 4096)];
+        var n = 0;
+        while (n < bytes.Length)
+        {
+            var read = files.Read(handle, bytes.AsSpan(n), n);
+            if (read == 0)
+            {
+                break;
+            }
+            n += read;
+        }
+        return System.Text.Encoding.UTF8.GetString(bytes, 0, n);
     }
 
     /// <summary>Replaces <paramref name="path"/> atomically and durably: temp file, fsync, rename, fsync of the directory.</summary>
-    private static void WriteTextDurably(string path, string text)
+    private static void WriteTextDurably(FileLayer files, string path, string text)
     {
         var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        using (var handle = files.Open(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
         {
-            stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
-            stream.Flush(flushToDisk: true);
+            files.Write(handle, System.Text.Encoding.UTF8.GetBytes(text), 0);
+            files.FlushToDisk(handle);
         }
-        File.Move(temp, path, overwrite: true);
-        NativeFile.SyncDirectory(System.IO.Path.GetDirectoryName(path)!);
+        files.Move(temp, path, overwrite: true);
+        files.SyncDirectory(System.IO.Path.GetDirectoryName(path)!);
     }
 }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using CrabKv.Storage.Files;
+using Microsoft.Win32.SafeHandles;
 
 namespace CrabKv.Storage;
 
@@ -11,20 +13,24 @@ public sealed class DirectoryLock : IDisposable
     /// <summary>Name of the lock file.</summary>
     public const string FileName = "LOCK";
 
-    private readonly FileStream _stream;
+    private readonly SafeFileHandle _handle;
 
-    private DirectoryLock(FileStream stream) => _stream = stream;
+    private DirectoryLock(SafeFileHandle handle) => _handle = handle;
 
-    /// <summary>Takes the lock of <paramref name="directory"/>, creating the directory if needed.</summary>
+    /// <summary>
+    /// Takes the lock of <paramref name="directory"/>, creating the directory if needed
+    /// (through <paramref name="files"/>, like every other file of the store).
+    /// </summary>
     /// <exception cref="StoreLockedException">Another process or instance holds it.</exception>
-    public static DirectoryLock Acquire(string directory)
+    public static DirectoryLock Acquire(FileLayer files, string directory)
     {
-        Directory.CreateDirectory(directory);
+        CreateDurably(files, directory);
         var path = Path.Combine(directory, FileName);
-        FileStream stream;
+        SafeFileHandle handle;
         try
         {
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            // FileShare.None: .NET takes an exclusive advisory lock (flock on Unix) with the handle.
+            handle = files.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException e)
         {
@@ -32,17 +38,39 @@ public sealed class DirectoryLock : IDisposable
         }
         try
         {
-            stream.SetLength(0);
             var text = string.Create(CultureInfo.InvariantCulture, $"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTimeOffset.UtcNow:O}\n");
-            stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
-            stream.Flush();
+            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+            files.SetLength(handle, 0);
+            files.Write(handle, bytes, 0);
         }
         catch
         {
-            stream.Dispose();
+            handle.Dispose();
             throw;
         }
-        return new DirectoryLock(stream);
+        return new DirectoryLock(handle);
+    }
+
+    /// <summary>
+    /// Creates the directory and any missing parent, each made durable by an fsync of its
+    /// parent: otherwise a power cut could take a new store directory, synced data and all.
+    /// </summary>
+    internal static void CreateDurably(FileLayer files, string directory)
+    {
+        var missing = new List<string>();
+        for (var d = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)); !files.DirectoryExists(d); d = Path.GetDirectoryName(d)!)
+        {
+            missing.Add(d);
+        }
+        if (missing.Count == 0)
+        {
+            return;
+        }
+        files.CreateDirectory(directory);
+        for (var i = missing.Count - 1; i >= 0; i--)
+        {
+            files.SyncDirectory(Path.GetDirectoryName(missing[i])!);
+        }
     }
 
     /// <summary>
@@ -54,7 +82,7 @@ public sealed class DirectoryLock : IDisposable
     {
         for (var attempt = 0; attempt < 20; attempt++)
         {
-            var bytes = Segments.NativeFile.TryReadIgnoringLock(lockFile, 512);
+            var bytes = Files.NativeFile.TryReadIgnoringLock(lockFile, 512);
             if (bytes is null)
             {
                 return null;
@@ -70,5 +98,5 @@ public sealed class DirectoryLock : IDisposable
     }
 
     /// <summary>Releases the lock; the file stays, since only the OS lock on it counts.</summary>
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() => _handle.Dispose();
 }

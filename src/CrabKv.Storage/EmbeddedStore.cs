@@ -45,7 +45,7 @@ public sealed class EmbeddedStore : IDisposable
         _limits = options.ToWriteLimits();
         _cache = new LruCache(options.ReadCacheEntries, options.ReadCacheBytes);
         _writeBack = options.WriteBack ? new WriteBackBuffer(_limits.EffectiveMaxDirtyBytes) : null;
-        _log = new ActiveLog(directory, state.NextSequence, options.ToLogSettings());
+        _log = new ActiveLog(options.Files, directory, state.NextSequence, options.ToLogSettings());
         _index.StartActive(_log.Writer.Segment);
     }
 
@@ -69,10 +69,10 @@ public sealed class EmbeddedStore : IDisposable
     {
         options = (options ?? new StoreOptions()).Validate();
         var full = Path.GetFullPath(directory);
-        var dirLock = DirectoryLock.Acquire(full);
+        var dirLock = DirectoryLock.Acquire(options.Files, full);
         try
         {
-            var state = StoreRecovery.Load(full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
+            var state = StoreRecovery.Load(options.Files, full, options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Log);
             try
             {
                 return new EmbeddedStore(full, options, dirLock, state);
@@ -341,10 +341,10 @@ public sealed class EmbeddedStore : IDisposable
         }
         RetryLeftoverDeletes();
         var keys = _index.Keys;
-        var result = Merger.Run(new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
+        var result = Merger.Run(_options.Files, new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
             (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l)), progress);
         _index.ApplyMerge(inputs, result);
-        var (left, error) = Merger.DeleteInputs(_directory, inputs);
+        var (left, error) = Merger.DeleteInputs(_options.Files, _directory, inputs);
         if (error is not null)
         {
             _leftoverInputs.AddRange(left);
@@ -360,7 +360,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             return;
         }
-        var (left, _) = Merger.DeleteInputs(_directory, _leftoverInputs);
+        var (left, _) = Merger.DeleteInputs(_options.Files, _directory, _leftoverInputs);
         _leftoverInputs.Clear();
         _leftoverInputs.AddRange(left);
     }
@@ -412,9 +412,6 @@ public sealed class EmbeddedStore : IDisposable
             _lock.Dispose();
         }
     }
-
-    /// <summary>Test hook: the active segment's writes ("write") or fsyncs ("sync") fail while <paramref name="failWhen"/> says so.</summary>
-    internal void InjectFaults(Func<string, bool>? failWhen) => _log.Writer.FailWhen = failWhen;
 
     /// <summary>
     /// Test hook: drops the store as a crash would. Buffered (unflushed) bytes and

@@ -1,4 +1,5 @@
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Files;
 
 namespace CrabKv.Storage;
 
@@ -57,6 +58,12 @@ public sealed record StoreOptions
     /// <summary>Clock for TTLs (tests substitute their own).</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// The file system the store does its I/O through. Default <see cref="FileLayer.Default"/>;
+    /// tests pass a wrapper that injects faults or simulates a power cut.
+    /// </summary>
+    public FileLayer Files { get; init; } = FileLayer.Default;
+
     /// <summary>Receives recovery and maintenance messages (torn tails, ignored hints…).</summary>
     public Action<string>? Log { get; init; }
 
@@ -86,6 +93,7 @@ public sealed record StoreOptions
         Check(ReadCacheBytes >= 0, nameof(ReadCacheBytes), ReadCacheBytes, "must be ≥ 0");
         Check(MaxDirtyBytes > 0, nameof(MaxDirtyBytes), MaxDirtyBytes, "must be > 0");
         Compaction.Validate();
+        ArgumentNullException.ThrowIfNull(Files, nameof(Files));
         return this;
     }
 }

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using CrabKv.Actors.Client;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -120,24 +122,24 @@ public sealed class CompactionTests : StoreTestBase
     [Fact]
     public async Task Concurrent_compact_requests_are_deduplicated()
     {
-        using var hook = new WriterHook();
-        var store = StartStore(Small, hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(Small, disk);
         var client = await Connect(store);
         await Populate(client, 30, 5);
         var partition = PartitionRef(store);
 
         // Park the writer on a write, so the roll the first Compact asks for cannot complete
         // before the second Compact has reached the partition.
-        hook.HoldNext("write");
+        disk.HoldNext(FileOps.Write, WalSegment);
         partition.Tell(new Put("parked", Bytes("p"), RequestId: 10), TestActor);
-        hook.WaitUntilHeld();
+        disk.WaitUntilHeld();
         partition.Tell(new Compact(RequestId: 1), TestActor);
         partition.Tell(new Compact(RequestId: 2), TestActor);
         partition.Tell(new GetStats(RequestId: 3), TestActor); // answered after both Compacts were handled
         var during = ExpectMsg<StoreStats>(Timeout);
         Assert.Equal(3, during.RequestId);
         Assert.Equal(0, Assert.Single(during.Partitions).Compactions);
-        hook.Release();
+        disk.Release();
 
         var replies = Enumerable.Range(0, 3).Select(_ => ExpectMsg<ICrabKvReply>(Timeout)).ToList();
         Assert.Contains(replies, r => r is PutOk { RequestId: 10 });

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using CrabKv.Actors.Client;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -16,20 +18,20 @@ public sealed class DurabilityTests : StoreTestBase
     public async Task Group_commit_concurrent_writers_share_fsyncs()
     {
         const int n = 96;
-        using var hook = new WriterHook();
-        var store = StartStore(FsyncMode, hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(FsyncMode, disk);
         var client = await Connect(store);
         Assert.Equal(0, Stats0(store).Fsyncs);
 
         // Park the writer in the first fsync, so every other put queues up behind it: the
         // deterministic version of "writers arrive while an fsync runs".
-        hook.HoldNext("sync");
+        disk.HoldNext(FileOps.Sync, WalSegment);
         var puts = Enumerable.Range(0, n).Select(i => client.PutAsync($"k{i:D3}", $"v{i}")).ToArray();
-        hook.WaitUntilHeld();
+        disk.WaitUntilHeld();
         await AwaitAssertAsync(() => Assert.Equal(n, Stats0(store).Puts), Timeout, TimeSpan.FromMilliseconds(20));
         // Acknowledged only after fsync: while the first fsync is parked, no put has its ack.
         Assert.DoesNotContain(puts, t => t.IsCompleted);
-        hook.Release();
+        disk.Release();
         await Task.WhenAll(puts);
 
         // The round that was parked plus one round for everything queued behind it.
@@ -43,6 +45,27 @@ public sealed class DurabilityTests : StoreTestBase
         for (var i = 0; i < n; i += 7)
         {
             Assert.Equal($"v{i}", await client.GetStringAsync($"k{i:D3}"));
+        }
+    }
+
+    [Fact]
+    public async Task Fsync_mode_acknowledged_writes_survive_a_crash_and_a_power_cut()
+    {
+        var power = new PowerLossFileLayer(FileLayer.Default);
+        var store = StartStore(FsyncMode, power);
+        var client = await Connect(store);
+        for (var i = 0; i < 40; i++)
+        {
+            await client.PutAsync($"k{i}", $"v{i}");
+        }
+        Assert.True(await client.DeleteAsync("k7"));
+        Crash(store);
+        power.CutPower(); // drops whatever the crash left un-fsynced
+
+        var after = await Connect(StartStore(FsyncMode, power));
+        for (var i = 0; i < 40; i++)
+        {
+            Assert.Equal(i == 7 ? null : $"v{i}", await after.GetStringAsync($"k{i}"));
         }
     }
 

@@ -4,6 +4,8 @@ using CrabKv.Actors.Internal;
 using CrabKv.Actors.Partition;
 using CrabKv.Actors.Tests.Support;
 using CrabKv.Storage;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -150,16 +152,16 @@ public sealed class ErrorTests : StoreTestBase
     [Fact]
     public void Requests_during_a_partition_stop_get_ShuttingDown()
     {
-        using var hook = new WriterHook();
-        var store = StartStore(Base, hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(Base, disk);
         Request<PutOk>(store, new Put("a", Bytes("1")));
         var partition = PartitionRef(store);
         Watch(partition);
 
         // Park the writer on a write so the partition cannot finish stopping yet.
-        hook.HoldNext("write");
+        disk.HoldNext(FileOps.Write, WalSegment);
         partition.Tell(new Put("in-flight", Bytes("2"), RequestId: 1), TestActor);
-        hook.WaitUntilHeld();
+        disk.WaitUntilHeld();
         partition.Tell(StopPartition.Instance, TestActor);
         partition.Tell(new Put("late", Bytes("3"), RequestId: 2), TestActor);
         partition.Tell(new Delete("a", RequestId: 3), TestActor);
@@ -170,7 +172,7 @@ public sealed class ErrorTests : StoreTestBase
         Assert.Equal(CrabKvErrorCode.ShuttingDown, ExpectMsg<CrabKvError>(e => e.RequestId == 4, Timeout).Code);
         Assert.Equal("1", Text(ExpectMsg<GetResult>(g => g.RequestId == 5, Timeout).Value)); // reads are still served
 
-        hook.Release();
+        disk.Release();
         ExpectMsg<PutOk>(p => p.RequestId == 1, Timeout); // accepted before the stop: written and acknowledged
         ExpectMsg<PartitionStopped>(Timeout);
         ExpectTerminated(partition, Timeout);
@@ -214,24 +216,24 @@ public sealed class ErrorTests : StoreTestBase
         Assert.Equal(reads, answered); // observed: a few hundred to ~1200 of 2000
     }
 
-    public static TheoryData<string, string> FailureModes => new()
+    public static TheoryData<string, FileOps> FailureModes => new()
     {
-        { "crabkv.sync-interval = 0\n", "sync" },
-        { "crabkv.sync-interval = 0\n", "write" },
-        { "crabkv.sync-interval = 100ms\n", "write" },
+        { "crabkv.sync-interval = 0\n", FileOps.Sync },
+        { "crabkv.sync-interval = 0\n", FileOps.Write },
+        { "crabkv.sync-interval = 100ms\n", FileOps.Write },
     };
 
     [Theory]
     [MemberData(nameof(FailureModes))]
-    public async Task Io_failure_turns_the_partition_read_only(string mode, string op)
+    public async Task Io_failure_turns_the_partition_read_only(string mode, FileOps op)
     {
         var failed = SubscribeProbe<PartitionFailed>();
-        using var hook = new WriterHook();
-        var store = StartStore(mode + "crabkv.ttl-sweep-interval = 0\n", hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(mode + "crabkv.ttl-sweep-interval = 0\n", disk);
         var client = await Connect(store);
         await client.PutAsync("before", "safe");
 
-        hook.FailOn(op);
+        disk.FailEvery(op, WalSegment);
         var first = await Assert.ThrowsAsync<CrabKvRequestException>(() => client.PutAsync("failing", "x"));
         Assert.Equal(CrabKvErrorCode.StoreFailed, first.Code);
         Assert.Contains("Injected", first.Message);
@@ -240,7 +242,7 @@ public sealed class ErrorTests : StoreTestBase
         Assert.Contains("Injected", evt.Reason);
 
         // Later writes fail even though the fault is gone: the partition stays read-only until reopened.
-        hook.FailOn("none");
+        disk.Heal();
         ExpectError(store, new Put("later", Bytes("y"), RequestId: 2), CrabKvErrorCode.StoreFailed);
         ExpectError(store, new Delete("before"), CrabKvErrorCode.StoreFailed);
         ExpectError(store, new PutBatch([new BatchEntry("b1", Bytes("1"))]), CrabKvErrorCode.StoreFailed);
@@ -269,14 +271,14 @@ public sealed class ErrorTests : StoreTestBase
     public async Task Io_failure_of_a_write_back_flush_turns_the_partition_read_only()
     {
         var failed = SubscribeProbe<PartitionFailed>();
-        using var hook = new WriterHook();
-        var store = StartStore("crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.write-back.max-dirty-bytes = 4096\ncrabkv.sync-interval = 0\n", hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore("crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.write-back.max-dirty-bytes = 4096\ncrabkv.sync-interval = 0\n", disk);
         var client = await Connect(store);
         await client.PutAsync("a", "1");
         await client.FlushAsync();
 
         // The size trigger (half of max-dirty-bytes) starts a flush whose fsync fails.
-        hook.FailOn("sync");
+        disk.FailEvery(FileOps.Sync, WalSegment);
         for (var i = 0; i < 3; i++)
         {
             await client.PutAsync($"big{i}", new byte[1000]);
@@ -290,23 +292,23 @@ public sealed class ErrorTests : StoreTestBase
         Assert.True(Stats0(store).ReadOnly);
     }
 
-    public static TheoryData<string, string> FlushFailureModes => new()
+    public static TheoryData<string, FileOps> FlushFailureModes => new()
     {
-        { "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.sync-interval = 0\n", "sync" },
-        { "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.sync-interval = 0\n", "write" },
-        { "crabkv.sync-interval = 1h\n", "sync" },
+        { "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.sync-interval = 0\n", FileOps.Sync },
+        { "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\ncrabkv.sync-interval = 0\n", FileOps.Write },
+        { "crabkv.sync-interval = 1h\n", FileOps.Sync },
     };
 
     [Theory]
     [MemberData(nameof(FlushFailureModes))]
-    public async Task Flush_that_fails_is_answered_with_StoreFailed(string mode, string op)
+    public async Task Flush_that_fails_is_answered_with_StoreFailed(string mode, FileOps op)
     {
         var failed = SubscribeProbe<PartitionFailed>();
-        using var hook = new WriterHook();
-        var store = StartStore(mode, hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(mode, disk);
         var client = await Connect(store);
         await client.PutAsync("a", "1"); // buffered (write-back) or written but not yet fsynced (1h interval)
-        hook.FailOn(op);
+        disk.FailEvery(op, WalSegment);
         // Observed: TimeoutException after 3 s instead of the error reply.
         var e = await Assert.ThrowsAsync<CrabKvRequestException>(() => client.FlushAsync(timeout: TimeSpan.FromSeconds(3)));
         Assert.Equal(CrabKvErrorCode.StoreFailed, e.Code);

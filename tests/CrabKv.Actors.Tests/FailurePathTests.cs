@@ -1,6 +1,8 @@
 using Akka.Actor;
 using CrabKv.Actors.Partition;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -50,11 +52,11 @@ public sealed class FailurePathTests : StoreTestBase
     [Fact]
     public void Compact_is_answered_when_the_write_before_its_roll_fails_and_stop_completes()
     {
-        var fail = 0;
-        var store = StartStore("crabkv.compaction.auto = off", op => op == "write" && Volatile.Read(ref fail) == 1);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore("crabkv.compaction.auto = off", disk);
         Request<PutOk>(store, new Put("a", Bytes("1")));
         var partition = PartitionRef(store);
-        Volatile.Write(ref fail, 1);
+        disk.FailEvery(FileOps.Write, WalSegment);
         partition.Tell(new Put("b", Bytes("2"), RequestId: 1), TestActor);
         partition.Tell(new Compact(RequestId: 2), TestActor);
         var replies = new[] { ExpectMsg<CrabKvError>(Timeout), ExpectMsg<CrabKvError>(Timeout) };

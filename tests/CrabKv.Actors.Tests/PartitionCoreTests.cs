@@ -1,6 +1,8 @@
 using Akka.Actor;
 using CrabKv.Actors.Internal;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -82,17 +84,18 @@ public sealed class PartitionCoreTests : StoreTestBase
     [Fact]
     public void A_value_served_while_its_write_is_in_flight_is_the_callers_own()
     {
-        using var hook = new WriterHook();
-        var store = StartStore(Base, hook.When);
-        hook.HoldNext("write");
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(Base, disk);
+        Request<PutOk>(store, new Put("warm", Bytes("up"))); // the partition is open and its first segment written
+        disk.HoldNext(FileOps.Write, WalSegment);
         store.Tell(new Put("k", Bytes("in flight"), RequestId: 1), TestActor);
-        hook.WaitUntilHeld();
+        disk.WaitUntilHeld();
         // The partition answers from its in-flight map while the writer is parked.
         var first = Request<GetResult>(store, new Get("k", RequestId: 2)).Value!;
         Assert.Equal("in flight", Text(first));
         Array.Fill(first, (byte)'X');
         Assert.Equal("in flight", Text(Request<GetResult>(store, new Get("k", RequestId: 3)).Value));
-        hook.Release();
+        disk.Release();
         ExpectMsg<PutOk>(p => p.RequestId == 1, Timeout);
         Assert.Equal("in flight", Text(Request<GetResult>(store, new Get("k")).Value));
     }

@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using CrabKv.Actors.Hosting;
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Files;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -36,7 +37,7 @@ public sealed class SettingsTests
         Assert.Equal(256 * 1024, s.WriteBufferBytes);
         Assert.Equal("crabkv.io-dispatcher-config", s.IoDispatcher);
         Assert.Equal(TimeSpan.FromSeconds(10), s.ClientTimeout);
-        Assert.Null(s.FailWhen);
+        Assert.Same(FileLayer.Default, s.Files);
 
         // An empty user config falls back to the same reference, and so does the mirror in hocon/.
         Assert.Equal(s, CrabKvSettings.Create(ConfigurationFactory.Empty));

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using CrabKv.Actors.Client;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -236,15 +238,15 @@ public sealed class WriteBackTests : StoreTestBase
     [Fact]
     public async Task CoordinatedShutdown_with_a_slow_disk_still_loses_nothing()
     {
-        using var hook = new WriterHook();
-        var store = StartStore(WriteBack, hook.When);
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(WriteBack, disk);
         var client = await Connect(store);
         await client.PutAsync("a", "1");
 
         // A slow disk: the writer is parked inside the write of an explicit flush.
-        hook.HoldNext("write");
+        disk.HoldNext(FileOps.Write, WalSegment);
         var flush = client.FlushAsync(timeout: TimeSpan.FromSeconds(30));
-        hook.WaitUntilHeld();
+        disk.WaitUntilHeld();
         await client.PutAsync("b", "2"); // acknowledged from memory
         await client.PutAsync("c", "3");
         var cache = await Sys.ActorSelection(PartitionRef(store).Path / "cache").ResolveOne(Timeout);
@@ -259,7 +261,7 @@ public sealed class WriteBackTests : StoreTestBase
             var refused = await Assert.ThrowsAsync<CrabKvRequestException>(() => client.PutAsync("late", "x"));
             Assert.Equal(CrabKvErrorCode.ShuttingDown, refused.Code);
         }, TimeSpan.FromSeconds(10));
-        hook.Release(); // the disk catches up
+        disk.Release(); // the disk catches up
         ExpectTerminated(cache, TimeSpan.FromSeconds(30));
         _ = flush.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default); // its ScatterGather died with the store: no reply
         await shutdown.WaitAsync(TimeSpan.FromSeconds(30));

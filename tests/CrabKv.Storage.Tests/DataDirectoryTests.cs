@@ -1,3 +1,4 @@
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 
 namespace CrabKv.Storage.Tests;
@@ -180,5 +181,22 @@ public sealed class DataDirectoryTests : IDisposable
         using var d = DataDirectory.Open(_dir.Path, 0, defaultPartitions: 1);
         Assert.Equal(3, d.Partitions);
         Assert.True(Directory.Exists(_dir.Combine("p-002")));
+    }
+
+    [Fact]
+    public void A_power_cut_right_after_the_first_open_keeps_the_directory_openable()
+    {
+        // Regression: PARTITIONS was written with File.WriteAllText and never fsynced, nor its
+        // directory; after a power cut it came back empty and the store refused to open.
+        var path = _dir.Combine("fresh", "data");
+        var power = new PowerLossFileLayer(Files.FileLayer.Default);
+        DataDirectory.Open(path, requestedPartitions: 3, defaultPartitions: 8, power).Dispose();
+        power.CutPower(); // drops every write and directory entry that was not made durable
+
+        Assert.Equal("3", File.ReadAllText(Path.Combine(path, DataDirectory.PartitionsFileName)).Trim());
+        Assert.Equal(["p-000", "p-001", "p-002"], Directory.GetDirectories(path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        using var d = DataDirectory.Open(path, requestedPartitions: 0, defaultPartitions: 8, power);
+        Assert.Equal(3, d.Partitions);
+        Assert.Empty(d.Notes); // nothing had to be rebuilt
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Segments;
 using CrabKv.Storage.Tests.TestSupport;
@@ -204,7 +205,7 @@ public sealed class FormatTests
     {
         using var dir = new TempDirectory();
         var id = SegmentId.From(7, 0);
-        using (var w = SegmentWriter.Create(dir.Path, id, 4096, 0))
+        using (var w = SegmentWriter.Create(FileLayer.Default, dir.Path, id, 4096, 0))
         {
             w.Append(RecordFlags.None, 0, "a"u8, "hi"u8);
         }
@@ -295,7 +296,7 @@ public sealed class FormatTests
         var builder = new HintFile.Builder(id);
         builder.Add("a"u8, RecordFlags.None, 0, 16, 22);
         builder.Add("bb"u8, RecordFlags.Tombstone, 77, 38, 21);
-        var path = builder.Complete(dir.Path, dataLength: 59);
+        var path = builder.Complete(FileLayer.Default, dir.Path, dataLength: 59);
 
         Assert.Equal(Path.Combine(dir.Path, "seg-00000004-000001.hint"), path);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
@@ -314,13 +315,13 @@ public sealed class FormatTests
         Assert.Equal((byte)'a', e[23]);
 
         var seen = new List<(string, RecordFlags, long, uint, uint)>();
-        Assert.True(HintFile.TryLoad(path, id, 59, (in HintEntry h) => seen.Add((Encoding.UTF8.GetString(h.Key), h.Flags, h.Expiry, h.Offset, h.Size)), out _));
+        Assert.True(HintFile.TryLoad(FileLayer.Default, path, id, 59, (in HintEntry h) => seen.Add((Encoding.UTF8.GetString(h.Key), h.Flags, h.Expiry, h.Offset, h.Size)), out _));
         Assert.Equal([("a", RecordFlags.None, 0L, 16u, 22u), ("bb", RecordFlags.Tombstone, 77L, 38u, 21u)], seen);
 
         // Wrong data length, wrong id, any flipped byte: not used, nothing visited.
-        Assert.False(HintFile.TryLoad(path, id, 60, (in HintEntry _) => Assert.Fail("visited"), out var why));
+        Assert.False(HintFile.TryLoad(FileLayer.Default, path, id, 60, (in HintEntry _) => Assert.Fail("visited"), out var why));
         Assert.NotNull(why);
-        Assert.False(HintFile.TryLoad(path, SegmentId.From(4, 2), 59, (in HintEntry _) => Assert.Fail("visited"), out _));
+        Assert.False(HintFile.TryLoad(FileLayer.Default, path, SegmentId.From(4, 2), 59, (in HintEntry _) => Assert.Fail("visited"), out _));
         for (var i = 0; i < bytes.Length; i++)
         {
             if (i is >= 5 and < 8)
@@ -330,12 +331,12 @@ public sealed class FormatTests
             var copy = (byte[])bytes.Clone();
             copy[i] ^= 0x40;
             File.WriteAllBytes(path, copy);
-            Assert.False(HintFile.TryLoad(path, id, 59, (in HintEntry _) => Assert.Fail($"visited with byte {i} flipped"), out _), $"byte {i}");
+            Assert.False(HintFile.TryLoad(FileLayer.Default, path, id, 59, (in HintEntry _) => Assert.Fail($"visited with byte {i} flipped"), out _), $"byte {i}");
         }
         File.WriteAllBytes(path, bytes[..^1]);
-        Assert.False(HintFile.TryLoad(path, id, 59, (in HintEntry _) => Assert.Fail("visited"), out _));
+        Assert.False(HintFile.TryLoad(FileLayer.Default, path, id, 59, (in HintEntry _) => Assert.Fail("visited"), out _));
         File.Delete(path);
-        Assert.False(HintFile.TryLoad(path, id, 59, (in HintEntry _) => { }, out why));
+        Assert.False(HintFile.TryLoad(FileLayer.Default, path, id, 59, (in HintEntry _) => { }, out why));
         Assert.Equal("no hint file", why);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
 using CrabKv.Storage.Segments;
@@ -34,7 +35,7 @@ public sealed class MergeTests : IDisposable
     /// <summary>Writes a sealed segment with the given records; returns it open for reading.</summary>
     private Segment Segment(uint sequence, int sub, params Op[] ops)
     {
-        var w = SegmentWriter.Create(_dir.Path, SegmentId.From(sequence, sub), 4096, 0);
+        var w = SegmentWriter.Create(FileLayer.Default, _dir.Path, SegmentId.From(sequence, sub), 4096, 0);
         foreach (var op in ops)
         {
             var flags = (op.Value is null ? RecordFlags.Tombstone : RecordFlags.None) | op.Extra;
@@ -47,7 +48,7 @@ public sealed class MergeTests : IDisposable
 
     private MergeResult Merge(IReadOnlyList<Segment> inputs, bool olderExist, long maxSegmentBytes = 1 << 20, LivenessCheck? isLive = null)
     {
-        var r = Merger.Run(new MergeRequest(_dir.Path, inputs, olderExist, Now, maxSegmentBytes, isLive));
+        var r = Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, inputs, olderExist, Now, maxSegmentBytes, isLive));
         _open.AddRange(r.Outputs);
         return r;
     }
@@ -192,7 +193,7 @@ public sealed class MergeTests : IDisposable
             Assert.Equal(new FileInfo(o.Path).Length, o.Length);
             var hint = Path.Combine(_dir.Path, o.Id.HintFileName);
             var entries = new List<(string, uint, uint)>();
-            Assert.True(HintFile.TryLoad(hint, o.Id, o.Length, (in HintEntry e) => entries.Add((Encoding.UTF8.GetString(e.Key), e.Offset, e.Size)), out var why), why);
+            Assert.True(HintFile.TryLoad(FileLayer.Default, hint, o.Id, o.Length, (in HintEntry e) => entries.Add((Encoding.UTF8.GetString(e.Key), e.Offset, e.Size)), out var why), why);
             Assert.Equal(ReadRecords(o.Path).Select(x => (x.Key, (uint)x.Offset, (uint)x.Size)), entries);
         });
         Assert.Empty(Directory.GetFiles(_dir.Path, "*.tmp"));
@@ -222,7 +223,7 @@ public sealed class MergeTests : IDisposable
         Assert.Equal(first.Outputs[0].Length, first.Outputs[1].Length);
         var s30 = _open.Single(s => s.Id == SegmentId.From(3, 0));
         _open.Remove(s30);
-        Merger.DeleteInputs(_dir.Path, [s30]);
+        Merger.DeleteInputs(FileLayer.Default, _dir.Path, [s30]);
         var before = Snapshot(_dir.Path);
 
         Assert.ThrowsAny<Exception>(() => Merge([first.Outputs[0]], olderExist: false));
@@ -287,7 +288,7 @@ public sealed class MergeTests : IDisposable
         var s2 = Segment(2, 0, Put("b", "2"));
         var reports = new List<MergeProgress>();
 
-        Merger.Run(new MergeRequest(_dir.Path, [s1, s2], false, Now, 1 << 20), new SyncProgress(reports)).Outputs.ForEach(_open.Add);
+        Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, [s1, s2], false, Now, 1 << 20), new SyncProgress(reports)).Outputs.ForEach(_open.Add);
 
         Assert.Equal(4, reports.Count);
         Assert.Equal(1.0, reports[^1].Fraction);
@@ -307,7 +308,7 @@ public sealed class MergeTests : IDisposable
         var s3 = Segment(3, 0, Put("e", "3"));
 
         var r = Merge([s1, s2], olderExist: false);
-        Merger.DeleteInputs(_dir.Path, [s2, s1]);
+        Merger.DeleteInputs(FileLayer.Default, _dir.Path, [s2, s1]);
         _open.Remove(s1);
         _open.Remove(s2);
         _open.Remove(s3);
@@ -338,7 +339,7 @@ public sealed class MergeTests : IDisposable
         Segment(3, 0, Put("other", "x"));
 
         var r = Merge([s2], olderExist: true);
-        Merger.DeleteInputs(_dir.Path, [s2]);
+        Merger.DeleteInputs(FileLayer.Default, _dir.Path, [s2]);
         _open.Remove(s2);
         foreach (var s in _open)
         {

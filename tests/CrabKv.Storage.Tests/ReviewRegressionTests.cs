@@ -1,7 +1,9 @@
 using System.Text;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Segments;
+using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
 using static CrabKv.Storage.Tests.TestSupport.CorruptionHelpers;
 
@@ -83,14 +85,15 @@ public sealed class ReviewRegressionTests : IDisposable
     [Fact]
     public void AFailedFsyncPoisonsTheStoreUntilItIsReopened()
     {
-        using (var store = EmbeddedStore.Open(_dir.Path, Small()))
+        using var faults = new FaultyFileLayer(FileLayer.Default);
+        using (var store = EmbeddedStore.Open(_dir.Path, Small() with { Files = faults }))
         {
             store.Put("durable", "1");
             store.Sync();
             store.Put("maybe", "2");
-            store.InjectFaults(op => op == "sync");
+            faults.FailEvery(FileOps.Sync);
             Assert.Throws<IOException>(() => store.Sync());
-            store.InjectFaults(null);
+            faults.Heal();
             // A retried fsync could report pages the OS already dropped as durable: refused.
             Assert.Throws<StoreClosedException>(() => store.Sync());
             Assert.Throws<StoreClosedException>(() => store.Put("x", "3"));

@@ -1,4 +1,5 @@
 using System.Text;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Segments;
 using Xunit;
 
@@ -29,7 +30,7 @@ public sealed class TtlTests : IDisposable
         foreach (var path in Directory.GetFiles(_dir.Path, "seg-*.data"))
         {
             Assert.True(SegmentId.TryParseFileName(Path.GetFileName(path), out var id, out _));
-            using var segment = Segment.OpenSealed(id, path);
+            using var segment = Segment.OpenSealed(FileLayer.Default, id, path);
             var scanner = new SegmentScanner(segment, segment.Length);
             while (scanner.Next() == ScanStatus.Record)
             {

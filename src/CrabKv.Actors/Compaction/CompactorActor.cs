@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Files;
 
 namespace CrabKv.Actors.Compaction;
 
@@ -14,7 +15,7 @@ internal sealed class CompactorActor : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public CompactorActor()
+    public CompactorActor(FileLayer files)
     {
         Receive<RunMerge>(m =>
         {
@@ -31,7 +32,7 @@ internal sealed class CompactorActor : ReceiveActor
             });
             try
             {
-                var result = Merger.Run(m.Request, progress);
+                var result = Merger.Run(files, m.Request, progress);
                 replyTo.Tell(new MergeDone(m.Request, result));
             }
             catch (Exception e) // any failure is reported: the partition must not wait for a merge that died
@@ -42,12 +43,12 @@ internal sealed class CompactorActor : ReceiveActor
         });
         Receive<DeleteSegments>(m =>
         {
-            var (left, error) = Merger.DeleteInputs(m.Directory, m.Segments);
+            var (left, error) = Merger.DeleteInputs(files, m.Directory, m.Segments);
             Sender.Tell(new SegmentsDeleted(m.Segments, left, error?.Message, m.IsRetry));
         });
     }
 
-    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CompactorActor()).WithDispatcher(settings.CompactionDispatcher);
+    public static Props Props(CrabKvSettings settings) => Akka.Actor.Props.Create(() => new CompactorActor(settings.Files)).WithDispatcher(settings.CompactionDispatcher);
 
     /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; would post to a sync context).</summary>
     private sealed class SyncProgress(Action<MergeProgress> report) : IProgress<MergeProgress>

@@ -78,13 +78,13 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     // Counters
     private long _puts, _gets, _deletes, _fsyncs, _walWrites, _expiredSwept;
 
-    public PartitionActor(int partition, string directory, CrabKvSettings settings, Func<string, bool>? failWhen)
+    public PartitionActor(int partition, string directory, CrabKvSettings settings)
     {
         _partition = partition;
         _directory = directory;
         _settings = settings;
         _limits = settings.ToWriteLimits();
-        _writer = Context.Watch(Context.ActorOf(WalWriterActor.Props(directory, partition, settings, failWhen), "wal"));
+        _writer = Context.Watch(Context.ActorOf(WalWriterActor.Props(directory, partition, settings), "wal"));
         _cache = Context.Watch(Context.ActorOf(CacheActor.Props(settings), "cache"));
         _compactor = Context.Watch(Context.ActorOf(CompactorActor.Props(settings), "compactor"));
         Enter(Lifecycle.Opening);
@@ -94,8 +94,8 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(int partition, string directory, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
-        Akka.Actor.Props.Create(() => new PartitionActor(partition, directory, settings, failWhen));
+    public static Props Props(int partition, string directory, CrabKvSettings settings) =>
+        Akka.Actor.Props.Create(() => new PartitionActor(partition, directory, settings));
 
     /// <summary>A child that throws is stopped, never restarted with its in-flight state lost; Terminated turns the partition read-only.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
@@ -263,7 +263,6 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Receive<SegmentsReleased>(OnSegmentsReleased);
         Receive<SegmentsDeleted>(OnSegmentsDeleted);
         Receive<SweepTick>(_ => Sweep());
-        Receive<InjectFaults>(m => _writer.Forward(m));
         Receive<Terminated>(ChildDied);
         ReceiveAny(m => ReplyError(m, CrabKvErrorCode.UnknownMessage, $"Unknown message {m.GetType().Name}."));
     }

@@ -43,7 +43,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private readonly string _directory;
     private readonly int _partition;
     private readonly CrabKvSettings _settings;
-    private Func<string, bool>? _failWhen;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private DirectoryLock? _lock;
     private ActiveLog? _wal;
@@ -54,19 +53,18 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private long _writes;
     private string? _failure;
 
-    public WalWriterActor(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen)
+    public WalWriterActor(string directory, int partition, CrabKvSettings settings)
     {
         _directory = directory;
         _partition = partition;
         _settings = settings;
-        _failWhen = failWhen;
         Writing();
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string directory, int partition, CrabKvSettings settings, Func<string, bool>? failWhen = null) =>
-        Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings, failWhen)).WithDispatcher(settings.IoDispatcher);
+    public static Props Props(string directory, int partition, CrabKvSettings settings) =>
+        Akka.Actor.Props.Create(() => new WalWriterActor(directory, partition, settings)).WithDispatcher(settings.IoDispatcher);
 
     private long Fsyncs => _wal?.SyncCount ?? 0;
 
@@ -76,18 +74,17 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     {
         try
         {
-            _lock = DirectoryLock.Acquire(_directory);
-            var state = StoreRecovery.Load(_directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
+            _lock = DirectoryLock.Acquire(_settings.Files, _directory);
+            var state = StoreRecovery.Load(_settings.Files, _directory, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), m => _log.Warning("Partition {0}: {1}", _partition, m));
             try
             {
-                _wal = new ActiveLog(_directory, state.NextSequence, _settings.ToLogSettings());
+                _wal = new ActiveLog(_settings.Files, _directory, state.NextSequence, _settings.ToLogSettings());
             }
             catch
             {
                 state.Index.Dispose();
                 throw;
             }
-            _wal.Writer.FailWhen = _failWhen;
             Context.Parent.Tell(new WalRecovered(state));
             AnnounceActive(); // after WalRecovered: the partition indexes it as its active segment
         }
@@ -127,11 +124,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Writing()
     {
         Receive<WalAppend>(Append);
-        Receive<Partition.InjectFaults>(m =>
-        {
-            _failWhen = m.FailWhen;
-            Wal.Writer.FailWhen = m.FailWhen;
-        });
         Receive<FlushNow>(_ =>
         {
             _flushScheduled = false;
@@ -275,7 +267,6 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         CompleteRound();
         var sealedSegment = Wal.Roll();
         sealedSegment.Segment?.Dispose(); // the partition reads through its own handle
-        Wal.Writer.FailWhen = _failWhen;
         Context.Parent.Tell(new SegmentSealed(sealedSegment.Id, sealedSegment.Length));
         AnnounceActive();
     }
@@ -289,7 +280,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     }
 
     private void AnnounceActive() =>
-        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(Wal.ActiveId, Wal.Writer.Segment.Path)));
+        Context.Parent.Tell(new ActiveSegmentStarted(Segment.OpenReader(_settings.Files, Wal.ActiveId, Wal.Writer.Segment.Path)));
 
     /// <summary>Runs file work; an I/O failure fails every unacknowledged append and turns the writer read-only.</summary>
     private void Guard(Action action, WalAppend? current = null)

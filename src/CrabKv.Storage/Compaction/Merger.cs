@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
 using CrabKv.Storage.Segments;
@@ -70,8 +71,8 @@ public sealed class MergeResult
 /// </summary>
 public static class Merger
 {
-    /// <summary>Runs the merge.</summary>
-    public static MergeResult Run(MergeRequest request, IProgress<MergeProgress>? progress = null)
+    /// <summary>Runs the merge; every file operation goes through <paramref name="files"/>.</summary>
+    public static MergeResult Run(FileLayer files, MergeRequest request, IProgress<MergeProgress>? progress = null)
     {
         var sw = Stopwatch.StartNew();
         var inputs = request.Inputs;
@@ -89,7 +90,7 @@ public static class Merger
         // Outputs are named S/(last sub + 1), …: the run must end at the newest segment of
         // sequence S, or an output would take the name of a segment outside the run.
         var last = inputs[^1].Id;
-        foreach (var path in System.IO.Directory.EnumerateFiles(request.Directory, $"seg-{last.Sequence:D8}-*"))
+        foreach (var path in files.EnumerateFiles(request.Directory, $"seg-{last.Sequence:D8}-*"))
         {
             if (SegmentId.TryParseFileName(Path.GetFileName(path), out var other, out _) && other.Sub > last.Sub)
             {
@@ -139,8 +140,8 @@ public static class Merger
             }
             var seg = writer.Seal();
             var finalPath = Path.Combine(request.Directory, seg.Id.DataFileName);
-            File.Move(seg.Path, finalPath); // data first: a hint never exists without its data
-            hint!.Complete(request.Directory, seg.Length);
+            files.Move(seg.Path, finalPath, overwrite: false); // data first: a hint never exists without its data
+            hint!.Complete(files, request.Directory, seg.Length);
             seg.Path = finalPath;
             outputs.Add(seg);
             bytesAfter += seg.Length;
@@ -185,7 +186,7 @@ public static class Merger
                             throw new InvalidOperationException("Merge produced more outputs than segment ids allow; raise segment max-bytes.");
                         }
                         var id = SegmentId.From(sequence, sub);
-                        writer = SegmentWriter.Create(request.Directory, id, 1 << 20, 0, id.DataFileName + ".tmp");
+                        writer = SegmentWriter.Create(files, request.Directory, id, 1 << 20, 0, id.DataFileName + ".tmp");
                         hint = new HintFile.Builder(id);
                     }
                     // Batch framing is dropped: the batch committed long ago, and a lone member
@@ -203,7 +204,7 @@ public static class Merger
                 progress?.Report(new MergeProgress(done, total));
             }
             Finish();
-            NativeFile.SyncDirectory(request.Directory);
+            files.SyncDirectory(request.Directory);
         }
         catch
         {
@@ -211,13 +212,13 @@ public static class Merger
             {
                 var path = writer.Segment.Path;
                 writer.Dispose();
-                File.Delete(path);
+                files.Delete(path);
             }
             foreach (var o in outputs)
             {
                 o.Dispose();
-                File.Delete(o.Path);
-                File.Delete(Path.Combine(request.Directory, o.Id.HintFileName));
+                files.Delete(o.Path);
+                files.Delete(Path.Combine(request.Directory, o.Id.HintFileName));
             }
             throw;
         }
@@ -266,7 +267,7 @@ public static class Merger
     /// Call once no reader can still use them; disposes them. On a failure it stops and
     /// returns the inputs left on disk (the failing one and every newer one) with the error.
     /// </summary>
-    public static (List<Segment> Left, Exception? Error) DeleteInputs(string directory, IEnumerable<Segment> inputs)
+    public static (List<Segment> Left, Exception? Error) DeleteInputs(FileLayer files, string directory, IEnumerable<Segment> inputs)
     {
         var ordered = inputs.OrderBy(s => s.Id).ToList();
         for (var i = 0; i < ordered.Count; i++)
@@ -275,8 +276,8 @@ public static class Merger
             s.Dispose();
             try
             {
-                File.Delete(s.Path);
-                File.Delete(Path.Combine(directory, s.Id.HintFileName));
+                files.Delete(s.Path);
+                files.Delete(Path.Combine(directory, s.Id.HintFileName));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -290,7 +291,7 @@ public static class Merger
                 return (ordered.GetRange(i, ordered.Count - i), e);
             }
         }
-        NativeFile.SyncDirectory(directory);
+        files.SyncDirectory(directory);
         return ([], null);
     }
 

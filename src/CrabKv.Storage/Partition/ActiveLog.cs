@@ -1,3 +1,4 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
 using CrabKv.Storage.Segments;
@@ -32,15 +33,17 @@ public readonly record struct SealedSegment(SegmentId Id, long Length, Segment? 
 /// </summary>
 public sealed class ActiveLog : IDisposable
 {
+    private readonly FileLayer _files;
     private readonly string _directory;
     private readonly LogSettings _settings;
     private uint _nextSequence;
     private long _syncsOfSealed;
     private SegmentWriter? _writer;
 
-    /// <summary>Starts a log whose first segment gets sequence <paramref name="nextSequence"/> (from recovery).</summary>
-    public ActiveLog(string directory, uint nextSequence, LogSettings settings)
+    /// <summary>Starts a log whose first segment gets sequence <paramref name="nextSequence"/> (from recovery); file work goes through <paramref name="files"/>.</summary>
+    public ActiveLog(FileLayer files, string directory, uint nextSequence, LogSettings settings)
     {
+        _files = files;
         _directory = directory;
         _settings = settings;
         _nextSequence = nextSequence;
@@ -145,7 +148,7 @@ public sealed class ActiveLog : IDisposable
         {
             var path = next.Segment.Path;
             next.Dispose();
-            File.Delete(path);
+            _files.Delete(path);
             throw;
         }
         _writer = next;
@@ -189,12 +192,12 @@ public sealed class ActiveLog : IDisposable
             return new SealedSegment(segment.Id, segment.Length, segment);
         }
         writer.Dispose();
-        File.Delete(segment.Path); // an active segment that never got a record is not kept
+        _files.Delete(segment.Path); // an active segment that never got a record is not kept
         return new SealedSegment(segment.Id, 0, null);
     }
 
     private SegmentWriter NewWriter() =>
-        SegmentWriter.Create(_directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes);
+        SegmentWriter.Create(_files, _directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes);
 }
 
 /// <summary>Reads a record back for a get: positional read, checksum and key verified, value decompressed.</summary>

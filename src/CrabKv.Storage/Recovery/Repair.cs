@@ -1,3 +1,4 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Segments;
 
@@ -24,36 +25,41 @@ public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDama
 public static class Repair
 {
     /// <summary>Checks every record of every segment; changes nothing.</summary>
-    public static RepairReport Verify(string directory) => Walk(directory, rewrite: false, null);
+    /// <param name="directory">The partition directory.</param>
+    /// <param name="files">The file layer; default <see cref="FileLayer.Default"/>.</param>
+    public static RepairReport Verify(string directory, FileLayer? files = null) => Walk(files ?? FileLayer.Default, directory, rewrite: false, null);
 
     /// <summary>
     /// Rewrites each damaged segment keeping every intact record (and dropping members of
     /// batches that lost one), deletes its stale hint, and reports what was dropped.
     /// </summary>
-    public static RepairReport Run(string directory, Action<string>? log = null) => Walk(directory, rewrite: true, log);
+    /// <param name="directory">The partition directory.</param>
+    /// <param name="log">Receives a line per repair.</param>
+    /// <param name="files">The file layer; default <see cref="FileLayer.Default"/>.</param>
+    public static RepairReport Run(string directory, Action<string>? log = null, FileLayer? files = null) => Walk(files ?? FileLayer.Default, directory, rewrite: true, log);
 
-    private static RepairReport Walk(string directory, bool rewrite, Action<string>? log)
+    private static RepairReport Walk(FileLayer files, string directory, bool rewrite, Action<string>? log)
     {
         directory = Path.GetFullPath(directory);
-        if (!Directory.Exists(directory))
+        if (!files.DirectoryExists(directory))
         {
             throw new DirectoryNotFoundException($"Data directory '{directory}' does not exist.");
         }
-        using var dirLock = DirectoryLock.Acquire(directory);
+        using var dirLock = DirectoryLock.Acquire(files, directory);
         if (rewrite)
         {
-            StoreRecovery.DeleteTemporaryFiles(directory, log);
+            StoreRecovery.DeleteTemporaryFiles(files, directory, log);
         }
         var damaged = new List<SegmentDamage>();
         var notSegments = new List<string>();
-        var ids = StoreRecovery.ListSegments(directory);
+        var ids = StoreRecovery.ListSegments(files, directory);
         foreach (var id in ids)
         {
             var path = Path.Combine(directory, id.DataFileName);
             Segment segment;
             try
             {
-                segment = Segment.OpenSealed(id, path);
+                segment = Segment.OpenSealed(files, id, path);
             }
             catch (NotASegmentException e)
             {
@@ -75,7 +81,7 @@ public static class Repair
             log?.Invoke($"'{path}': damaged ranges {string.Join(", ", damage.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}; kept {damage.RecordsKept} records, dropped {damage.RecordsDropped} from broken batches.");
             if (rewrite)
             {
-                Rewrite(directory, id, kept);
+                Rewrite(files, directory, id, kept);
             }
         }
         return new RepairReport(ids.Count, damaged, notSegments);
@@ -166,10 +172,10 @@ public static class Repair
         return new SegmentDamage(segment.Path, ranges, kept.Count, dropped);
     }
 
-    private static void Rewrite(string directory, SegmentId id, List<byte[]> records)
+    private static void Rewrite(FileLayer files, string directory, SegmentId id, List<byte[]> records)
     {
         var tmpName = id.DataFileName + ".repair.tmp";
-        using (var writer = SegmentWriter.Create(directory, id, 1 << 20, 0, tmpName))
+        using (var writer = SegmentWriter.Create(files, directory, id, 1 << 20, 0, tmpName))
         {
             foreach (var r in records)
             {
@@ -177,8 +183,8 @@ public static class Repair
             }
             writer.Seal();
         }
-        File.Delete(Path.Combine(directory, id.HintFileName));
-        File.Move(Path.Combine(directory, tmpName), Path.Combine(directory, id.DataFileName), overwrite: true);
-        NativeFile.SyncDirectory(directory);
+        files.Delete(Path.Combine(directory, id.HintFileName));
+        files.Move(Path.Combine(directory, tmpName), Path.Combine(directory, id.DataFileName), overwrite: true);
+        files.SyncDirectory(directory);
     }
 }

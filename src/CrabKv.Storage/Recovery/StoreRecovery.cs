@@ -1,3 +1,4 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
 using CrabKv.Storage.Partition;
@@ -51,10 +52,10 @@ public sealed class RecoveredState
 public static class StoreRecovery
 {
     /// <summary>Lists the data segments of <paramref name="directory"/> in id order.</summary>
-    public static List<SegmentId> ListSegments(string directory)
+    public static List<SegmentId> ListSegments(FileLayer files, string directory)
     {
         var ids = new List<SegmentId>();
-        foreach (var path in Directory.EnumerateFiles(directory, "seg-*.data"))
+        foreach (var path in files.EnumerateFiles(directory, "seg-*.data"))
         {
             if (!SegmentId.TryParseFileName(Path.GetFileName(path), out var id, out _))
             {
@@ -71,27 +72,30 @@ public static class StoreRecovery
     /// Deletes the leftovers of an interrupted merge or repair: <c>*.tmp</c> files, and hint
     /// files whose data segment does not exist (a crash between a merge's two renames).
     /// </summary>
-    public static void DeleteTemporaryFiles(string directory, Action<string>? log)
+    public static void DeleteTemporaryFiles(FileLayer files, string directory, Action<string>? log)
     {
-        foreach (var tmp in Directory.EnumerateFiles(directory, "*.tmp"))
+        foreach (var tmp in files.EnumerateFiles(directory, "*.tmp").ToList())
         {
-            File.Delete(tmp);
+            files.Delete(tmp);
             log?.Invoke($"Deleted leftover temporary file '{tmp}'.");
         }
-        foreach (var hint in Directory.EnumerateFiles(directory, "seg-*.hint"))
+        foreach (var hint in files.EnumerateFiles(directory, "seg-*.hint").ToList())
         {
-            if (!File.Exists(Path.ChangeExtension(hint, ".data")))
+            if (!files.FileExists(Path.ChangeExtension(hint, ".data")))
             {
-                File.Delete(hint);
+                files.Delete(hint);
                 log?.Invoke($"Deleted hint file '{hint}' whose data segment does not exist.");
             }
         }
     }
 
-    /// <summary>Loads every segment of <paramref name="directory"/>, cutting a torn tail off the last one.</summary>
-    public static RecoveredState Load(string directory, long nowMs, Action<string>? log)
+    /// <summary>
+    /// Loads every segment of <paramref name="directory"/>, cutting a torn tail off the last
+    /// one; every file operation goes through <paramref name="files"/>.
+    /// </summary>
+    public static RecoveredState Load(FileLayer files, string directory, long nowMs, Action<string>? log)
     {
-        DeleteTemporaryFiles(directory, log);
+        DeleteTemporaryFiles(files, directory, log);
         var report = new RecoveryReport();
         void Note(string m)
         {
@@ -99,7 +103,7 @@ public static class StoreRecovery
             log?.Invoke(m);
         }
 
-        var ids = ListSegments(directory);
+        var ids = ListSegments(files, directory);
         var index = new PartitionIndex();
         try
         {
@@ -108,27 +112,26 @@ public static class StoreRecovery
                 var id = ids[i];
                 var path = Path.Combine(directory, id.DataFileName);
                 var isActive = i == ids.Count - 1 && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
-                if (isActive && (new FileInfo(path).Length < FormatConstants.FileHeaderSize || IsAllZero(path)))
+                if (isActive && IsTornCreation(files, path))
                 {
-                    File.Delete(path);
+                    files.Delete(path);
                     Note($"Deleted '{path}': its creation was torn (shorter than a header).");
                     continue;
                 }
                 if (isActive)
                 {
-                    CutTornTail(path, id, report, Note);
-                    if (new FileInfo(path).Length == FormatConstants.FileHeaderSize)
+                    if (CutTornTail(files, path, id, report, Note) == FormatConstants.FileHeaderSize)
                     {
-                        File.Delete(path); // holds no record; the next active segment replaces it
+                        files.Delete(path); // holds no record; the next active segment replaces it
                         continue;
                     }
                 }
-                var segment = Segment.OpenSealed(id, path);
+                var segment = Segment.OpenSealed(files, id, path);
                 index.AddSealed(segment);
                 var hintPath = Path.Combine(directory, id.HintFileName);
-                if (File.Exists(hintPath))
+                if (files.FileExists(hintPath))
                 {
-                    if (LoadHint(hintPath, segment, index, nowMs, report, out var whyNot))
+                    if (LoadHint(files, hintPath, segment, index, nowMs, report, out var whyNot))
                     {
                         report.SegmentsFromHints++;
                         continue;
@@ -148,10 +151,10 @@ public static class StoreRecovery
         return new RecoveredState(index, next, report);
     }
 
-    private static bool LoadHint(string hintPath, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out string? whyNot)
+    private static bool LoadHint(FileLayer files, string hintPath, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out string? whyNot)
     {
         long applied = 0;
-        var ok = HintFile.TryLoad(hintPath, segment.Id, segment.Length, (in HintEntry e) =>
+        var ok = HintFile.TryLoad(files, hintPath, segment.Id, segment.Length, (in HintEntry e) =>
         {
             var loc = new KeyLocation(segment.Id, e.Offset, e.Size, e.Expiry);
             index.Apply(e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0, nowMs);
@@ -161,11 +164,12 @@ public static class StoreRecovery
         return ok;
     }
 
-    private static bool IsAllZero(string path)
+    /// <summary>True when the file is shorter than a header or all zero: its creation was torn.</summary>
+    private static bool IsTornCreation(FileLayer files, string path)
     {
-        using var s = Segment.OpenReader(default, path);
-        s.UpdateLength(RandomAccess.GetLength(s.Handle));
-        return IsZeroFill(s, 0);
+        using var s = Segment.OpenReader(files, default, path);
+        s.UpdateLength(files.GetLength(s.Handle));
+        return s.Length < FormatConstants.FileHeaderSize || IsZeroFill(s, 0);
     }
 
     private readonly record struct Pending(byte[] Key, KeyLocation Location, bool Tombstone);
@@ -224,10 +228,11 @@ public static class StoreRecovery
     /// <summary>
     /// Finds where the valid data of the active segment ends. Damage followed by a valid
     /// record is corruption; otherwise the rest (and an unended batch) is a torn tail and is cut.
+    /// Returns the length the file is left with.
     /// </summary>
-    private static void CutTornTail(string path, SegmentId id, RecoveryReport report, Action<string> note)
+    private static long CutTornTail(FileLayer files, string path, SegmentId id, RecoveryReport report, Action<string> note)
     {
-        using var segment = Segment.OpenSealed(id, path);
+        using var segment = Segment.OpenSealed(files, id, path);
         var scanner = new SegmentScanner(segment, segment.Length);
         long batchStart = -1;
         while (true)
@@ -266,19 +271,20 @@ public static class StoreRecovery
             if (cut < segment.Length)
             {
                 var bytesCut = segment.Length - cut;
-                using (var h = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
+                using (var h = files.Open(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
                 {
                     var allZero = IsZeroFill(segment, cut);
-                    RandomAccess.SetLength(h, cut);
-                    RandomAccess.FlushToDisk(h);
+                    files.SetLength(h, cut);
+                    files.FlushToDisk(h);
                     if (!allZero)
                     {
                         report.TornTail = (path, cut, bytesCut);
                         note($"Torn tail in '{path}': cut {bytesCut} bytes at offset {cut} (partial record or unfinished batch).");
                     }
                 }
+                return cut;
             }
-            return;
+            return segment.Length;
         }
     }
 

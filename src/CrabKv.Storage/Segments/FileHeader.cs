@@ -37,10 +37,10 @@ internal static class FileHeader
         }
     }
 
-    public static void Validate(SafeFileHandle handle, uint magic, SegmentId expected, string path)
+    public static void Validate(Files.FileLayer files, SafeFileHandle handle, uint magic, SegmentId expected, string path)
     {
         Span<byte> header = stackalloc byte[FormatConstants.FileHeaderSize];
-        var read = RandomAccess.Read(handle, header, 0);
+        var read = files.Read(handle, header, 0);
         Validate(header[..read], magic, expected, path);
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 
 namespace CrabKv.Storage.Segments;
@@ -57,8 +58,11 @@ public static class HintFile
             _count++;
         }
 
-        /// <summary>Writes the trailer and the file, durably, under its final name in <paramref name="directory"/>.</summary>
-        public string Complete(string directory, long dataLength)
+        /// <summary>
+        /// Writes the trailer and the file, durably, under its final name in <paramref name="directory"/>
+        /// (the rename becomes durable with the caller's next directory fsync).
+        /// </summary>
+        public string Complete(FileLayer files, string directory, long dataLength)
         {
             Ensure(FormatConstants.HintTrailerSize);
             var t = _buffer.AsSpan(_length, FormatConstants.HintTrailerSize);
@@ -70,12 +74,12 @@ public static class HintFile
 
             var final = Path.Combine(directory, _id.HintFileName);
             var tmp = final + ".tmp";
-            using (var h = File.OpenHandle(tmp, FileMode.Create, FileAccess.Write))
+            using (var h = files.Open(tmp, FileMode.Create, FileAccess.Write, FileShare.Read))
             {
-                RandomAccess.Write(h, _buffer.AsSpan(0, _length), 0);
-                RandomAccess.FlushToDisk(h);
+                files.Write(h, _buffer.AsSpan(0, _length), 0);
+                files.FlushToDisk(h);
             }
-            File.Move(tmp, final, overwrite: false); // a hint never replaces another segment's
+            files.Move(tmp, final, overwrite: false); // a hint never replaces another segment's
             return final;
         }
 
@@ -93,15 +97,15 @@ public static class HintFile
     /// nothing, when the file is missing, damaged, or does not match a data segment of
     /// <paramref name="dataLength"/> bytes; the caller then scans the data segment.
     /// </summary>
-    public static bool TryLoad(string path, SegmentId id, long dataLength, HintVisitor visitor, out string? whyNot)
+    public static bool TryLoad(FileLayer files, string path, SegmentId id, long dataLength, HintVisitor visitor, out string? whyNot)
     {
         whyNot = null;
-        if (!File.Exists(path))
+        if (!files.FileExists(path))
         {
             whyNot = "no hint file";
             return false;
         }
-        var bytes = File.ReadAllBytes(path);
+        var bytes = ReadAll(files, path);
         try
         {
             FileHeader.Validate(bytes, FormatConstants.HintMagic, id, path);
@@ -163,5 +167,27 @@ public static class HintFile
             pos += FormatConstants.HintEntryHeaderSize + keyLength;
         }
         return true;
+    }
+
+    private static byte[] ReadAll(FileLayer files, string path)
+    {
+        using var h = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        var length = files.GetLength(h);
+        if (length > Array.MaxLength)
+        {
+            throw new IOException($"Hint file '{path}' is too large ({length} bytes).");
+        }
+        var bytes = new byte[length];
+        var total = 0;
+        while (total < bytes.Length)
+        {
+            var n = files.Read(h, bytes.AsSpan(total), total);
+            if (n == 0)
+            {
+                break;
+            }
+            total += n;
+        }
+        return total == bytes.Length ? bytes : bytes[..total];
     }
 }

@@ -1,18 +1,20 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using Microsoft.Win32.SafeHandles;
 
 namespace CrabKv.Storage.Segments;
 
 /// <summary>
-/// An open data segment, read positionally (<see cref="RandomAccess"/>): no shared stream
-/// position, no re-open per read. Sealed segments are immutable; the active one is also
+/// An open data segment, read positionally through its <see cref="FileLayer"/>: no shared
+/// stream position, no re-open per read. Sealed segments are immutable; the active one is also
 /// reachable through its <see cref="SegmentWriter"/>, which serves bytes still in its buffer.
 /// Not thread safe with respect to <see cref="Dispose"/>.
 /// </summary>
 public sealed class Segment : IDisposable, Partition.IRecordSource
 {
-    internal Segment(SegmentId id, string path, SafeFileHandle handle, long length)
+    internal Segment(FileLayer files, SegmentId id, string path, SafeFileHandle handle, long length)
     {
+        Files = files;
         Id = id;
         Path = path;
         Handle = handle;
@@ -30,14 +32,17 @@ public sealed class Segment : IDisposable, Partition.IRecordSource
 
     internal SafeFileHandle Handle { get; }
 
+    /// <summary>The file layer the segment was opened through (its reads go through it too).</summary>
+    internal FileLayer Files { get; }
+
     /// <summary>Opens a sealed segment for reading and validates its header.</summary>
-    public static Segment OpenSealed(SegmentId id, string path)
+    public static Segment OpenSealed(FileLayer files, SegmentId id, string path)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var handle = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         try
         {
-            FileHeader.Validate(handle, FormatConstants.SegmentMagic, id, path);
-            return new Segment(id, path, handle, RandomAccess.GetLength(handle));
+            FileHeader.Validate(files, handle, FormatConstants.SegmentMagic, id, path);
+            return new Segment(files, id, path, handle, files.GetLength(handle));
         }
         catch
         {
@@ -50,10 +55,10 @@ public sealed class Segment : IDisposable, Partition.IRecordSource
     /// Opens a second, read-only handle on a segment being written (the active one), for
     /// readers that must not touch the writer. <see cref="Length"/> follows <see cref="UpdateLength"/>.
     /// </summary>
-    public static Segment OpenReader(SegmentId id, string path)
+    public static Segment OpenReader(FileLayer files, SegmentId id, string path)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        return new Segment(id, path, handle, FormatConstants.FileHeaderSize);
+        var handle = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        return new Segment(files, id, path, handle, FormatConstants.FileHeaderSize);
     }
 
     /// <summary>Records the final length of a reader's segment once it is sealed.</summary>
@@ -65,7 +70,7 @@ public sealed class Segment : IDisposable, Partition.IRecordSource
         var total = 0;
         while (total < destination.Length)
         {
-            var n = RandomAccess.Read(Handle, destination[total..], offset + total);
+            var n = Files.Read(Handle, destination[total..], offset + total);
             if (n == 0)
             {
                 break;

@@ -1,3 +1,4 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 
 namespace CrabKv.Storage.Segments;
@@ -16,6 +17,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     private static readonly byte[] Zeros = new byte[ZeroFillStep];
 
     private readonly Segment _segment;
+    private readonly FileLayer _files;
     private long _preallocated;
     private long _zeroedUpTo;
     private byte[] _buffer;
@@ -27,6 +29,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     private SegmentWriter(Segment segment, int bufferBytes)
     {
         _segment = segment;
+        _files = segment.Files;
         _buffer = new byte[bufferBytes];
         _flushed = FormatConstants.FileHeaderSize;
     }
@@ -46,20 +49,17 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     /// <summary>True when bytes were written to the OS since the last <see cref="Sync"/>.</summary>
     public bool NeedsSync => _dirtySinceSync || _buffered > 0;
 
-    /// <summary>
-    /// Fault injection for tests of failure paths: when set and returning true, the next
-    /// write to the OS (<c>"write"</c>) or fsync (<c>"sync"</c>) throws an <see cref="IOException"/>.
-    /// </summary>
-    public Func<string, bool>? FailWhen { get; set; }
-
     /// <summary>Number of fsyncs (fdatasync) issued by this writer.</summary>
     public long SyncCount { get; private set; }
 
-    /// <summary>Creates a new segment file with its header, preallocating <paramref name="preallocateBytes"/>.</summary>
-    public static SegmentWriter Create(string directory, SegmentId id, int bufferBytes, long preallocateBytes, string? fileName = null)
+    /// <summary>
+    /// Creates a new segment file with its header, preallocating <paramref name="preallocateBytes"/>;
+    /// all its file work goes through <paramref name="files"/>.
+    /// </summary>
+    public static SegmentWriter Create(FileLayer files, string directory, SegmentId id, int bufferBytes, long preallocateBytes, string? fileName = null)
     {
         var path = System.IO.Path.Combine(directory, fileName ?? id.DataFileName);
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
+        var handle = files.Open(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
         long preallocated;
         try
         {
@@ -67,17 +67,17 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
             // header-less file (recovery also treats an all-zero newest segment as torn).
             Span<byte> header = stackalloc byte[FormatConstants.FileHeaderSize];
             FileHeader.Write(header, FormatConstants.SegmentMagic, id);
-            RandomAccess.Write(handle, header, 0);
-            RandomAccess.FlushToDisk(handle);
-            NativeFile.SyncDirectory(directory);
-            preallocated = NativeFile.TryPreallocate(handle, preallocateBytes) ? preallocateBytes : 0;
+            files.Write(handle, header, 0);
+            files.FlushToDisk(handle);
+            files.SyncDirectory(directory);
+            preallocated = preallocateBytes > 0 && files.TryPreallocate(handle, preallocateBytes) ? preallocateBytes : 0;
         }
         catch
         {
             handle.Dispose();
             throw;
         }
-        var segment = new Segment(id, path, handle, FormatConstants.FileHeaderSize);
+        var segment = new Segment(files, id, path, handle, FormatConstants.FileHeaderSize);
         var writer = new SegmentWriter(segment, Math.Max(bufferBytes, 4096));
         writer._preallocated = preallocated;
         writer._zeroedUpTo = FormatConstants.FileHeaderSize;
@@ -142,15 +142,11 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
             while (_zeroedUpTo < target)
             {
                 var n = (int)Math.Min(ZeroFillStep, target - _zeroedUpTo);
-                RandomAccess.Write(_segment.Handle, Zeros.AsSpan(0, n), _zeroedUpTo);
+                _files.Write(_segment.Handle, Zeros.AsSpan(0, n), _zeroedUpTo);
                 _zeroedUpTo += n;
             }
         }
-        if (FailWhen?.Invoke("write") == true)
-        {
-            throw new IOException($"Injected write failure on '{_segment.Path}'.");
-        }
-        RandomAccess.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+        _files.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
         _flushed += _buffered;
         _buffered = 0;
         _dirtySinceSync = true;
@@ -164,11 +160,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         {
             return;
         }
-        if (FailWhen?.Invoke("sync") == true)
-        {
-            throw new IOException($"Injected fsync failure on '{_segment.Path}'.");
-        }
-        NativeFile.SyncData(_segment.Handle);
+        _files.SyncData(_segment.Handle);
         _dirtySinceSync = false;
         SyncCount++;
     }
@@ -207,8 +199,8 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
             return _segment;
         }
         Flush();
-        RandomAccess.SetLength(_segment.Handle, _flushed);
-        RandomAccess.FlushToDisk(_segment.Handle);
+        _files.SetLength(_segment.Handle, _flushed);
+        _files.FlushToDisk(_segment.Handle);
         SyncCount++;
         _dirtySinceSync = false;
         _sealed = true;

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using CrabKv.Actors.Client;
+using CrabKv.Storage.Files;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -16,8 +17,12 @@ namespace CrabKv.Actors.Tests.Support;
 /// Each partition's CacheActor is stopped with it and drops its dirty write-back entries,
 /// exactly as a process kill loses memory. The WAL writer still hands bytes it has already
 /// accepted to the OS in PostStop: that is what a process kill does too (the OS keeps
-/// written bytes; only a power loss would lose un-fsynced ones, which no in-process test can
-/// simulate).
+/// written bytes; only a power loss would lose un-fsynced ones: run the store on a
+/// <c>PowerLossFileLayer</c> and cut the power after the crash to simulate that).
+///
+/// Failures and slow disks: pass a <c>FaultyFileLayer</c> to <see cref="StartStore(string, FileLayer?)"/>
+/// and make its writes or fsyncs fail, or park them (<see cref="WalSegment"/> limits a rule to
+/// the WAL writer's segment files).
 /// </summary>
 public abstract class StoreTestBase : TestKit, IDisposable
 {
@@ -39,12 +44,12 @@ public abstract class StoreTestBase : TestKit, IDisposable
     protected TempDataDir Dir { get; } = new();
 
     /// <summary>Settings for a store in <see cref="Dir"/> (partitions = 1 unless <paramref name="hocon"/> says otherwise).</summary>
-    protected CrabKvSettings Settings(string hocon = "", Func<string, bool>? failWhen = null) =>
-        Dir.Settings(hocon) with { FailWhen = failWhen };
+    protected CrabKvSettings Settings(string hocon = "", FileLayer? files = null) =>
+        Dir.Settings(hocon) with { Files = files ?? FileLayer.Default };
 
     /// <summary>Starts a store under a fresh actor name (so a restart inside a test never clashes with the old name).</summary>
-    protected IActorRef StartStore(string hocon = "", Func<string, bool>? failWhen = null) =>
-        StartStore(Settings(hocon, failWhen));
+    protected IActorRef StartStore(string hocon = "", FileLayer? files = null) =>
+        StartStore(Settings(hocon, files));
 
     protected IActorRef StartStore(CrabKvSettings settings)
     {
@@ -113,6 +118,13 @@ public abstract class StoreTestBase : TestKit, IDisposable
         return probe;
     }
 
+    /// <summary>
+    /// Path filter for fault rules: the WAL writer's segment files (<c>seg-*.data</c>). Merge
+    /// outputs are written as <c>*.data.tmp</c> and hints as <c>*.hint.tmp</c>, so a rule
+    /// with this filter never hits the compactor.
+    /// </summary>
+    protected static bool WalSegment(string path) => path.EndsWith(".data", StringComparison.Ordinal);
+
     protected static byte[] Bytes(string s) => System.Text.Encoding.UTF8.GetBytes(s);
 
     protected static string Text(byte[]? b) => b is null ? "<null>" : System.Text.Encoding.UTF8.GetString(b);
@@ -132,54 +144,4 @@ public abstract class StoreTestBase : TestKit, IDisposable
             Dir.Dispose();
         }
     }
-}
-
-/// <summary>
-/// A deterministic fault switch and gate for the WAL writer's fault hook
-/// (<c>CrabKvSettings.FailWhen</c>, called with "write" before each write to the OS and with
-/// "sync" before each fsync, on the writer's thread).
-/// </summary>
-public sealed class WriterHook : IDisposable
-{
-    private readonly ManualResetEventSlim _open = new(initialState: true);
-    private readonly ManualResetEventSlim _blocked = new(initialState: false);
-    private volatile string? _failOp;
-    private volatile string? _holdOp;
-
-    /// <summary>The hook to put into the settings.</summary>
-    public Func<string, bool> When => op =>
-    {
-        if (op == _holdOp && !_open.IsSet)
-        {
-            _blocked.Set();
-            // Bounded: a test that forgets to open the gate fails instead of hanging.
-            _open.Wait(TimeSpan.FromSeconds(20));
-        }
-        return op == _failOp;
-    };
-
-    /// <summary>From now on every <paramref name="op"/> ("write" or "sync") throws an IOException.</summary>
-    public void FailOn(string op) => _failOp = op;
-
-    /// <summary>The next <paramref name="op"/> parks the writer until <see cref="Release"/>.</summary>
-    public void HoldNext(string op)
-    {
-        _blocked.Reset();
-        _open.Reset();
-        _holdOp = op;
-    }
-
-    /// <summary>Waits (bounded) until the writer is parked in the hook.</summary>
-    public void WaitUntilHeld()
-    {
-        Assert.True(_blocked.Wait(TimeSpan.FromSeconds(15)), "the WAL writer never reached the held operation");
-    }
-
-    public void Release()
-    {
-        _holdOp = null;
-        _open.Set();
-    }
-
-    public void Dispose() => Release();
 }

@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace CrabKv.Storage.Segments;
+namespace CrabKv.Storage.Files;
 
 /// <summary>
-/// The few file-system calls .NET does not expose: <c>fdatasync</c>, <c>fallocate</c> and a
+/// The few file-system calls .NET does not expose, behind <see cref="OsFileLayer"/>: <c>fdatasync</c>, <c>fallocate</c> and a
 /// directory fsync, on Linux. Elsewhere they fall back to the portable equivalents.
 /// </summary>
 internal static partial class NativeFile
