@@ -29,7 +29,7 @@ public sealed class DirectoryLock : IDisposable
         SafeFileHandle handle;
         try
         {
-            // FileShare.None: .NET takes an exclusive advisory lock (flock on Unix) with the handle.
+            // FileShare.None: .NET takes an exclusive advisory flock on Unix with the handle.
             handle = files.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException e)
