@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Hosting;
 using CrabKv.Actors.Client;
 using CrabKv.Actors.Hosting;
+using CrabKv.Actors.Serialization;
 using CrabKv.Actors.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -103,6 +104,17 @@ public sealed class HostingTests : IDisposable
         Assert.IsNotType<TimeoutException>(e);
         var all = Flatten(e).ToList();
         Assert.Contains(all, x => x.Message.Contains("crabkv.compaction.stale-ratio", StringComparison.Ordinal));
+        await host.StopAsync().WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task Hosted_system_binds_the_protocol_to_the_CrabKv_serializer()
+    {
+        using var host = BuildHost(b => b.WithCrabKv(Options(writeBack: false)));
+        await host.StartAsync().WaitAsync(Timeout);
+        var system = host.Services.GetRequiredService<ActorSystem>();
+        Assert.IsType<CrabKvSerializer>(system.Serialization.FindSerializerForType(typeof(Put)));
+        Assert.IsType<CrabKvSerializer>(system.Serialization.FindSerializerForType(typeof(StoreStats)));
         await host.StopAsync().WaitAsync(Timeout);
     }
 
