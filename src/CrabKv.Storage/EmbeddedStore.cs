@@ -120,9 +120,8 @@ public sealed class EmbeddedStore : IDisposable
         {
             location = _log.Append(flags, expiry, keyBytes, stored);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (Poisons(e))
         {
-            _failure = e;
             throw;
         }
         _index.Apply(keyBytes, location, tombstone: false, Now);
@@ -157,9 +156,8 @@ public sealed class EmbeddedStore : IDisposable
         {
             location = _log.Append(RecordFlags.Tombstone, 0, keyBytes, default);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (Poisons(e))
         {
-            _failure = e;
             throw;
         }
         _index.Apply(keyBytes, location, tombstone: true, Now);
@@ -213,7 +211,15 @@ public sealed class EmbeddedStore : IDisposable
             stored[i] = _log.Prepare(records[i].Value);
         }
         RollIfNeeded(ActiveLog.SizeOf(records, stored));
-        var locations = Io(() => _log.Append(records, stored, asBatch));
+        KeyLocation[] locations;
+        try
+        {
+            locations = _log.Append(records, stored, asBatch);
+        }
+        catch (Exception e) when (Poisons(e))
+        {
+            throw;
+        }
         var now = Now;
         for (var i = 0; i < records.Length; i++)
         {
@@ -229,14 +235,28 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         FlushWriteBack();
-        Io(_log.Flush);
+        try
+        {
+            _log.Flush();
+        }
+        catch (Exception e) when (Poisons(e))
+        {
+            throw;
+        }
     }
 
     /// <summary><see cref="Flush"/>, then fsync: everything written so far is durable.</summary>
     public void Sync()
     {
         Flush();
-        Io(_log.Sync);
+        try
+        {
+            _log.Sync();
+        }
+        catch (Exception e) when (Poisons(e))
+        {
+            throw;
+        }
     }
 
     private void FlushWriteBack()
@@ -438,7 +458,15 @@ public sealed class EmbeddedStore : IDisposable
 
     private void Roll(bool autoCompact)
     {
-        var sealedSegment = Io(_log.Roll);
+        SealedSegment sealedSegment;
+        try
+        {
+            sealedSegment = _log.Roll();
+        }
+        catch (Exception e) when (Poisons(e))
+        {
+            throw;
+        }
         _index.Sealed(sealedSegment.Id, sealedSegment.Length);
         _index.StartActive(_log.Writer.Segment);
         if (autoCompact)
@@ -483,26 +511,19 @@ public sealed class EmbeddedStore : IDisposable
     }
 
     /// <summary>
-    /// Runs file work; an I/O error poisons the store: after a failed write or fsync the OS
-    /// may have dropped the pages, and a later fsync would report them durable ("fsyncgate").
-    /// Reopening recovers from what is really on disk.
+    /// Exception filter of every file operation: an I/O error poisons the store. After a failed
+    /// write or fsync the OS may have dropped the pages, and a later fsync would report them
+    /// durable ("fsyncgate"); reopening recovers from what is really on disk. Returns true for
+    /// the errors it records, so <c>catch (Exception e) when (Poisons(e)) { throw; }</c>
+    /// rethrows them unchanged (and allocates nothing on the hot path).
     /// </summary>
-    private void Io(Action action) => Io(() =>
+    private bool Poisons(Exception e)
     {
-        action();
-        return 0;
-    });
-
-    private T Io<T>(Func<T> action)
-    {
-        try
-        {
-            return action();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        if (e is IOException or UnauthorizedAccessException)
         {
             _failure = e;
-            throw;
+            return true;
         }
+        return false;
     }
 }

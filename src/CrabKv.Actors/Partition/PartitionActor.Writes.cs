@@ -15,31 +15,35 @@ internal sealed partial class PartitionActor
     private void OnPut(Put m)
     {
         if (RefuseOverloaded(m.RequestId)
-            || Refuse(WriteRules.CheckPut(_limits, m.Key, m.Value, m.Ttl, Now, out var write), m.RequestId)
-            || RefuseForeignKeys(write, m.RequestId)
-            || RefuseNeverFitsWriteBack(write, m.RequestId))
+            || Refuse(WriteRules.CheckPut(_limits, m.Key, m.Value, m.Ttl, Now, out var expiry), m.RequestId)
+            || RefuseForeignKey(m.Key, m.RequestId))
         {
+            return;
+        }
+        if (_settings.WriteBackEnabled)
+        {
+            if (WriteRules.NeverFitsWriteBack(_limits, m.Key, m.Value))
+            {
+                Refuse(WriteRules.WriteBackTooSmall(_limits, m.Key, m.Value.Length), m.RequestId);
+                return;
+            }
+            _puts++;
+            _cache.Tell(new BufferWrite(m.Key, m.Value, expiry, false, Sender, m.RequestId));
             return;
         }
         _puts++;
-        if (_settings.WriteBackEnabled)
-        {
-            _cache.Tell(new BufferWrite(m.Key, m.Value, write.Expiries[0], false, Sender, m.RequestId));
-            return;
-        }
-        Append(write.Keys, write.ToRecords(), isBatch: false, Sender, new PutOk(m.RequestId), m.RequestId);
+        Append([m.Key], [new LogRecord(KeyRules.Utf8.GetBytes(m.Key), m.Value, expiry)], isBatch: false, Sender, new PutOk(m.RequestId), m.RequestId);
     }
 
     private void OnDelete(Delete m)
     {
         if (RefuseOverloaded(m.RequestId)
-            || Refuse(WriteRules.CheckDelete(_limits, m.Key, out var write), m.RequestId)
-            || RefuseForeignKeys(write, m.RequestId))
+            || Refuse(WriteRules.CheckKey(m.Key, _limits.MaxKeyBytes, out byte[] keyBytes), m.RequestId)
+            || RefuseForeignKey(m.Key, m.RequestId))
         {
             return;
         }
         _deletes++;
-        var keyBytes = write.KeyBytes[0];
         var now = Now;
         var existed = _inFlight.TryGet(m.Key, out var pending) ? pending.IsLiveAt(now) : _index.ContainsLive(keyBytes, now);
         if (_settings.WriteBackEnabled)
@@ -52,7 +56,7 @@ internal sealed partial class PartitionActor
             Sender.Tell(new DeleteOk(false, m.RequestId)); // nothing on disk or in flight to hide
             return;
         }
-        Append(write.Keys, write.ToRecords(), isBatch: false, Sender, new DeleteOk(existed, m.RequestId), m.RequestId);
+        Append([m.Key], [new LogRecord(keyBytes, null, 0)], isBatch: false, Sender, new DeleteOk(existed, m.RequestId), m.RequestId);
     }
 
     private void OnPutBatch(PutBatch m)
@@ -183,7 +187,7 @@ internal sealed partial class PartitionActor
         return true;
     }
 
-    /// <summary>Write-back: a write larger than the whole buffer can never be buffered; refused (the engine writes it through instead, see src/README.md).</summary>
+    /// <summary>Write-back: a batch larger than the whole buffer can never be buffered; refused (the engine writes it through instead, see src/README.md).</summary>
     private bool RefuseNeverFitsWriteBack(CheckedWrite write, long requestId) =>
         WriteRules.NeverFitsWriteBack(_limits, write) && Refuse(WriteRules.WriteBackTooSmall(_limits, write), requestId);
 }

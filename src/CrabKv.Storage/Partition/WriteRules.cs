@@ -152,35 +152,16 @@ public static class WriteRules
         return null;
     }
 
-    /// <summary>Checks one put (key, value, TTL).</summary>
-    public static Refusal? CheckPut(WriteLimits limits, string key, byte[]? value, TimeSpan? ttl, long nowMs, out CheckedWrite write)
+    /// <summary>Checks one put (key, value, TTL) without allocating; <paramref name="expiry"/> is its absolute expiry.</summary>
+    public static Refusal? CheckPut(WriteLimits limits, string key, byte[]? value, TimeSpan? ttl, long nowMs, out long expiry)
     {
-        write = null!;
-        long expiry = 0;
-        var refusal = CheckKey(key, limits.MaxKeyBytes, out byte[] keyBytes);
+        expiry = 0;
+        var refusal = CheckKey(key, limits.MaxKeyBytes, out int _);
         if (refusal is null && value is null)
         {
             refusal = new Refusal(CrabKvErrorCode.InvalidRequest, RefusalSubject.Request, $"Value of '{Shorten(key)}' is null.");
         }
-        refusal ??= CheckValue(key, value!.Length, limits.MaxValueBytes) ?? ExpiryFor(key, ttl, limits.DefaultTtl, nowMs, out expiry);
-        if (refusal is not null)
-        {
-            return refusal;
-        }
-        write = new CheckedWrite([key], [keyBytes], [value], [expiry], isBatch: false);
-        return null;
-    }
-
-    /// <summary>Checks one delete.</summary>
-    public static Refusal? CheckDelete(WriteLimits limits, string key, out CheckedWrite write)
-    {
-        write = null!;
-        var refusal = CheckKey(key, limits.MaxKeyBytes, out byte[] keyBytes);
-        if (refusal is null)
-        {
-            write = new CheckedWrite([key], [keyBytes], [null], [0], isBatch: false);
-        }
-        return refusal;
+        return refusal ?? CheckValue(key, value!.Length, limits.MaxValueBytes) ?? ExpiryFor(key, ttl, limits.DefaultTtl, nowMs, out expiry);
     }
 
     /// <summary>
@@ -237,11 +218,19 @@ public static class WriteRules
     public static bool NeverFitsWriteBack(WriteLimits limits, CheckedWrite write) =>
         limits.MaxDirtyBytes is not null && write.WriteBackCost > limits.EffectiveMaxDirtyBytes;
 
-    /// <summary>The refusal for a write that can never fit the write-back buffer.</summary>
+    /// <summary>Write-back on: one put larger than the whole buffer can never be buffered.</summary>
+    public static bool NeverFitsWriteBack(WriteLimits limits, string key, byte[]? value) =>
+        limits.MaxDirtyBytes is not null && WriteBackBuffer.CostOf(key, value) > limits.EffectiveMaxDirtyBytes;
+
+    /// <summary>The refusal for a batch that can never fit the write-back buffer.</summary>
     public static Refusal WriteBackTooSmall(WriteLimits limits, CheckedWrite write) =>
-        new(CrabKvErrorCode.ValueTooLarge, RefusalSubject.Size, write.IsBatch
-            ? $"The batch ({write.WriteBackCost} bytes buffered) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); split it or raise that limit. Nothing was written."
-            : $"Value of '{Shorten(write.Keys[0])}' ({write.Values[0]?.Length ?? 0} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); raise that limit.");
+        new(CrabKvErrorCode.ValueTooLarge, RefusalSubject.Size,
+            $"The batch ({write.WriteBackCost} bytes buffered) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); split it or raise that limit. Nothing was written.");
+
+    /// <summary>The refusal for a put that can never fit the write-back buffer.</summary>
+    public static Refusal WriteBackTooSmall(WriteLimits limits, string key, int valueLength) =>
+        new(CrabKvErrorCode.ValueTooLarge, RefusalSubject.Size,
+            $"Value of '{Shorten(key)}' ({valueLength} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); raise that limit.");
 
     /// <summary>A key for a message: long keys are cut.</summary>
     private static string Shorten(string key) => key.Length <= 64 ? key : string.Concat(key.AsSpan(0, 61), "...");
