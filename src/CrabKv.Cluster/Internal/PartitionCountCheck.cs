@@ -38,6 +38,7 @@ internal sealed class PartitionCountCheck : ReceiveActor, IWithTimers
     private readonly IActorRef _endpoint;
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private bool _asked;
 
     public PartitionCountCheck(CrabKvClusterSettings settings, IActorRef endpoint)
     {
@@ -61,7 +62,14 @@ internal sealed class PartitionCountCheck : ReceiveActor, IWithTimers
 
     private void Checking()
     {
-        Receive<ClusterEvent.IMemberEvent>(_ => Evaluate());
+        // A membership change prompts the first question at once; later ones go once per tick.
+        Receive<ClusterEvent.IMemberEvent>(_ =>
+        {
+            if (!_asked)
+            {
+                Evaluate();
+            }
+        });
         Receive<Tick>(_ => Evaluate());
         Receive<PartitionCountReply>(m => Decide(m.Partitions, Sender.Path.Address));
         Answering();
@@ -106,6 +114,7 @@ internal sealed class PartitionCountCheck : ReceiveActor, IWithTimers
         {
             return; // a client-only node waits for a node that holds partitions
         }
+        _asked = true;
         Context.ActorSelection(new RootActorPath(reference.Address) / "system" / Name).Tell(new PartitionCountQuery(_settings.Partitions));
     }
 
