@@ -29,7 +29,7 @@ public static class CrabKvCluster
     /// <param name="storeSettings">Settings of the partitions (default: <c>crabkv.*</c> of the system); their partition count is replaced by the cluster's.</param>
     /// <param name="clusterSettings">Cluster settings (default: <c>crabkv.cluster.*</c> of the system).</param>
     /// <param name="name">Name of the endpoint actor under <c>/user</c>.</param>
-    /// <exception cref="CrabKvConfigurationException">Bad settings, or a data directory made with another partition count.</exception>
+    /// <exception cref="CrabKvConfigurationException">Bad settings, a data directory made with another partition count, or a system configured without the serializer bindings.</exception>
     /// <exception cref="StoreLockedException">Another process holds the data directory; the message names the holder.</exception>
     public static CrabKvClusterNode Start(ActorSystem system, CrabKvSettings? storeSettings = null, CrabKvClusterSettings? clusterSettings = null, string name = "crabkv")
     {
@@ -37,6 +37,7 @@ public static class CrabKvCluster
         // Dispatchers, the crabkv defaults and the serializer bindings must be visible to the system.
         system.Settings.InjectTopLevelFallback(CrabKvClusterSettings.FullDefaultConfig());
         clusterSettings ??= CrabKvClusterSettings.Create(system);
+        RequireBinarySerializers(system);
         var cluster = Akka.Cluster.Cluster.Get(system);
         var hostsPartitions = cluster.SelfRoles.Contains(clusterSettings.Role);
 
@@ -78,6 +79,22 @@ public static class CrabKvCluster
             system.RegisterOnTermination(dataDirectory.Dispose);
         }
         return new CrabKvClusterNode(endpoint, ready.Task, clusterSettings, hostsPartitions);
+    }
+
+    /// <summary>
+    /// Without the bindings every CrabKv message would cross the wire as JSON, slowly and
+    /// silently; the injected fallback provides them (Akka.NET 1.5.73 picks up bindings injected
+    /// after start), and this refuses to start should a configuration ever override them.
+    /// </summary>
+    private static void RequireBinarySerializers(ActorSystem system)
+    {
+        if (system.Serialization.FindSerializerForType(typeof(Put)) is not Actors.Serialization.CrabKvSerializer
+            || system.Serialization.FindSerializerForType(typeof(PartitionEnvelope)) is not Serialization.CrabKvClusterSerializer)
+        {
+            throw new CrabKvConfigurationException("cluster",
+                "needs the CrabKv serializer bindings in the actor system's configuration from its creation " +
+                "(include CrabKvClusterSettings.FullDefaultConfig(), or use WithCrabKvCluster); otherwise CrabKv messages would cross the network as JSON");
+        }
     }
 
     private static DataDirectory OpenDataDirectory(CrabKvSettings settings)

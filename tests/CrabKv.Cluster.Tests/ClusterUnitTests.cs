@@ -191,4 +191,27 @@ public sealed class ClusterUnitTests : TestKit
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Start_on_a_system_created_without_the_CrabKv_configuration_still_binds_the_binary_serializers()
+    {
+        // No role: a client-only node, so no data directory is opened.
+        var bare = ActorSystem.Create("bare", ConfigurationFactory.ParseString("""
+            akka.loglevel = WARNING
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            """));
+        try
+        {
+            var node = CrabKvCluster.Start(bare);
+            Assert.False(node.HostsPartitions);
+            Assert.IsType<Actors.Serialization.CrabKvSerializer>(bare.Serialization.FindSerializerForType(typeof(Put)));
+            Assert.IsType<CrabKvClusterSerializer>(bare.Serialization.FindSerializerForType(typeof(PartitionEnvelope)));
+        }
+        finally
+        {
+            await bare.Terminate().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+    }
 }
