@@ -9,6 +9,10 @@ namespace CrabKv.Actors.Internal;
 /// the first error. Replies may come from a partition's children (the writer answers a
 /// Flush, the cache a GetStats), so each one is matched to its partition by index; a
 /// partition that dies before answering counts as an error.
+/// The cluster sends through one shard region instead of partition actors: every target is the
+/// region, <c>messageFor</c> wraps the request in an envelope naming the partition, and a
+/// <c>timeout</c> bounds the wait (a partition on an unreachable node never answers); a
+/// partition that times out counts as a <see cref="CrabKvErrorCode.StoreFailed"/> error.
 /// </summary>
 internal sealed class ScatterGather : ReceiveActor
 {
@@ -19,11 +23,15 @@ internal sealed class ScatterGather : ReceiveActor
     private readonly IActorRef _replyTo;
     private readonly IActorRef[] _partitions;
     private readonly object?[] _replies;
+    private readonly Func<int, object>? _messageFor;
+    private readonly TimeSpan? _timeout;
     private int _outstanding;
 
-    public ScatterGather(object request, long requestId, IActorRef replyTo, IActorRef[] partitions)
+    public ScatterGather(object request, long requestId, IActorRef replyTo, IActorRef[] partitions, Func<int, object>? messageFor = null, TimeSpan? timeout = null)
     {
         _request = request;
+        _messageFor = messageFor;
+        _timeout = timeout;
         _requestId = requestId;
         _replyTo = replyTo;
         _partitions = partitions;
@@ -32,20 +40,23 @@ internal sealed class ScatterGather : ReceiveActor
         Receive<Answer>(a => Collect(a.Partition, a.Reply));
         Receive<Terminated>(t =>
         {
-            var i = Array.IndexOf(_partitions, t.ActorRef);
-            if (i >= 0)
+            // Every partition sent through the actor that stopped (one shard region may carry them all).
+            for (var i = 0; i < _partitions.Length; i++)
             {
-                // A partition that stops is what a Shutdown asked for: its PartitionStopped and its
-                // Terminated race (the reply travels through the ask), so either one answers.
-                Collect(i, _request is Shutdown
-                    ? new PartitionStopped(i)
-                    : new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {t.ActorRef.Path.Name} stopped before answering.", _requestId));
+                if (_partitions[i].Equals(t.ActorRef))
+                {
+                    // A partition that stops is what a Shutdown asked for: its PartitionStopped and its
+                    // Terminated race (the reply travels through the ask), so either one answers.
+                    Collect(i, _request is Shutdown
+                        ? new PartitionStopped(i)
+                        : new CrabKvError(CrabKvErrorCode.ShuttingDown, $"Partition actor {t.ActorRef.Path.Name} stopped before answering.", _requestId));
+                }
             }
         });
     }
 
-    public static Props Props(object request, long requestId, IActorRef replyTo, IActorRef[] partitions) =>
-        Akka.Actor.Props.Create(() => new ScatterGather(request, requestId, replyTo, partitions));
+    public static Props Props(object request, long requestId, IActorRef replyTo, IActorRef[] partitions, Func<int, object>? messageFor = null, TimeSpan? timeout = null) =>
+        Akka.Actor.Props.Create(() => new ScatterGather(request, requestId, replyTo, partitions, messageFor, timeout));
 
     protected override void PreStart()
     {
@@ -59,10 +70,12 @@ internal sealed class ScatterGather : ReceiveActor
         {
             var index = i;
             Context.Watch(_partitions[i]);
-            // No ask timeout: every partition answers (or dies, which Terminated reports).
-            _partitions[i].Ask<object>(message, timeout: null).PipeTo(Self,
+            // Locally no ask timeout: every partition answers (or dies, which Terminated reports).
+            _partitions[i].Ask<object>(_messageFor?.Invoke(i) ?? message, timeout: _timeout).PipeTo(Self,
                 success: reply => new Answer(index, reply),
-                failure: e => new Answer(index, new CrabKvError(CrabKvErrorCode.ShuttingDown, e.Message, _requestId)));
+                failure: e => new Answer(index, e is AskTimeoutException
+                    ? new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {index} did not answer within {_timeout}; its node may be unreachable.", _requestId)
+                    : new CrabKvError(CrabKvErrorCode.ShuttingDown, e.Message, _requestId)));
         }
     }
 
@@ -73,7 +86,6 @@ internal sealed class ScatterGather : ReceiveActor
             return; // one answer per partition (a reply and its partition's Terminated)
         }
         _replies[partition] = reply;
-        Context.Unwatch(_partitions[partition]);
         if (--_outstanding == 0)
         {
             Finish();

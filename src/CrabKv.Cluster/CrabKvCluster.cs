@@ -1,0 +1,142 @@
+using Akka.Actor;
+using Akka.Event;
+using CrabKv.Actors;
+using CrabKv.Cluster.Internal;
+using CrabKv.Cluster.Sharding;
+
+namespace CrabKv.Cluster;
+
+/// <summary>
+/// Starts CrabKv on a cluster node: the partitions become Cluster.Sharding entities (shard id =
+/// entity id = partition number) hosted by a shard region on nodes with the role
+/// <c>crabkv.cluster.role</c>, reached through a shard-region proxy on the others; either way
+/// the node gets a store endpoint that speaks the public protocol (<c>CrabKvClient</c>, raw
+/// Tell/Ask). Akka.Hosting: <c>WithCrabKvCluster</c>.
+/// </summary>
+public static class CrabKvCluster
+{
+    /// <summary>
+    /// Starts CrabKv on <paramref name="system"/>, whose provider must be <c>cluster</c> and whose
+    /// configuration should include <see cref="CrabKvClusterSettings.FullDefaultConfig"/> from
+    /// the start (the split-brain resolver is read when the cluster starts). On a kv node the
+    /// data directory (<c>crabkv.data-dir</c>) is opened here, synchronously: its <c>LOCK</c>
+    /// is held until the actor system terminates and its <c>PARTITIONS</c> must equal
+    /// <c>crabkv.cluster.partitions</c>. The endpoint starts answering once the node has
+    /// checked its partition count against the cluster's and started its region
+    /// (<see cref="CrabKvClusterNode.Ready"/>); requests sent earlier wait.
+    /// </summary>
+    /// <param name="system">The actor system of this node.</param>
+    /// <param name="storeSettings">Settings of the partitions (default: <c>crabkv.*</c> of the system); their partition count is replaced by the cluster's.</param>
+    /// <param name="clusterSettings">Cluster settings (default: <c>crabkv.cluster.*</c> of the system).</param>
+    /// <param name="name">Name of the endpoint actor under <c>/user</c>.</param>
+    /// <exception cref="CrabKvConfigurationException">Bad settings, a data directory made with another partition count, or a system configured without the serializer bindings.</exception>
+    /// <exception cref="StoreLockedException">Another process holds the data directory; the message names the holder.</exception>
+    public static CrabKvClusterNode Start(ActorSystem system, CrabKvSettings? storeSettings = null, CrabKvClusterSettings? clusterSettings = null, string name = "crabkv")
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        // Dispatchers, the crabkv defaults and the serializer bindings must be visible to the system.
+        system.Settings.InjectTopLevelFallback(CrabKvClusterSettings.FullDefaultConfig());
+        clusterSettings ??= CrabKvClusterSettings.Create(system);
+        RequireBinarySerializers(system);
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var hostsPartitions = cluster.SelfRoles.Contains(clusterSettings.Role);
+
+        DataDirectory? dataDirectory = null;
+        Func<string, Props>? entityProps = null;
+        if (hostsPartitions)
+        {
+            var partitionSettings = (storeSettings ?? CrabKvSettings.Create(system)) with { Partitions = clusterSettings.Partitions };
+            dataDirectory = OpenDataDirectory(partitionSettings);
+            foreach (var note in dataDirectory.Notes)
+            {
+                system.Log.Warning("CrabKv: {0}", note);
+            }
+            var directory = dataDirectory;
+            var extractor = new PartitionMessageExtractor(clusterSettings.Partitions);
+            entityProps = id =>
+            {
+                var partition = extractor.PartitionOf(id);
+                return PartitionEntity.Props(partition, partition >= 0 ? directory.PartitionPath(partition) : "", partitionSettings);
+            };
+        }
+
+        var ready = new TaskCompletionSource<IActorRef>(TaskCreationOptions.RunContinuationsAsynchronously);
+        IActorRef endpoint;
+        try
+        {
+            endpoint = system.ActorOf(ClusterEndpoint.Props(clusterSettings, entityProps, ready), name);
+            ((ExtendedActorSystem)system).SystemActorOf(PartitionCountCheck.Props(clusterSettings, endpoint), PartitionCountCheck.Name);
+        }
+        catch
+        {
+            dataDirectory?.Dispose();
+            throw;
+        }
+        if (dataDirectory is not null)
+        {
+            // After every actor has stopped: the partitions (each holding its own LOCK) have been
+            // handed off or stopped by then.
+            system.RegisterOnTermination(dataDirectory.Dispose);
+        }
+        return new CrabKvClusterNode(endpoint, ready.Task, clusterSettings, hostsPartitions);
+    }
+
+    /// <summary>
+    /// Without the bindings every CrabKv message would cross the wire as JSON, slowly and
+    /// silently; the injected fallback provides them (Akka.NET 1.5.73 picks up bindings injected
+    /// after start), and this refuses to start should a configuration ever override them.
+    /// </summary>
+    private static void RequireBinarySerializers(ActorSystem system)
+    {
+        if (system.Serialization.FindSerializerForType(typeof(Put)) is not Actors.Serialization.CrabKvSerializer
+            || system.Serialization.FindSerializerForType(typeof(PartitionEnvelope)) is not Serialization.CrabKvClusterSerializer)
+        {
+            throw new CrabKvConfigurationException("cluster",
+                "needs the CrabKv serializer bindings in the actor system's configuration from its creation " +
+                "(include CrabKvClusterSettings.FullDefaultConfig(), or use WithCrabKvCluster); otherwise CrabKv messages would cross the network as JSON");
+        }
+    }
+
+    private static DataDirectory OpenDataDirectory(CrabKvSettings settings)
+    {
+        try
+        {
+            return DataDirectory.Open(settings.DataDir, settings.Partitions, settings.Partitions, settings.Files);
+        }
+        catch (PartitionCountMismatchException e)
+        {
+            throw new CrabKvConfigurationException("cluster.partitions",
+                $"is {e.Requested}, but the data directory '{e.Directory}' was created with {e.Recorded} partitions; keys would be looked up in the wrong partition. " +
+                $"Use a cluster of {e.Recorded} partitions, or another data directory");
+        }
+        catch (DataDirectoryException e)
+        {
+            throw new CrabKvConfigurationException("data-dir", $"cannot be opened: {e.Message}");
+        }
+    }
+}
+
+/// <summary>A CrabKv cluster node started by <see cref="CrabKvCluster.Start"/>.</summary>
+/// <param name="Endpoint">The store endpoint: send it the public protocol, or <c>CrabKvClient.ConnectAsync</c> it.</param>
+/// <param name="Ready">
+/// Completes with the shard region (or proxy) once the node serves; fails with a
+/// <see cref="CrabKvConfigurationException"/> naming both counts when the node's partition count
+/// differs from its cluster's (the node then leaves and shuts its actor system down).
+/// </param>
+/// <param name="Settings">The cluster settings in force.</param>
+/// <param name="HostsPartitions">Whether this node has the role and hosts partitions (false: a proxy).</param>
+public sealed record CrabKvClusterNode(IActorRef Endpoint, Task<IActorRef> Ready, CrabKvClusterSettings Settings, bool HostsPartitions);
+
+/// <summary>Why CoordinatedShutdown ran: this node's <c>crabkv.cluster.partitions</c> differs from its cluster's.</summary>
+public sealed class PartitionCountMismatchReason : CoordinatedShutdown.Reason
+{
+    /// <summary>The one instance.</summary>
+    public static readonly PartitionCountMismatchReason Instance = new();
+
+    private PartitionCountMismatchReason()
+    {
+    }
+
+    /// <summary>78, EX_CONFIG of sysexits.h: a configuration error.</summary>
+    public override int ExitCode => 78;
+}

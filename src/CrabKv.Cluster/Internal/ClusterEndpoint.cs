@@ -1,0 +1,215 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using CrabKv.Actors;
+using CrabKv.Actors.Internal;
+using CrabKv.Cluster.Sharding;
+
+namespace CrabKv.Cluster.Internal;
+
+/// <summary>
+/// Internal. The store endpoint of a cluster node (registered as <c>CrabKvStoreKey</c>): speaks
+/// the public protocol like the single-node store actor, over the shard region (kv nodes) or
+/// the shard-region proxy (client-only nodes). Keyed requests go to the region as they are (the
+/// message extractor finds their partition); a batch whose keys span partitions is refused
+/// here with the single-node store's error; store-wide requests fan out to every partition in
+/// a <see cref="PartitionEnvelope"/> through a ScatterGather child and get one reply.
+/// <code>
+///   Checking ──PartitionCountChecked──▶ Starting ──region started──▶ Serving
+///      │ PartitionCountRefused              │ start failed
+///      ▼                                    ▼
+///   Refused (every request: StoreFailed naming both counts, or the failure)
+/// </code>
+/// Requests that arrive before Serving wait (bounded by <c>max-waiting-requests</c>).
+/// On kv nodes every partition is started once this node is Up and again at
+/// <c>ensure-partitions-interval</c> (<c>ShardRegion.StartEntity</c>, idempotent).
+/// </summary>
+internal sealed class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    private sealed class EnsurePartitions : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly EnsurePartitions Instance = new();
+    }
+
+    private sealed record RegionStarted(IActorRef Region) : INoSerializationVerificationNeeded;
+
+    private sealed record RegionFailed(Exception Cause) : INoSerializationVerificationNeeded;
+
+    private readonly CrabKvClusterSettings _settings;
+    private readonly Func<string, Props>? _entityProps;
+    private readonly TaskCompletionSource<IActorRef> _ready;
+    private readonly PartitionMessageExtractor _extractor;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IActorRef _region = ActorRefs.Nobody;
+    private IActorRef _ackSink = ActorRefs.Nobody;
+    private int _waiting;
+
+    /// <param name="settings">The cluster settings.</param>
+    /// <param name="entityProps">Props of a partition entity by entity id on kv nodes; null on client-only nodes.</param>
+    /// <param name="ready">Completed with the region (or proxy) once serving; failed when refused.</param>
+    public ClusterEndpoint(CrabKvClusterSettings settings, Func<string, Props>? entityProps, TaskCompletionSource<IActorRef> ready)
+    {
+        _settings = settings;
+        _entityProps = entityProps;
+        _ready = ready;
+        _extractor = new PartitionMessageExtractor(settings.Partitions);
+        Become(Checking);
+    }
+
+    public IStash Stash { get; set; } = null!;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(CrabKvClusterSettings settings, Func<string, Props>? entityProps, TaskCompletionSource<IActorRef> ready) =>
+        Akka.Actor.Props.Create(() => new ClusterEndpoint(settings, entityProps, ready));
+
+    protected override void PostStop() =>
+        _ready.TrySetException(new InvalidOperationException("The CrabKv cluster endpoint stopped before it served."));
+
+    // ------------------------------------------------------------------ states
+
+    private void Checking()
+    {
+        Receive<PartitionCountChecked>(_ =>
+        {
+            StartRegion();
+            Become(Starting);
+        });
+        Receive<PartitionCountRefused>(m => Refuse(m.Message, new CrabKvConfigurationException("cluster.partitions",
+            $"is {m.Ours}, but the cluster this node joined has {m.Theirs}; the node refused to join")));
+        ReceiveAny(Wait);
+    }
+
+    private void Starting()
+    {
+        Receive<RegionStarted>(m =>
+        {
+            _region = m.Region;
+            Become(Serving);
+            if (_entityProps is not null)
+            {
+                _ackSink = Context.ActorOf(Akka.Actor.Props.Create<AckSink>(), "start-acks");
+                var self = Self;
+                Akka.Cluster.Cluster.Get(Context.System).RegisterOnMemberUp(() => self.Tell(EnsurePartitions.Instance));
+                if (_settings.EnsurePartitionsInterval > TimeSpan.Zero)
+                {
+                    Timers.StartPeriodicTimer(EnsurePartitions.Instance, EnsurePartitions.Instance, _settings.EnsurePartitionsInterval);
+                }
+            }
+            _ready.TrySetResult(m.Region);
+            Stash.UnstashAll();
+        });
+        Receive<RegionFailed>(m => Refuse($"The CrabKv shard region could not start: {m.Cause.Message}", m.Cause));
+        ReceiveAny(Wait);
+    }
+
+    private void Serving()
+    {
+        Receive<PutBatch>(m =>
+        {
+            // Like the single-node store: a malformed batch goes to partition 0 for the precise
+            // error; one whose keys span partitions is refused here, before it reaches the region.
+            if (m.Entries is { Count: > 0 } entries && entries.All(e => e is not null && !string.IsNullOrEmpty(e.Key))
+                && !KeyPartitioner.TryPartitionOfBatch(entries.Select(e => e.Key), _settings.Partitions, out _))
+            {
+                Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, KeyPartitioner.CrossPartitionBatchMessage(_settings.Partitions), m.RequestId));
+                return;
+            }
+            _region.Forward(m);
+        });
+        Receive<IKeyedRequest>(m => _region.Forward(m));
+        Receive<Flush>(m => Scatter(m, m.RequestId));
+        Receive<Compact>(m => Scatter(m, m.RequestId));
+        Receive<GetStats>(m => Scatter(m, m.RequestId));
+        Receive<CompactAndShutdown>(m => Scatter(m, m.RequestId));
+        Receive<Shutdown>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest,
+            "A cluster node is not shut down by a message: it leaves the cluster (CoordinatedShutdown: Ctrl-C, SIGTERM, ActorSystem.Terminate), handing its partitions off through their graceful stop.",
+            m.RequestId)));
+        Receive<EnsurePartitions>(_ =>
+        {
+            for (var p = 0; p < _settings.Partitions; p++)
+            {
+                _region.Tell(new ShardRegion.StartEntity(_extractor.IdOf(p)), _ackSink);
+            }
+        });
+        ReceiveAny(Unknown);
+    }
+
+    private void Refused(string message)
+    {
+        Receive<ICrabKvRequest>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, message, m.RequestId)));
+        Receive<PartitionCountChecked>(_ => { });
+        Receive<RegionStarted>(_ => { });
+        ReceiveAny(Unknown);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private void StartRegion()
+    {
+        var sharding = ClusterSharding.Get(Context.System);
+        var shardingSettings = ClusterShardingSettings.Create(Context.System)
+            .WithRole(_settings.Role)
+            .WithRememberEntities(false)
+            .WithStateStoreMode(StateStoreMode.DData)
+            .WithPassivateIdleAfter(TimeSpan.Zero); // zero = off: a partition is never stopped for being idle
+        // On a node without the role this starts a proxy (the entity props are never used there).
+        sharding.StartAsync(
+                _settings.TypeName,
+                _entityProps ?? (_ => Akka.Actor.Props.Empty),
+                shardingSettings,
+                _extractor,
+                new PartitionAllocationStrategy(_settings.Rebalance),
+                StopPartition.Instance)
+            .PipeTo(Self, success: r => new RegionStarted(r), failure: e => new RegionFailed(e));
+    }
+
+    private void Refuse(string message, Exception cause)
+    {
+        _ready.TrySetException(cause);
+        Become(() => Refused(message));
+        Stash.UnstashAll();
+    }
+
+    private void Wait(object m)
+    {
+        if (m is not ICrabKvRequest r)
+        {
+            Unknown(m);
+            return;
+        }
+        if (_waiting >= _settings.MaxWaitingRequests)
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.Overloaded, "The CrabKv cluster node is still starting and its queue is full; retry shortly.", r.RequestId));
+            return;
+        }
+        _waiting++;
+        Stash.Stash();
+    }
+
+    private void Scatter(ICrabKvRequest m, long requestId)
+    {
+        var targets = Enumerable.Repeat(_region, _settings.Partitions).ToArray();
+        Context.ActorOf(ScatterGather.Props(m, requestId, Sender, targets, p => new PartitionEnvelope(p, m), _settings.FanOutTimeout));
+    }
+
+    private void Unknown(object m)
+    {
+        if (!Sender.IsNobody() && !Sender.Equals(Context.System.DeadLetters))
+        {
+            Sender.Tell(new CrabKvError(CrabKvErrorCode.UnknownMessage, $"Unknown message {m.GetType().Name}.", m is ICrabKvRequest r ? r.RequestId : 0));
+        }
+        else
+        {
+            _log.Debug("Ignored {0} without a sender", m.GetType().Name);
+        }
+    }
+
+    /// <summary>Sender of the StartEntity messages: their acknowledgements need no handling.</summary>
+    private sealed class AckSink : UntypedActor
+    {
+        protected override void OnReceive(object message)
+        {
+        }
+    }
+}

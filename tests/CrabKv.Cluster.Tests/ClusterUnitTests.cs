@@ -1,0 +1,217 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using CrabKv.Actors;
+using CrabKv.Cluster.Hosting;
+using CrabKv.Cluster.Serialization;
+using CrabKv.Cluster.Sharding;
+using Xunit;
+
+namespace CrabKv.Cluster.Tests;
+
+/// <summary>
+/// What needs no formed cluster: settings (reference → settings, options → HOCON → settings,
+/// errors naming their key), the wire format of the cluster's messages, the message extractor's
+/// shard ids, and the refusal of a data directory made with another partition count. The actor
+/// system has the cluster provider but never joins.
+/// </summary>
+public sealed class ClusterUnitTests : TestKit
+{
+    private static readonly Config TestConfig = ConfigurationFactory.ParseString("""
+        akka.loglevel = WARNING
+        akka.actor.provider = cluster
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.remote.dot-netty.tcp.port = 0
+        akka.cluster.roles = [crabkv]
+        """).WithFallback(CrabKvClusterSettings.FullDefaultConfig());
+
+    public ClusterUnitTests() : base(TestConfig)
+    {
+    }
+
+    // ------------------------------------------------------------------ settings
+
+    [Fact]
+    public void Reference_defaults_are_64_partitions_on_role_crabkv_without_rebalancing()
+    {
+        var s = CrabKvClusterSettings.Create(ConfigurationFactory.Empty);
+        Assert.Equal(new CrabKvClusterSettings
+        {
+            Partitions = 64,
+            Role = "crabkv",
+            TypeName = "crabkv-partition",
+            EnsurePartitionsInterval = TimeSpan.FromSeconds(10),
+            Rebalance = false,
+            FanOutTimeout = TimeSpan.FromSeconds(60),
+            MaxWaitingRequests = 10_000,
+        }, s);
+        var full = CrabKvClusterSettings.FullDefaultConfig();
+        Assert.Equal("keep-majority", full.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal("crabkv", full.GetString("akka.cluster.split-brain-resolver.keep-majority.role"));
+        Assert.Empty(full.GetStringList("akka.cluster.sharding.distributed-data.durable.keys"));
+        Assert.Equal("crabkv-data", full.GetString("crabkv.data-dir")); // the store's reference is the fallback
+    }
+
+    [Fact]
+    public void Options_emit_only_what_is_set_and_reach_the_settings()
+    {
+        Assert.Equal("", new CrabKvClusterOptions().ToHocon());
+        var options = new CrabKvClusterOptions
+        {
+            Partitions = 16,
+            Role = "kv",
+            TypeName = "kv-part",
+            EnsurePartitionsInterval = TimeSpan.Zero,
+            Rebalance = true,
+            FanOutTimeout = TimeSpan.FromMilliseconds(1500),
+            MaxWaitingRequests = 5,
+        };
+        var s = CrabKvClusterSettings.Create(ConfigurationFactory.ParseString(options.ToHocon()));
+        Assert.Equal((16, "kv", "kv-part", TimeSpan.Zero, true, TimeSpan.FromMilliseconds(1500), 5),
+            (s.Partitions, s.Role, s.TypeName, s.EnsurePartitionsInterval, s.Rebalance, s.FanOutTimeout, s.MaxWaitingRequests));
+    }
+
+    [Theory]
+    [InlineData("crabkv.cluster.partitions = 0", "cluster.partitions")]
+    [InlineData("crabkv.cluster.partitions = 1025", "cluster.partitions")]
+    [InlineData("crabkv.cluster.role = \"\"", "cluster.role")]
+    [InlineData("crabkv.cluster.fan-out-timeout = 0s", "cluster.fan-out-timeout")]
+    [InlineData("crabkv.cluster.ensure-partitions-interval = -1s", "cluster.ensure-partitions-interval")]
+    public void Invalid_settings_are_refused_naming_the_key(string hocon, string key)
+    {
+        var e = Assert.Throws<CrabKvConfigurationException>(() => CrabKvClusterSettings.Create(ConfigurationFactory.ParseString(hocon)));
+        Assert.Equal(key, e.Key);
+        Assert.Contains("crabkv." + key, e.Message);
+    }
+
+    // ------------------------------------------------------------------ wire format
+
+    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply" };
+
+    private static object Sample(string name) => name switch
+    {
+        "envelope-stats" => new PartitionEnvelope(11, new GetStats(9)),
+        "envelope-put" => new PartitionEnvelope(0, new Put("ключ-🦀", [0, 1, 0xFF], TimeSpan.FromSeconds(5), 3)),
+        "envelope-stop" => new PartitionEnvelope(1023, StopPartition.Instance),
+        "query" => new PartitionCountQuery(7),
+        _ => new PartitionCountReply(64),
+    };
+
+    [Theory]
+    [MemberData(nameof(ClusterMessageNames))]
+    public void Cluster_messages_round_trip_through_the_cluster_serializer(string name)
+    {
+        var sample = Sample(name);
+        var serializer = Sys.Serialization.FindSerializerFor(sample);
+        Assert.IsType<CrabKvClusterSerializer>(serializer);
+        Assert.Equal(4243, serializer.Identifier);
+        var bytes = serializer.ToBinary(sample);
+        var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, Akka.Serialization.Serialization.ManifestFor(serializer, sample));
+        if (sample is PartitionEnvelope e)
+        {
+            var b = Assert.IsType<PartitionEnvelope>(back);
+            Assert.Equal(e.Partition, b.Partition);
+            Assert.Equal(e.Message.GetType(), b.Message.GetType());
+            if (e.Message is Put put)
+            {
+                var p = (Put)b.Message;
+                Assert.Equal((put.Key, put.Ttl, put.RequestId), (p.Key, p.Ttl, p.RequestId));
+                Assert.Equal(put.Value, p.Value);
+            }
+            else
+            {
+                Assert.Equal(e.Message, b.Message);
+            }
+        }
+        else
+        {
+            Assert.Equal(sample, back);
+        }
+    }
+
+    [Fact]
+    public void Every_cluster_message_type_is_bound_to_the_cluster_serializer_and_bad_payloads_are_refused()
+    {
+        var types = typeof(ICrabKvClusterMessage).Assembly.GetTypes()
+            .Where(t => typeof(ICrabKvClusterMessage).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false }).ToList();
+        Assert.Equal(3, types.Count);
+        Assert.All(types, t => Assert.IsType<CrabKvClusterSerializer>(Sys.Serialization.FindSerializerForType(t)));
+        var serializer = (CrabKvClusterSerializer)Sys.Serialization.FindSerializerForType(typeof(PartitionEnvelope));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([1], "ZZ"));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([0x02, 0x02], "PE")); // truncated
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([0x02, 0x02], "pq")); // trailing bytes
+    }
+
+    // ------------------------------------------------------------------ shard ids
+
+    [Fact]
+    public void Shard_id_and_entity_id_are_the_partition_of_the_public_KeyPartitioner()
+    {
+        var extractor = new PartitionMessageExtractor(64);
+        foreach (var key in Enumerable.Range(0, 500).Select(i => $"user:{i}"))
+        {
+            var id = extractor.EntityId(new Get(key))!;
+            Assert.Equal(KeyPartitioner.PartitionOf(key, 64).ToString(), id);
+            Assert.Equal(id, extractor.ShardId(id));
+            Assert.Equal(id, extractor.EntityId(new Put(key, [], null)));
+            Assert.Equal(id, extractor.EntityId(new Delete(key)));
+        }
+        var same = Enumerable.Range(0, 10_000).Select(i => $"k{i}").Where(k => KeyPartitioner.PartitionOf(k, 64) == 17).Take(3).ToList();
+        Assert.Equal("17", extractor.EntityId(new PutBatch(same.Select(k => BatchEntry.Put(k, [1])).ToList())));
+        Assert.Equal("0", extractor.EntityId(new PutBatch([BatchEntry.Put(same[0], [1]), BatchEntry.Put("k-other-" + same[0], [1]), BatchEntry.Put("zz", [1])])));
+        Assert.Equal("0", extractor.EntityId(new Get("")));
+        Assert.Equal("63", extractor.EntityId(new PartitionEnvelope(63, new Flush())));
+        Assert.Null(extractor.EntityId(new PartitionEnvelope(64, new Flush())));
+        Assert.Null(extractor.EntityId(new Flush())); // store-wide requests only travel in envelopes
+        var inner = new GetStats(4);
+        Assert.Same(inner, extractor.EntityMessage(new PartitionEnvelope(2, inner)));
+        Assert.Equal((7, -1, -1), (extractor.PartitionOf("7"), extractor.PartitionOf("07"), extractor.PartitionOf("64")));
+    }
+
+    // ------------------------------------------------------------------ data directory
+
+    [Fact]
+    public void A_data_directory_made_with_another_partition_count_is_refused_at_start_naming_both()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "crabkv-cluster-dd-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            DataDirectory.Open(dir, 5, 5).Dispose();
+            var settings = CrabKvSettings.Create(ConfigurationFactory.ParseString($"crabkv.data-dir = \"{dir}\""));
+            var e = Assert.Throws<CrabKvConfigurationException>(() =>
+                CrabKvCluster.Start(Sys, settings, CrabKvClusterSettings.Create(ConfigurationFactory.ParseString("crabkv.cluster.partitions = 12"))));
+            Assert.Equal("cluster.partitions", e.Key);
+            Assert.Contains("is 12", e.Message);
+            Assert.Contains("with 5 partitions", e.Message);
+            DataDirectory.Open(dir, 5, 5).Dispose(); // the refused start released the directory's lock
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Start_on_a_system_created_without_the_CrabKv_configuration_still_binds_the_binary_serializers()
+    {
+        // No role: a client-only node, so no data directory is opened.
+        var bare = ActorSystem.Create("bare", ConfigurationFactory.ParseString("""
+            akka.loglevel = WARNING
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            """));
+        try
+        {
+            var node = CrabKvCluster.Start(bare);
+            Assert.False(node.HostsPartitions);
+            Assert.IsType<Actors.Serialization.CrabKvSerializer>(bare.Serialization.FindSerializerForType(typeof(Put)));
+            Assert.IsType<CrabKvClusterSerializer>(bare.Serialization.FindSerializerForType(typeof(PartitionEnvelope)));
+        }
+        finally
+        {
+            await bare.Terminate().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+    }
+}
