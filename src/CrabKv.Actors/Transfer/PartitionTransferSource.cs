@@ -124,6 +124,7 @@ public sealed class PartitionTransferSource : ReceiveActor, IWithTimers
             Timers.Cancel(IdleCheck.Instance);
         }
         _log.Info("Transfer {0}: released partition {1} ({2})", transferId, held.Partition, why);
+        Context.System.EventStream.Publish(new TransferReleased(held.Partition, transferId, why));
     }
 
     private static TransferManifest ManifestOf(long transferId, Held held) =>

@@ -41,3 +41,10 @@ public sealed record TransferFailed(int Partition, string Reason) : ICrabKvMessa
 
 /// <summary>Published by the sink on its event stream after each chunk it writes.</summary>
 public sealed record TransferProgress(int Partition, long TransferId, long BytesReceived, long BytesTotal) : ICrabKvMessage;
+
+/// <summary>
+/// Published by the source on its event stream when it lets go of a partition (the export
+/// closed, the partition's LOCK released): after <see cref="TransferDone"/>, when the sink
+/// stopped, after the idle timeout, or on an I/O error. Local only: never sent.
+/// </summary>
+public sealed record TransferReleased(int Partition, long TransferId, string Reason);
