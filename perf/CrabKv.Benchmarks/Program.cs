@@ -10,6 +10,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- --quick --filter '*'    smoke run (1 warm-up + 3 iterations)
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- keydir [count]          key directory bytes/key
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- fsync [dir]             fdatasync latency floor
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- transfer [MB] [runs] [chunk-KiB] [window]  partition move over loopback vs file copy
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "keydir")
@@ -19,6 +20,10 @@ if (args.Length > 0 && args[0] == "keydir")
 if (args.Length > 0 && args[0] == "fsync")
 {
     return FsyncProbe.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "transfer")
+{
+    return TransferMeasurement.Run(args[1..]);
 }
 
 var rest = new List<string>(args);

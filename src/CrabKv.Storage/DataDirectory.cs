@@ -86,7 +86,8 @@ public sealed class DataDirectory : IDisposable
         var directoryLock = DirectoryLock.Acquire(files, root); // creates the directory durably first
         try
         {
-            var notes = new List<string>();
+            // A transfer interrupted by a crash: install a verified staged copy, discard the rest (FORMAT.md section 10).
+            var notes = new List<string>(Transfer.PartitionImport.RecoverStaging(root, files));
             var partitions = SettleCount(files, root, requestedPartitions, Math.Min(defaultPartitions, MaxPartitions), notes);
             CreatePartitionDirectories(files, root, partitions);
             return new DataDirectory(root, partitions, directoryLock, notes);

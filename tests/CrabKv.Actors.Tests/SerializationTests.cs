@@ -6,7 +6,9 @@ using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using CrabKv.Actors.Serialization;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Actors.Transfer;
 using CrabKv.Storage.Segments;
+using CrabKv.Storage.Transfer;
 using Xunit;
 
 namespace CrabKv.Actors.Tests;
@@ -107,6 +109,22 @@ public sealed class SerializationTests : TestKit
         new CompactionCompleted(5, Outcome(2)),
         new CompactionProgressed(6, 0.4375),
         new PartitionFailed(7, "No space left on device — /data/p-007"),
+        new TransferManifestRequest(7, long.MaxValue),
+        new TransferManifest(-3, 7, 1,
+        [
+            new TransferFile("seg-00000001-000000.data", 64L * MiB, ulong.MaxValue),
+            new TransferFile("seg-00000002-000001.hint", 16, 0),
+            new TransferFile("seg-00000002-000001.data", (long)int.MaxValue + 5, 0x0123_4567_89AB_CDEF),
+        ]),
+        new TransferManifest(4, 0, 1, []),
+        new ChunkRequest(5, "seg-00000001-000000.data", 3L * MiB, MiB),
+        new ChunkData(6, "seg-00000001-000000.data", 5L * MiB, SmallValue),
+        new ChunkData(6, "seg-00000002-000001.hint", 0, []),
+        new TransferDone(long.MinValue),
+        new TransferRefused(8, "Data directory '/data/p-007' is in use — ünïcödé"),
+        new TransferCompleted(9, 100L * MiB, TimeSpan.FromMilliseconds(812.25)),
+        new TransferFailed(10, "no answer after 4 waits of 5s"),
+        new TransferProgress(11, 12, 3 * MiB, 100L * MiB),
     ];
 
     public static TheoryData<int, string> SampleCases()

@@ -27,6 +27,15 @@
 //   CC        CompactionCompleted   partition:int outcome
 //   CP        CompactionProgressed  partition:int fraction:double
 //   PF        PartitionFailed       partition:int reason:string
+//   TM        TransferManifestRequest  partition:int transferId:long
+//   tm        TransferManifest      transferId:long partition:int formatVersion:byte count file*
+//   TC        ChunkRequest          transferId:long file:string offset:long length:int
+//   tc        ChunkData             transferId:long file:string offset:long bytes:bytes
+//   TD        TransferDone          transferId:long
+//   tr        TransferRefused       transferId:long reason:string
+//   TK        TransferCompleted     partition:int bytes:long duration
+//   TF        TransferFailed        partition:int reason:string
+//   TP        TransferProgress      partition:int transferId:long received:long total:long
 //
 //   outcome         segmentsMerged:int segmentsWritten:int bytesBefore:long bytesAfter:long
 //                   recordsDropped:long duration
@@ -36,6 +45,7 @@
 //                   dirtyBytes:long dirtyKeys:long flushes:long compactions:long
 //                   compactionProgress:double lastCompaction:outcome expiredSwept:long
 //                   readOnly:bool failureReason:string
+//   file            name:string length:long checksum:varint (XxHash3-64 of the whole file)
 //
 // Worked example: Put("k", [0xAA, 0xBB], ttl: null, requestId: 7) is manifest "P" and the
 // 7 bytes 02 6B 03 AA BB 00 0E (key length 1+1, 'k', value length 2+1, the value, no TTL,
@@ -52,7 +62,9 @@ using Akka.Actor;
 using Akka.Serialization;
 using System.Runtime.Serialization;
 using System.Text;
+using CrabKv.Actors.Transfer;
 using CrabKv.Storage.Segments;
+using CrabKv.Storage.Transfer;
 
 namespace CrabKv.Actors.Serialization;
 
@@ -78,6 +90,8 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
     private const int MinBatchEntryBytes = 1 + 1 + 1;
     private const int MinOutcomeBytes = 5 + 1;
     private const int MinPartitionStatsBytes = 18 + 8 + MinOutcomeBytes + 1 + 1 + 1;
+    // transfer file = name length 1 + length 1 + checksum 1.
+    private const int MinTransferFileBytes = 1 + 1 + 1;
 
     /// <summary>The manifests (see the table at the top of this file).</summary>
     internal static class Manifests
@@ -105,6 +119,15 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         public const string CompactionCompleted = "CC";
         public const string CompactionProgressed = "CP";
         public const string PartitionFailed = "PF";
+        public const string TransferManifestRequest = "TM";
+        public const string TransferManifest = "tm";
+        public const string ChunkRequest = "TC";
+        public const string ChunkData = "tc";
+        public const string TransferDone = "TD";
+        public const string TransferRefused = "tr";
+        public const string TransferCompleted = "TK";
+        public const string TransferFailed = "TF";
+        public const string TransferProgress = "TP";
     }
 
     /// <summary>Created by Akka's serialization extension from the HOCON binding.</summary>
@@ -141,6 +164,15 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         CompactionCompleted => Manifests.CompactionCompleted,
         CompactionProgressed => Manifests.CompactionProgressed,
         PartitionFailed => Manifests.PartitionFailed,
+        TransferManifestRequest => Manifests.TransferManifestRequest,
+        TransferManifest => Manifests.TransferManifest,
+        ChunkRequest => Manifests.ChunkRequest,
+        ChunkData => Manifests.ChunkData,
+        TransferDone => Manifests.TransferDone,
+        TransferRefused => Manifests.TransferRefused,
+        TransferCompleted => Manifests.TransferCompleted,
+        TransferFailed => Manifests.TransferFailed,
+        TransferProgress => Manifests.TransferProgress,
         _ => throw CannotSerialize(o),
     };
 
@@ -194,6 +226,15 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
             Manifests.CompactionCompleted => new CompactionCompleted(r.Int(), ReadOutcome(ref r)),
             Manifests.CompactionProgressed => new CompactionProgressed(r.Int(), r.Double()),
             Manifests.PartitionFailed => new PartitionFailed(r.Int(), r.String()!),
+            Manifests.TransferManifestRequest => new TransferManifestRequest(r.Int(), r.Long()),
+            Manifests.TransferManifest => new TransferManifest(r.Long(), r.Int(), r.Byte(), ReadTransferFiles(ref r)),
+            Manifests.ChunkRequest => new ChunkRequest(r.Long(), r.String()!, r.Long(), r.Int()),
+            Manifests.ChunkData => new ChunkData(r.Long(), r.String()!, r.Long(), r.Bytes()!),
+            Manifests.TransferDone => new TransferDone(r.Long()),
+            Manifests.TransferRefused => new TransferRefused(r.Long(), r.String()!),
+            Manifests.TransferCompleted => new TransferCompleted(r.Int(), r.Long(), r.Duration()),
+            Manifests.TransferFailed => new TransferFailed(r.Int(), r.String()!),
+            Manifests.TransferProgress => new TransferProgress(r.Int(), r.Long(), r.Long(), r.Long()),
             _ => throw new SerializationException($"Unknown CrabKv manifest '{manifest}' ({bytes.Length} bytes): sent by a node with another version of CrabKv.Actors?"),
         };
         r.End();
@@ -300,6 +341,56 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
                 w.Int(m.Partition);
                 w.String(m.Reason);
                 break;
+            case TransferManifestRequest m:
+                w.Int(m.Partition);
+                w.Long(m.TransferId);
+                break;
+            case TransferManifest m:
+                w.Long(m.TransferId);
+                w.Int(m.Partition);
+                w.Byte(m.FormatVersion);
+                w.Count(m.Files.Count);
+                foreach (var f in m.Files)
+                {
+                    w.String(f.Name);
+                    w.Long(f.Length);
+                    w.VarUInt(f.Checksum);
+                }
+                break;
+            case ChunkRequest m:
+                w.Long(m.TransferId);
+                w.String(m.File);
+                w.Long(m.Offset);
+                w.Int(m.Length);
+                break;
+            case ChunkData m:
+                w.Long(m.TransferId);
+                w.String(m.File);
+                w.Long(m.Offset);
+                w.Bytes(m.Bytes);
+                break;
+            case TransferDone m:
+                w.Long(m.TransferId);
+                break;
+            case TransferRefused m:
+                w.Long(m.TransferId);
+                w.String(m.Reason);
+                break;
+            case TransferCompleted m:
+                w.Int(m.Partition);
+                w.Long(m.Bytes);
+                w.Duration(m.Duration);
+                break;
+            case TransferFailed m:
+                w.Int(m.Partition);
+                w.String(m.Reason);
+                break;
+            case TransferProgress m:
+                w.Int(m.Partition);
+                w.Long(m.TransferId);
+                w.Long(m.BytesReceived);
+                w.Long(m.BytesTotal);
+                break;
             default:
                 throw CannotSerialize(obj);
         }
@@ -317,6 +408,16 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
 
     private static CompactionOutcome ReadOutcome(ref WireReader r) =>
         new(r.Int(), r.Int(), r.Long(), r.Long(), r.Long(), r.Duration());
+
+    private static TransferFile[] ReadTransferFiles(ref WireReader r)
+    {
+        var files = new TransferFile[r.Count(MinTransferFileBytes)];
+        for (var i = 0; i < files.Length; i++)
+        {
+            files[i] = new TransferFile(r.String()!, r.Long(), r.VarUInt());
+        }
+        return files;
+    }
 
     private static BatchEntry[] ReadEntries(ref WireReader r)
     {

@@ -70,6 +70,18 @@ public abstract class FileLayer
 
     /// <summary>Full paths of the files of <paramref name="directory"/> matching <paramref name="pattern"/> (not recursive).</summary>
     public abstract IEnumerable<string> EnumerateFiles(string directory, string pattern);
+
+    /// <summary>Full paths of the subdirectories of <paramref name="directory"/> matching <paramref name="pattern"/> (not recursive).</summary>
+    public abstract IEnumerable<string> EnumerateDirectories(string directory, string pattern);
+
+    /// <summary>
+    /// Renames a directory (one <c>rename(2)</c>: atomic); <paramref name="destination"/> must
+    /// not exist. Durable once the parent directories are fsynced.
+    /// </summary>
+    public abstract void MoveDirectory(string source, string destination);
+
+    /// <summary>Deletes an empty directory; a missing one is not an error.</summary>
+    public abstract void DeleteDirectory(string path);
 }
 
 /// <summary>The real file system. Internal: reached through <see cref="FileLayer.Default"/>.</summary>
@@ -107,4 +119,16 @@ internal sealed class OsFileLayer : FileLayer
     public override bool DirectoryExists(string path) => Directory.Exists(path);
 
     public override IEnumerable<string> EnumerateFiles(string directory, string pattern) => Directory.EnumerateFiles(directory, pattern);
+
+    public override IEnumerable<string> EnumerateDirectories(string directory, string pattern) => Directory.EnumerateDirectories(directory, pattern);
+
+    public override void MoveDirectory(string source, string destination) => Directory.Move(source, destination);
+
+    public override void DeleteDirectory(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: false);
+        }
+    }
 }

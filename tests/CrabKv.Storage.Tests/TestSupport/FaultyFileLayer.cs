@@ -180,6 +180,20 @@ public sealed class FaultyFileLayer(FileLayer inner) : WrappingFileLayer(inner),
         base.Delete(path);
     }
 
+    /// <summary>A directory rename counts as <see cref="FileOps.Move"/>.</summary>
+    public override void MoveDirectory(string source, string destination)
+    {
+        Before(FileOps.Move, source);
+        base.MoveDirectory(source, destination);
+    }
+
+    /// <summary>A directory delete counts as <see cref="FileOps.Delete"/>.</summary>
+    public override void DeleteDirectory(string path)
+    {
+        Before(FileOps.Delete, path);
+        base.DeleteDirectory(path);
+    }
+
     public override void CreateDirectory(string path)
     {
         Before(FileOps.CreateDirectory, path);

@@ -202,6 +202,14 @@ public sealed class PowerLossFileLayer(FileLayer inner) : WrappingFileLayer(inne
         }
     }
 
+    /// <summary>Not modelled (directory renames and deletes): refused, so a test cannot trust a model that does not cover them.</summary>
+    public override void MoveDirectory(string source, string destination) =>
+        throw new NotSupportedException($"{nameof(PowerLossFileLayer)} does not model directory renames.");
+
+    /// <summary>Not modelled: refused (see <see cref="MoveDirectory"/>).</summary>
+    public override void DeleteDirectory(string path) =>
+        throw new NotSupportedException($"{nameof(PowerLossFileLayer)} does not model directory deletes.");
+
     /// <summary>
     /// Rewrites the real files to what the last syncs made durable (see the model above) and
     /// starts over. The store must be dropped first: no handle of it may still be open.

@@ -41,4 +41,10 @@ public abstract class WrappingFileLayer(FileLayer inner) : FileLayer
     public override bool DirectoryExists(string path) => Inner.DirectoryExists(path);
 
     public override IEnumerable<string> EnumerateFiles(string directory, string pattern) => Inner.EnumerateFiles(directory, pattern);
+
+    public override IEnumerable<string> EnumerateDirectories(string directory, string pattern) => Inner.EnumerateDirectories(directory, pattern);
+
+    public override void MoveDirectory(string source, string destination) => Inner.MoveDirectory(source, destination);
+
+    public override void DeleteDirectory(string path) => Inner.DeleteDirectory(path);
 }
