@@ -11,6 +11,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- keydir [count]          key directory bytes/key
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- fsync [dir]             fdatasync latency floor
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- transfer [MB] [runs] [chunk-KiB] [window]  partition move over loopback vs file copy
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "keydir")
@@ -24,6 +25,10 @@ if (args.Length > 0 && args[0] == "fsync")
 if (args.Length > 0 && args[0] == "transfer")
 {
     return TransferMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "cluster")
+{
+    return ClusterMeasurement.Run(args[1..]);
 }
 
 var rest = new List<string>(args);

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+using CrabKv.Actors;
+using CrabKv.Actors.Client;
+using CrabKv.Cluster;
+
+namespace CrabKv.Benchmarks;
+
+/// <summary>
+/// `-- cluster [ops] [partitions]`: puts (sync every 100 ms) and gets by 64 concurrent
+/// callers through <see cref="CrabKvClient"/>, first against a local single-node store (the
+/// baseline, 2 partitions), then through the shard region of a two-node cluster on
+/// 127.0.0.1 (callers on kv node A, so about half the shards are remote), then through a
+/// client-only node's shard-region proxy (every request remote), all in the same run; ops/s
+/// and the ratio to the local row. Each phase warms up with a tenth of <c>ops</c> first.
+/// </summary>
+internal static class ClusterMeasurement
+{
+    private const int Callers = 64;
+
+    public static int Run(string[] args)
+    {
+        var ops = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200_000;
+        var partitions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 16;
+        var root = Path.Combine(Path.GetTempPath(), "crabkv-cluster-bench-" + Guid.NewGuid().ToString("N"));
+        var keys = Enumerable.Range(0, ops).Select(i => $"key:{i:D8}").ToArray();
+        var value = new byte[100];
+        new Random(42).NextBytes(value);
+        var rows = new List<(string Name, double Puts, double Gets)>();
+        try
+        {
+            // Baseline: the local actor path, same callers, same client.
+            using (var local = ActorSystem.Create("local", Common(Path.Combine(root, "local")).WithFallback(CrabKvSettings.DefaultConfig())))
+            {
+                var store = CrabKvStore.Start(local, CrabKvSettings.Create(local) with { Partitions = 2, ConfiguredPartitions = 2 });
+                var client = CrabKvClient.ConnectAsync(store).GetAwaiter().GetResult();
+                rows.Add(Measure("local store (2 partitions), 64 callers", client, keys, value));
+            }
+
+            var a = ActorSystem.Create("crabkv-bench", Node(Path.Combine(root, "a"), partitions));
+            var b = ActorSystem.Create("crabkv-bench", Node(Path.Combine(root, "b"), partitions));
+            var c = ActorSystem.Create("crabkv-bench", Node(null, partitions));
+            try
+            {
+                var nodeA = CrabKvCluster.Start(a);
+                CrabKvCluster.Start(b);
+                var nodeC = CrabKvCluster.Start(c);
+                var seed = Akka.Cluster.Cluster.Get(a).SelfAddress;
+                foreach (var s in new[] { a, b, c })
+                {
+                    Akka.Cluster.Cluster.Get(s).Join(seed);
+                }
+                Task.WhenAll(nodeA.Ready, nodeC.Ready).Wait(TimeSpan.FromMinutes(2));
+                var viaKvNode = CrabKvClient.ConnectAsync(nodeA.Endpoint, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                // Every partition opened (GetStats fans out to all of them) before timing.
+                WaitForAllPartitions(viaKvNode, partitions);
+                rows.Add(Measure($"cluster, 2 kv nodes ({partitions} partitions), callers on a kv node", viaKvNode, keys, value));
+                var viaProxy = CrabKvClient.ConnectAsync(nodeC.Endpoint, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+                rows.Add(Measure($"cluster, 2 kv nodes ({partitions} partitions), callers on a client-only node (proxy)", viaProxy, keys, value));
+            }
+            finally
+            {
+                Task.WhenAll(new[] { c, b, a }.Select(s => CoordinatedShutdown.Get(s).Run(CoordinatedShutdown.ClrExitReason.Instance)))
+                    .Wait(TimeSpan.FromMinutes(1));
+            }
+
+            var baseline = rows[0];
+            Console.WriteLine();
+            Console.WriteLine($"| path ({ops:N0} ops per phase, 100-byte values, sync every 100 ms) | puts/s | × local | gets/s | × local |");
+            Console.WriteLine("|---|---:|---:|---:|---:|");
+            foreach (var (name, puts, gets) in rows)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {name} | {puts:N0} | {puts / baseline.Puts:F2} | {gets:N0} | {gets / baseline.Gets:F2} |"));
+            }
+            return 0;
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A system still closing its files; the OS temp cleaner takes it.
+            }
+        }
+    }
+
+    private static Config Common(string dataDir) => ConfigurationFactory.ParseString($$"""
+        akka.loglevel = WARNING
+        akka.stdout-loglevel = WARNING
+        crabkv.data-dir = "{{dataDir}}"
+        crabkv.sync-interval = 100ms
+        crabkv.segment.max-bytes = 16 MiB
+        """);
+
+    private static Config Node(string? dataDir, int partitions) => ConfigurationFactory.ParseString($$"""
+        akka.actor.provider = cluster
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.remote.dot-netty.tcp.port = 0
+        akka.cluster.roles = {{(dataDir is null ? "[]" : "[crabkv]")}}
+        akka.cluster.role.crabkv.min-nr-of-members = 2
+        akka.coordinated-shutdown.exit-clr = off
+        crabkv.cluster.partitions = {{partitions}}
+        """).WithFallback(Common(dataDir ?? "unused")).WithFallback(CrabKvClusterSettings.FullDefaultConfig());
+
+    private static void WaitForAllPartitions(CrabKvClient client, int partitions)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            try
+            {
+                if (client.GetStatsAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult().Partitions.Count == partitions)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is TimeoutException or CrabKvRequestException)
+            {
+                // Still forming: ask again.
+            }
+        }
+        throw new TimeoutException($"The cluster did not open its {partitions} partitions within 2 minutes.");
+    }
+
+    private static (string, double, double) Measure(string name, CrabKvClient client, string[] keys, byte[] value)
+    {
+        Run(client, keys, keys.Length / 10, (c, k) => c.PutAsync(k, value)); // warm-up
+        var puts = Run(client, keys, keys.Length, (c, k) => c.PutAsync(k, value));
+        Run(client, keys, keys.Length / 10, (c, k) => c.GetAsync(k));
+        var gets = Run(client, keys, keys.Length, (c, k) => c.GetAsync(k));
+        Console.WriteLine($"{name}: {puts:N0} puts/s, {gets:N0} gets/s");
+        return (name, puts, gets);
+    }
+
+    /// <summary>64 callers share <paramref name="count"/> operations (each takes the next index); ops/s.</summary>
+    private static double Run(CrabKvClient client, string[] keys, int count, Func<CrabKvClient, string, Task> op)
+    {
+        var next = -1;
+        var watch = Stopwatch.StartNew();
+        var callers = Enumerable.Range(0, Callers).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                await op(client, keys[i]).ConfigureAwait(false);
+            }
+        }).ToArray();
+        Task.WaitAll(callers);
+        return count / watch.Elapsed.TotalSeconds;
+    }
+}
