@@ -146,3 +146,38 @@ public sealed record StopPartition : ICrabKvMessage
 
 /// <summary>The partition flushed and sealed everything and released its lock; it stops right after.</summary>
 public sealed record PartitionStopped(int Partition) : ICrabKvMessage;
+
+/// <summary>
+/// Several protocol messages in one network message, so one remote hop carries many
+/// operations: the keyed requests a cluster node sends to one partition, or the replies that
+/// partition sends back. Each message keeps its own <c>RequestId</c>, which correlates the
+/// replies (a cluster endpoint gives every request it batches a unique one and restores the
+/// caller's on the way back). A partition receiving a batch handles its requests in order.
+/// </summary>
+public sealed record ProtocolBatch(IReadOnlyList<ICrabKvMessage> Messages) : ICrabKvMessage;
+
+/// <summary>Copies of protocol messages with another <c>RequestId</c>, for code that correlates by it.</summary>
+public static class RequestIds
+{
+    /// <summary>The request or reply <paramref name="message"/> with <paramref name="requestId"/>; null for a message that carries none.</summary>
+    public static ICrabKvMessage? With(ICrabKvMessage message, long requestId) => message switch
+    {
+        Put m => m with { RequestId = requestId },
+        Get m => m with { RequestId = requestId },
+        Delete m => m with { RequestId = requestId },
+        PutBatch m => m with { RequestId = requestId },
+        PutOk m => m with { RequestId = requestId },
+        GetResult m => m with { RequestId = requestId },
+        DeleteOk m => m with { RequestId = requestId },
+        PutBatchOk m => m with { RequestId = requestId },
+        CrabKvError m => m with { RequestId = requestId },
+        Flush m => m with { RequestId = requestId },
+        FlushOk m => m with { RequestId = requestId },
+        Compact m => m with { RequestId = requestId },
+        CompactAndShutdown m => m with { RequestId = requestId },
+        CompactOk m => m with { RequestId = requestId },
+        GetStats m => m with { RequestId = requestId },
+        StoreStats m => m with { RequestId = requestId },
+        _ => null,
+    };
+}

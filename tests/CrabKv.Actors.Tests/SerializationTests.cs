@@ -125,6 +125,11 @@ public sealed class SerializationTests : TestKit
         new TransferCompleted(9, 100L * MiB, TimeSpan.FromMilliseconds(812.25)),
         new TransferFailed(10, "no answer after 4 waits of 5s"),
         new TransferProgress(11, 12, 3 * MiB, 100L * MiB),
+        new ProtocolBatch([new Put("b:1", SmallValue, TimeSpan.FromSeconds(3), 901), new Get("b:2", 902), new Delete("b:3", 903),
+            new PutBatch([new BatchEntry("b:4", [1, 2]), BatchEntry.Delete("b:5")], 904)]),
+        new ProtocolBatch([new PutOk(901), new GetResult("b:2", true, SmallValue, 902), new DeleteOk(false, 903),
+            new CrabKvError(CrabKvErrorCode.Overloaded, "busy", 904)]),
+        new ProtocolBatch([]),
     ];
 
     public static TheoryData<int, string> SampleCases()

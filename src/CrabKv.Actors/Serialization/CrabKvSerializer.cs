@@ -128,6 +128,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         public const string TransferCompleted = "TK";
         public const string TransferFailed = "TF";
         public const string TransferProgress = "TP";
+        public const string ProtocolBatch = "MB";
     }
 
     /// <summary>Created by Akka's serialization extension from the HOCON binding.</summary>
@@ -139,7 +140,9 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
     public override int Identifier => SerializerIdentifier;
 
     /// <inheritdoc />
-    public override string Manifest(object o) => o switch
+    public override string Manifest(object o) => ManifestOf(o);
+
+    private static string ManifestOf(object o) => o switch
     {
         Put => Manifests.Put,
         Get => Manifests.Get,
@@ -173,6 +176,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         TransferCompleted => Manifests.TransferCompleted,
         TransferFailed => Manifests.TransferFailed,
         TransferProgress => Manifests.TransferProgress,
+        ProtocolBatch => Manifests.ProtocolBatch,
         _ => throw CannotSerialize(o),
     };
 
@@ -200,7 +204,12 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
     public override object FromBinary(byte[] bytes, string manifest)
     {
         var r = new WireReader(bytes, manifest);
-        object message = manifest switch
+        var message = Read(ref r, manifest);
+        r.End();
+        return message;
+    }
+
+    private static object Read(ref WireReader r, string manifest) => manifest switch
         {
             Manifests.Put => new Put(r.String()!, r.Bytes()!, r.Ttl(), r.Long()),
             Manifests.Get => new Get(r.String()!, r.Long()),
@@ -235,10 +244,25 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
             Manifests.TransferCompleted => new TransferCompleted(r.Int(), r.Long(), r.Duration()),
             Manifests.TransferFailed => new TransferFailed(r.Int(), r.String()!),
             Manifests.TransferProgress => new TransferProgress(r.Int(), r.Long(), r.Long(), r.Long()),
-            _ => throw new SerializationException($"Unknown CrabKv manifest '{manifest}' ({bytes.Length} bytes): sent by a node with another version of CrabKv.Actors?"),
+            Manifests.ProtocolBatch => ReadBatch(ref r),
+            _ => throw new SerializationException($"Unknown CrabKv manifest '{manifest}' ({r.Length} bytes): sent by a node with another version of CrabKv.Actors?"),
         };
-        r.End();
-        return message;
+
+    /// <summary>A batch: a count, then per message its manifest and its fields (every field is self-delimiting).</summary>
+    private static ProtocolBatch ReadBatch(ref WireReader r)
+    {
+        var count = r.Count(minItemBytes: 2);
+        var messages = new ICrabKvMessage[count];
+        for (var i = 0; i < count; i++)
+        {
+            var manifest = r.String() ?? throw new SerializationException("A batched message has no manifest.");
+            if (manifest == Manifests.ProtocolBatch)
+            {
+                throw new SerializationException("A batch inside a batch is not allowed.");
+            }
+            messages[i] = (ICrabKvMessage)Read(ref r, manifest);
+        }
+        return new ProtocolBatch(messages);
     }
 
     private static void Write(ref WireWriter w, object obj)
@@ -384,6 +408,18 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
             case TransferFailed m:
                 w.Int(m.Partition);
                 w.String(m.Reason);
+                break;
+            case ProtocolBatch m:
+                w.Count(m.Messages.Count);
+                foreach (var inner in m.Messages)
+                {
+                    if (inner is ProtocolBatch)
+                    {
+                        throw new ArgumentException("A batch inside a batch is not allowed.", nameof(obj));
+                    }
+                    w.String(ManifestOf(inner));
+                    Write(ref w, inner);
+                }
                 break;
             case TransferProgress m:
                 w.Int(m.Partition);

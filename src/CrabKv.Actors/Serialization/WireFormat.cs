@@ -145,6 +145,9 @@ internal ref struct WireReader
 
     private readonly int Remaining => _data.Length - _position;
 
+    /// <summary>Bytes of the whole payload (for messages).</summary>
+    public readonly int Length => _data.Length;
+
     public byte Byte()
     {
         if (_position >= _data.Length)

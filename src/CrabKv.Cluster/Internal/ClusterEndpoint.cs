@@ -24,7 +24,7 @@ namespace CrabKv.Cluster.Internal;
 /// On kv nodes every partition is started once this node is Up and again at
 /// <c>ensure-partitions-interval</c> (<c>ShardRegion.StartEntity</c>, idempotent).
 /// </summary>
-internal sealed class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWithTimers
+internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
     private sealed class EnsurePartitions : INoSerializationVerificationNeeded, IDeadLetterSuppression
     {
@@ -86,6 +86,7 @@ internal sealed class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWith
         {
             _region = m.Region;
             Become(Serving);
+            Timers.StartPeriodicTimer(SweepPending.Instance, SweepPending.Instance, _settings.FanOutTimeout);
             if (_entityProps is not null)
             {
                 _ackSink = Context.ActorOf(Akka.Actor.Props.Create<AckSink>(), "start-acks");
@@ -115,9 +116,12 @@ internal sealed class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWith
                 Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, KeyPartitioner.CrossPartitionBatchMessage(_settings.Partitions), m.RequestId));
                 return;
             }
-            _region.Forward(m);
+            Combine(m);
         });
-        Receive<IKeyedRequest>(m => _region.Forward(m));
+        Receive<IKeyedRequest>(Combine);
+        Receive<ProtocolBatch>(DispatchReplies);
+        Receive<SweepPending>(_ => Sweep());
+        Receive<FlushOutboxes>(_ => OnFlushOutboxes());
         Receive<Flush>(m => Scatter(m, m.RequestId));
         Receive<Compact>(m => Scatter(m, m.RequestId));
         Receive<GetStats>(m => Scatter(m, m.RequestId));

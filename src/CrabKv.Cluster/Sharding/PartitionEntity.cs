@@ -28,6 +28,7 @@ internal sealed class PartitionEntity : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<IActorRef> _stopWaiters = new();
     private IActorRef _child = ActorRefs.Nobody;
+    private readonly Dictionary<IActorRef, IActorRef> _collectors = new(); // origin endpoint → its reply collector
 
     public PartitionEntity(int partition, string directory, CrabKvSettings settings)
     {
@@ -57,7 +58,9 @@ internal sealed class PartitionEntity : ReceiveActor
 
     private void Serving()
     {
+        Receive<ProtocolBatch>(Unbatch);
         Receive<StopPartition>(_ => BeginStop());
+        Receive<Terminated>(t => !t.ActorRef.Equals(_child), t => ForgetCollector(t.ActorRef));
         Receive<Terminated>(t => t.ActorRef.Equals(_child), _ =>
         {
             // CompactAndShutdown stops a partition by itself; a failure stops it too. Either way
@@ -70,6 +73,7 @@ internal sealed class PartitionEntity : ReceiveActor
 
     private void Stopping()
     {
+        Receive<ProtocolBatch>(Unbatch);
         Receive<StopPartition>(_ => RememberWaiter());
         Receive<PartitionStopped>(m =>
         {
@@ -79,9 +83,29 @@ internal sealed class PartitionEntity : ReceiveActor
             }
             _stopWaiters.Clear();
         });
+        Receive<Terminated>(t => !t.ActorRef.Equals(_child), t => ForgetCollector(t.ActorRef));
         Receive<Terminated>(t => t.ActorRef.Equals(_child), _ => Context.Stop(Self));
         // Requests that reach a stopping partition get its own "shutting down" answers.
         ReceiveAny(m => _child.Forward(m));
+    }
+
+    /// <summary>
+    /// Requests a remote endpoint batched for this partition: handed to the partition in order,
+    /// their replies collected per origin and sent back batched (<see cref="ReplyCollector"/>).
+    /// </summary>
+    private void Unbatch(ProtocolBatch batch)
+    {
+        var origin = Sender;
+        if (!_collectors.TryGetValue(origin, out var collector) || collector.IsNobody())
+        {
+            collector = Context.ActorOf(ReplyCollector.Props(origin));
+            _collectors[origin] = collector;
+            Context.Watch(collector);
+        }
+        foreach (var message in batch.Messages)
+        {
+            _child.Tell(message, collector);
+        }
     }
 
     private void BeginStop()
@@ -89,6 +113,14 @@ internal sealed class PartitionEntity : ReceiveActor
         RememberWaiter();
         _child.Tell(StopPartition.Instance, Self);
         Become(Stopping);
+    }
+
+    private void ForgetCollector(IActorRef collector)
+    {
+        foreach (var (origin, c) in _collectors.Where(kv => kv.Value.Equals(collector)).ToList())
+        {
+            _collectors.Remove(origin);
+        }
     }
 
     /// <summary>The shard (our parent) only waits for termination; anyone else asked for a PartitionStopped.</summary>
