@@ -235,4 +235,52 @@ public sealed class ShardedStoreTests : TestKit, IClassFixture<ClusterFixture>
         _output.WriteLine("Serialized with JSON: " + (json.Count == 0 ? "nothing" : string.Join(", ", json.Select(t => t.FullName))));
         Assert.DoesNotContain(json, t => t.Namespace?.StartsWith("CrabKv", StringComparison.Ordinal) == true);
     }
+
+    [Fact]
+    public void Many_requests_sent_at_once_are_combined_and_every_reply_reaches_its_caller_with_its_own_RequestId()
+    {
+        // 600 raw Tells from one caller through the proxy: the endpoint batches them per
+        // partition (ProtocolBatch), so the replies come back batched and must be matched
+        // to their requests by the endpoint's correlation ids, then given their RequestIds back.
+        var endpoint = _cluster.ClientNode.Endpoint;
+        const int N = 200;
+        for (var i = 0; i < N; i++)
+        {
+            endpoint.Tell(new Put($"combine:{i}", Bytes($"v{i}"), RequestId: 10_000 + i), TestActor);
+        }
+        var acked = new HashSet<long>();
+        for (var i = 0; i < N; i++)
+        {
+            acked.Add(ExpectMsg<PutOk>(Patience).RequestId);
+        }
+        Assert.Equal(Enumerable.Range(10_000, N).Select(i => (long)i).ToHashSet(), acked);
+
+        for (var i = 0; i < N; i++)
+        {
+            endpoint.Tell(new Get($"combine:{i}", RequestId: 20_000 + i), TestActor);
+            endpoint.Tell(new Delete($"combine:{i}", RequestId: 30_000 + i), TestActor);
+        }
+        var values = new Dictionary<long, string?>();
+        var deletes = new HashSet<long>();
+        for (var i = 0; i < 2 * N; i++)
+        {
+            switch (ExpectMsg<ICrabKvReply>(Patience))
+            {
+                case GetResult g:
+                    values[g.RequestId] = g.Found ? Encoding.UTF8.GetString(g.Value!) : null;
+                    Assert.Equal($"combine:{g.RequestId - 20_000}", g.Key);
+                    break;
+                case DeleteOk d:
+                    Assert.True(d.Existed, $"delete {d.RequestId}: the put before it must exist (order per key kept)");
+                    deletes.Add(d.RequestId);
+                    break;
+                case var other:
+                    Assert.Fail($"unexpected reply {other}");
+                    break;
+            }
+        }
+        // Each Get was sent before the Delete of its key by the same caller: it sees the value.
+        Assert.Equal(Enumerable.Range(0, N).ToDictionary(i => (long)(20_000 + i), i => (string?)$"v{i}"), values);
+        Assert.Equal(N, deletes.Count);
+    }
 }
