@@ -107,10 +107,15 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public static async Task WaitUntil(Func<bool> condition, string what) => await WaitUntil(() => Task.FromResult(condition()), what);
 
+    /// <summary>
+    /// A bounded poll, TestKit's AwaitAssert outside a TestKit (the fixture has none): checks
+    /// <paramref name="condition"/> every 200 ms until it holds or <see cref="Patience"/> ends.
+    /// </summary>
     public static async Task WaitUntil(Func<Task<bool>> condition, string what)
     {
         var deadline = DateTime.UtcNow + Patience;
         Exception? last = null;
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
         while (DateTime.UtcNow < deadline)
         {
             try
@@ -124,7 +129,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             {
                 last = e;
             }
-            await Task.Delay(200);
+            await poll.WaitForNextTickAsync();
         }
         throw new TimeoutException($"Waited {Patience} for {what}.", last);
     }
