@@ -13,7 +13,7 @@ namespace CrabKv.Actors.Partition;
 internal sealed class InFlightWrites
 {
     /// <summary>One write in flight: its keys (string and UTF-8), the flush it belongs to (write-back) and who waits for it.</summary>
-    internal sealed record Pending(long Seq, string[] Keys, byte[][] KeyBytes, long FlushId, long Bytes, IActorRef? ReplyTo, long RequestId);
+    internal sealed record Pending(long Seq, string[] Keys, LogRecord[] Records, long FlushId, long Bytes, IActorRef? ReplyTo, long RequestId);
 
     private readonly Dictionary<string, (PendingValue Value, long Seq)> _byKey = new(StringComparer.Ordinal);
     private readonly Queue<Pending> _queue = new();
@@ -45,14 +45,12 @@ internal sealed class InFlightWrites
     {
         var seq = ++_lastSeq;
         long bytes = 0;
-        var keyBytes = new byte[records.Length][];
         for (var i = 0; i < records.Length; i++)
         {
             _byKey[keys[i]] = (new PendingValue(records[i].Value, records[i].Expiry), seq);
-            keyBytes[i] = records[i].Key;
             bytes += records[i].Key.Length + (records[i].Value?.Length ?? 0);
         }
-        _queue.Enqueue(new Pending(seq, keys, keyBytes, flushId, bytes, replyTo, requestId));
+        _queue.Enqueue(new Pending(seq, keys, records, flushId, bytes, replyTo, requestId));
         Bytes += bytes;
         return seq;
     }

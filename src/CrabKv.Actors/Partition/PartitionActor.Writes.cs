@@ -4,6 +4,7 @@ using CrabKv.Actors.Cache;
 using CrabKv.Actors.Internal;
 using CrabKv.Actors.Wal;
 using CrabKv.Storage.Caches;
+using CrabKv.Storage.Index;
 using CrabKv.Storage.Partition;
 
 namespace CrabKv.Actors.Partition;
@@ -15,7 +16,7 @@ internal sealed partial class PartitionActor
     private void OnPut(Put m)
     {
         if (RefuseOverloaded(m.RequestId)
-            || Refuse(WriteRules.CheckPut(_limits, m.Key, m.Value, m.Ttl, Now, out var expiry), m.RequestId)
+            || Refuse(WriteRules.CheckPut(_limits, m.Key, m.Value, m.Ttl, NowIfExpiring(m.Ttl), out var expiry), m.RequestId)
             || RefuseForeignKey(m.Key, m.RequestId))
         {
             return;
@@ -141,9 +142,11 @@ internal sealed partial class PartitionActor
                 _log.Error("Partition {0}: acknowledgement {1} does not match the oldest pending write", _partition, item.Seq);
                 continue;
             }
-            for (var i = 0; i < p.KeyBytes.Length; i++)
+            for (var i = 0; i < p.Records.Length; i++)
             {
-                _index.Apply(p.KeyBytes[i], item.Locations[i], item.Locations[i].Tombstone, now);
+                var record = p.Records[i];
+                var tombstone = record.Value is null;
+                _index.Apply(record.Key, new KeyLocation(item.Segment, item.Offsets[i], item.Sizes[i], record.Expiry, tombstone), tombstone, now);
             }
             if (p.FlushId != 0)
             {
@@ -151,6 +154,9 @@ internal sealed partial class PartitionActor
             }
         }
     }
+
+    /// <summary>The clock, read only when a write can expire (reading it costs more than the rest of a put's checks).</summary>
+    private long NowIfExpiring(TimeSpan? ttl) => ttl is null && _limits.DefaultTtl is null ? 0 : Now;
 
     private bool RefuseOverloaded(long requestId)
     {

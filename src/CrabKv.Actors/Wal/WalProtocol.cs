@@ -17,8 +17,8 @@ namespace CrabKv.Actors.Wal;
 /// </summary>
 internal sealed record WalAppend(long Seq, LogRecord[] Records, bool IsBatch, IActorRef? ReplyTo, object? Reply);
 
-/// <summary>Where the records of one <see cref="WalAppend"/> landed, in order.</summary>
-internal readonly record struct WalAppended(long Seq, KeyLocation[] Locations);
+/// <summary>Where the records of one <see cref="WalAppend"/> landed, in order: one segment, an offset and a size per record.</summary>
+internal readonly record struct WalAppended(long Seq, SegmentId Segment, uint[] Offsets, uint[] Sizes);
 
 /// <summary>Acknowledgements of every append of one write round, in order.</summary>
 internal sealed record WalAcks(WalAppended[] Items, long Fsyncs, long Writes);

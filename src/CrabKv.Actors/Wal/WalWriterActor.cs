@@ -220,7 +220,10 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             {
                 Roll();
             }
-            _round.Add(new WalAppended(m.Seq, Wal.Append(m.Records, stored, m.IsBatch)));
+            var offsets = new uint[m.Records.Length];
+            var sizes = new uint[m.Records.Length];
+            var segment = Wal.Append(m.Records, stored, m.IsBatch, offsets, sizes);
+            _round.Add(new WalAppended(m.Seq, segment, offsets, sizes));
             _roundSeqs.Add(m.Seq);
             if (m.ReplyTo is not null && m.Reply is not null)
             {

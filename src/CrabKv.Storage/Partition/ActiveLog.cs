@@ -98,11 +98,29 @@ public sealed class ActiveLog : IDisposable
     /// </summary>
     public KeyLocation[] Append(ReadOnlySpan<LogRecord> records, ReadOnlySpan<(RecordFlags Flags, byte[] Stored)> stored, bool asBatch)
     {
+        var offsets = new uint[records.Length];
+        var sizes = new uint[records.Length];
+        var segment = Append(records, stored, asBatch, offsets, sizes);
+        var locations = new KeyLocation[records.Length];
+        for (var i = 0; i < records.Length; i++)
+        {
+            locations[i] = new KeyLocation(segment, offsets[i], sizes[i], records[i].Expiry, records[i].Value is null);
+        }
+        return locations;
+    }
+
+    /// <summary>
+    /// <see cref="Append(ReadOnlySpan{LogRecord}, ReadOnlySpan{ValueTuple{RecordFlags, byte[]}}, bool)"/> into
+    /// caller-owned arrays (8 bytes a record instead of a location's 32: a large write-back flush
+    /// stays off the large-object heap); returns the segment they landed in.
+    /// </summary>
+    public SegmentId Append(ReadOnlySpan<LogRecord> records, ReadOnlySpan<(RecordFlags Flags, byte[] Stored)> stored, bool asBatch, Span<uint> offsets, Span<uint> sizes)
+    {
         if (!asBatch && records.Length != 1)
         {
             throw new ArgumentException("Several records are appended as a batch.", nameof(asBatch));
         }
-        var locations = new KeyLocation[records.Length];
+        var segment = Writer.Id;
         for (var i = 0; i < records.Length; i++)
         {
             var flags = stored[i].Flags;
@@ -110,9 +128,11 @@ public sealed class ActiveLog : IDisposable
             {
                 flags |= RecordFlags.InBatch | (i == records.Length - 1 ? RecordFlags.BatchEnd : RecordFlags.None);
             }
-            locations[i] = Append(flags, records[i].Expiry, records[i].Key, stored[i].Stored);
+            var location = Append(flags, records[i].Expiry, records[i].Key, stored[i].Stored);
+            offsets[i] = location.Offset;
+            sizes[i] = location.Size;
         }
-        return locations;
+        return segment;
     }
 
     /// <summary>Bytes the prepared records take on disk.</summary>
