@@ -17,6 +17,13 @@ internal static partial class BenchData
 
     public static bool Quick => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(QuickVariable));
 
+    /// <summary>Environment variable: preallocation step in bytes for the put benchmarks (unset: whole segment up front).</summary>
+    public const string PreallocateStepVariable = "CRABKV_BENCH_PREALLOCATE_STEP";
+
+    /// <summary>The step of <see cref="PreallocateStepVariable"/>, or null.</summary>
+    public static long? PreallocateStep =>
+        long.TryParse(Environment.GetEnvironmentVariable(PreallocateStepVariable), System.Globalization.CultureInfo.InvariantCulture, out var step) ? step : null;
+
     /// <summary>The key of index <paramref name="i"/>: <c>key:00000123</c> (12 ASCII bytes).</summary>
     public static string Key(int i) => "key:" + i.ToString("D8", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -8,7 +8,9 @@ namespace CrabKv.Benchmarks;
 /// Rows 1–3: sequential single-thread puts of 100-byte values under keys key:00000000,
 /// key:00000001, … into a fresh <see cref="EmbeddedStore"/> (default options) in a new
 /// temporary directory per iteration. Each benchmark's OperationsPerInvoke is sized so
-/// one iteration takes roughly half a second here.
+/// one iteration takes roughly half a second here. CRABKV_BENCH_PREALLOCATE_STEP=bytes makes the
+/// active segment preallocate in steps of that size (a partition's share of crabkv.segment.preallocate)
+/// instead of the whole segment up front.
 /// </summary>
 [Config(typeof(FreshStoreConfig))]
 public class PutBenchmarks
@@ -46,7 +48,7 @@ public class PutBenchmarks
     public void OpenFreshStore()
     {
         _directory = Path.Combine(_root!, $"it-{_iteration++:D4}");
-        _store = EmbeddedStore.Open(_directory);
+        _store = EmbeddedStore.Open(_directory, new StoreOptions { PreallocateStepBytes = BenchData.PreallocateStep });
     }
 
     [IterationCleanup]

@@ -4,6 +4,7 @@ using CrabKv.Storage;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Partition;
 using CrabKv.Storage.Files;
+using CrabKv.Storage.Segments;
 
 namespace CrabKv.Actors;
 
@@ -56,7 +57,10 @@ public sealed record CrabKvSettings
     /// <summary>Write-back flush interval.</summary>
     public required TimeSpan FlushInterval { get; init; }
 
-    /// <summary>Write-back byte limit per partition.</summary>
+    /// <summary>
+    /// Write-back byte limit: the node budget (<c>crabkv.write-back.max-dirty-bytes</c>), or one
+    /// partition's share of it after <see cref="PerPartition"/>.
+    /// </summary>
     public required long MaxDirtyBytes { get; init; }
 
     /// <summary>
@@ -65,10 +69,10 @@ public sealed record CrabKvSettings
     /// </summary>
     public long EffectiveMaxDirtyBytes => ToWriteLimits().EffectiveMaxDirtyBytes;
 
-    /// <summary>Read cache entries per partition (0 = off).</summary>
+    /// <summary>Read cache entries (0 = off): the node budget, or one partition's share after <see cref="PerPartition"/>.</summary>
     public required int CacheMaxEntries { get; init; }
 
-    /// <summary>Read cache bytes per partition.</summary>
+    /// <summary>Read cache bytes: the node budget, or one partition's share after <see cref="PerPartition"/>.</summary>
     public required long CacheMaxBytes { get; init; }
 
     /// <summary>Compression on.</summary>
@@ -98,8 +102,24 @@ public sealed record CrabKvSettings
     /// <summary>Segment roll size.</summary>
     public required long SegmentMaxBytes { get; init; }
 
-    /// <summary>Append buffer size.</summary>
+    /// <summary>Append buffers: the node budget (<c>crabkv.segment.write-buffer</c>), or one partition's buffer after <see cref="PerPartition"/>.</summary>
     public required int WriteBufferBytes { get; init; }
+
+    /// <summary>
+    /// Preallocated active-segment bytes (<c>crabkv.segment.preallocate</c>): the node budget, or
+    /// one partition's preallocation step after <see cref="PerPartition"/>. 0 = no preallocation.
+    /// </summary>
+    public long SegmentPreallocateBytes { get; init; } = DefaultPreallocateBudget;
+
+    /// <summary>Default of <c>crabkv.segment.preallocate</c>: 128 MiB per node.</summary>
+    public const long DefaultPreallocateBudget = 128L << 20;
+
+    /// <summary>
+    /// How many partitions the node budgets were divided among: 1 for node settings (the
+    /// budgets as configured), the partition count for the settings a partition runs with
+    /// (<see cref="PerPartition"/>).
+    /// </summary>
+    public int BudgetShare { get; init; } = 1;
 
     /// <summary>Config path of the I/O dispatcher.</summary>
     public required string IoDispatcher { get; init; }
@@ -219,7 +239,8 @@ public sealed record CrabKvSettings
             MaxKeyBytes = (int)Bytes("limits.max-key-bytes", 1, Storage.Format.FormatConstants.MaxKeyBytes),
             MaxValueBytes = (int)Bytes("limits.max-value-bytes", 0, Storage.Format.FormatConstants.MaxValueBytes),
             SegmentMaxBytes = Bytes("segment.max-bytes", 4096, Storage.Format.FormatConstants.MaxSegmentBytes),
-            WriteBufferBytes = (int)Bytes("segment.write-buffer", 4096, 64L << 20),
+            WriteBufferBytes = (int)Bytes("segment.write-buffer", 4096, 1L << 30),
+            SegmentPreallocateBytes = Bytes("segment.preallocate", 0, 1L << 40),
             IoDispatcher = ioDispatcher,
             CompactionDispatcher = compactionDispatcher,
             ClientTimeout = Duration("client-timeout", allowZero: false),
@@ -229,8 +250,58 @@ public sealed record CrabKvSettings
     /// <summary>The limits every write to a partition is checked against.</summary>
     public WriteLimits ToWriteLimits() => new(MaxKeyBytes, MaxValueBytes, SegmentMaxBytes, DefaultTtl, WriteBackEnabled ? MaxDirtyBytes : null);
 
-    /// <summary>How a partition's WAL writer writes its active segment.</summary>
-    public LogSettings ToLogSettings() => new(SegmentMaxBytes, WriteBufferBytes, Preallocate: true, CompressionEnabled, CompressionMinValueBytes);
+    /// <summary>
+    /// How a partition's WAL writer writes its active segment: <see cref="SegmentPreallocateBytes"/>
+    /// is the preallocation step (rounded down to 256 KiB; the segment reserves another step as it
+    /// grows, up to its roll size).
+    /// </summary>
+    public LogSettings ToLogSettings() =>
+        new(SegmentMaxBytes, WriteBufferBytes, Preallocate: SegmentPreallocateBytes >= SegmentWriter.ZeroFillStep, CompressionEnabled, CompressionMinValueBytes)
+        {
+            PreallocateStepBytes = SegmentPreallocateBytes,
+        };
+
+    /// <summary>Smallest write buffer a partition gets from the <c>segment.write-buffer</c> budget (unless the budget itself is smaller).</summary>
+    public const int MinPartitionWriteBuffer = 64 << 10;
+
+    /// <summary>Smallest write-back share a partition gets (unless the budget itself is smaller).</summary>
+    public const long MinPartitionDirtyBytes = 64 << 10;
+
+    /// <summary>
+    /// The settings one of <paramref name="partitions"/> partitions runs with: the node budgets
+    /// (<c>cache.max-bytes</c>, <c>cache.max-entries</c>, <c>write-back.max-dirty-bytes</c>,
+    /// <c>segment.write-buffer</c>, <c>segment.preallocate</c>) divided by the partition count,
+    /// with floors:
+    /// <list type="bullet">
+    /// <item>cache bytes: budget / n; cache entries: budget / n, at least 1 unless the budget is 0 (off);</item>
+    /// <item>dirty bytes: budget / n, at least one largest write (2 x max-key-bytes + max-value-bytes + 64)
+    /// and 64 KiB, never more than the budget: any valid write can still be buffered;</item>
+    /// <item>write buffer: budget / n, at least 64 KiB (never more than the budget);</item>
+    /// <item>preallocation: budget / n rounded down to 256 KiB (the zero-fill step), 0 below that;
+    /// the active segment preallocates that much and another step as it grows.</item>
+    /// </list>
+    /// Every place that starts partitions (the single-node store, the cluster node) calls this once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The settings are already one partition's share.</exception>
+    public CrabKvSettings PerPartition(int partitions)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
+        if (BudgetShare != 1)
+        {
+            throw new InvalidOperationException($"These settings are already one partition's share of {BudgetShare}.");
+        }
+        var largestWrite = Storage.Caches.WriteBackBuffer.EntryOverhead + 2L * MaxKeyBytes + MaxValueBytes;
+        var preallocate = SegmentPreallocateBytes / partitions / SegmentWriter.ZeroFillStep * SegmentWriter.ZeroFillStep;
+        return this with
+        {
+            CacheMaxBytes = CacheMaxBytes / partitions,
+            CacheMaxEntries = CacheMaxEntries == 0 ? 0 : Math.Max(1, CacheMaxEntries / partitions),
+            MaxDirtyBytes = Math.Max(MaxDirtyBytes / partitions, Math.Min(MaxDirtyBytes, Math.Max(largestWrite, MinPartitionDirtyBytes))),
+            WriteBufferBytes = Math.Max(WriteBufferBytes / partitions, Math.Min(WriteBufferBytes, MinPartitionWriteBuffer)),
+            SegmentPreallocateBytes = preallocate,
+            BudgetShare = partitions,
+        };
+    }
 
     /// <summary>The engine options one partition uses.</summary>
     public StoreOptions ToStoreOptions() => new()

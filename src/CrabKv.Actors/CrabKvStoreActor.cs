@@ -111,10 +111,12 @@ public sealed class CrabKvStoreActor : ReceiveActor
     /// <inheritdoc/>
     protected override void PreStart()
     {
+        // The node budgets (cache, write-back, write buffers, preallocation) shared by the partitions.
+        var partitionSettings = _settings.PerPartition(_partitions.Length);
         for (var i = 0; i < _partitions.Length; i++)
         {
             var dir = _dataDirectory.PartitionPath(i);
-            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, _settings), DataDirectory.PartitionDirectoryName(i)));
+            _partitions[i] = Context.Watch(Context.ActorOf(PartitionActor.Props(i, dir, partitionSettings), DataDirectory.PartitionDirectoryName(i)));
         }
         _local.Partitions.TrySetResult(_partitions.ToArray());
     }

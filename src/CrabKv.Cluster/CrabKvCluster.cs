@@ -52,11 +52,14 @@ public static class CrabKvCluster
                 system.Log.Warning("CrabKv: {0}", note);
             }
             var directory = dataDirectory;
+            // The node budgets are divided by the cluster's partition count (static: a node
+            // holding fewer partitions uses that fraction of them).
+            var entitySettings = partitionSettings.PerPartition(clusterSettings.Partitions);
             var extractor = new PartitionMessageExtractor(clusterSettings.Partitions);
             entityProps = id =>
             {
                 var partition = extractor.PartitionOf(id);
-                return PartitionEntity.Props(partition, partition >= 0 ? directory.PartitionPath(partition) : "", partitionSettings);
+                return PartitionEntity.Props(partition, partition >= 0 ? directory.PartitionPath(partition) : "", entitySettings);
             };
         }
 

@@ -18,6 +18,13 @@ public sealed record StoreOptions
     /// <summary>Reserve the active segment's disk space up front (cheaper fsyncs). Default on.</summary>
     public bool PreallocateSegments { get; init; } = true;
 
+    /// <summary>
+    /// With <see cref="PreallocateSegments"/>: reserve this much at a time (a multiple of 256 KiB),
+    /// another step whenever the writes reach the reserved end. Default null: the whole segment
+    /// (at most 256 MiB) up front.
+    /// </summary>
+    public long? PreallocateStepBytes { get; init; }
+
     /// <summary>Longest key, in UTF-8 bytes. Default 4 KiB; at most 65535.</summary>
     public int MaxKeyBytes { get; init; } = 4096;
 
@@ -71,7 +78,7 @@ public sealed record StoreOptions
     public Partition.WriteLimits ToWriteLimits() => new(MaxKeyBytes, MaxValueBytes, MaxSegmentBytes, DefaultTtl, WriteBack ? MaxDirtyBytes : null);
 
     /// <summary>How the active segment is written.</summary>
-    public Partition.LogSettings ToLogSettings() => new(MaxSegmentBytes, WriteBufferBytes, PreallocateSegments, Compression, CompressionMinValueBytes);
+    public Partition.LogSettings ToLogSettings() => new(MaxSegmentBytes, WriteBufferBytes, PreallocateSegments, Compression, CompressionMinValueBytes) { PreallocateStepBytes = PreallocateStepBytes };
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first bad setting.</summary>
     public StoreOptions Validate()

@@ -22,9 +22,9 @@ public sealed class SettingsTests
         Assert.Equal(TimeSpan.Zero, s.SyncInterval);
         Assert.False(s.WriteBackEnabled);
         Assert.Equal(TimeSpan.FromSeconds(1), s.FlushInterval);
-        Assert.Equal(64 * MiB, s.MaxDirtyBytes);
-        Assert.Equal(10_000, s.CacheMaxEntries);
-        Assert.Equal(64 * MiB, s.CacheMaxBytes);
+        Assert.Equal(128 * MiB, s.MaxDirtyBytes); // node budgets: 2 partitions get what each had before
+        Assert.Equal(20_000, s.CacheMaxEntries);
+        Assert.Equal(128 * MiB, s.CacheMaxBytes);
         Assert.True(s.CompressionEnabled);
         Assert.Equal(256, s.CompressionMinValueBytes);
         Assert.True(s.AutoCompaction);
@@ -34,7 +34,9 @@ public sealed class SettingsTests
         Assert.Equal(4096, s.MaxKeyBytes);
         Assert.Equal((int)(16 * MiB), s.MaxValueBytes);
         Assert.Equal(64 * MiB, s.SegmentMaxBytes);
-        Assert.Equal(256 * 1024, s.WriteBufferBytes);
+        Assert.Equal(512 * 1024, s.WriteBufferBytes);
+        Assert.Equal(128 * MiB, s.SegmentPreallocateBytes);
+        Assert.Equal(1, s.BudgetShare);
         Assert.Equal("crabkv.io-dispatcher-config", s.IoDispatcher);
         Assert.Equal(TimeSpan.FromSeconds(10), s.ClientTimeout);
         Assert.Same(FileLayer.Default, s.Files);
@@ -48,7 +50,8 @@ public sealed class SettingsTests
     [Fact]
     public void Reference_defaults_match_the_engine_defaults()
     {
-        var options = CrabKvSettings.Create(CrabKvSettings.DefaultConfig()).ToStoreOptions();
+        // The node budgets split over two partitions give each the engine's (single partition) defaults.
+        var options = CrabKvSettings.Create(CrabKvSettings.DefaultConfig()).PerPartition(2).ToStoreOptions();
         var engine = new CrabKv.Storage.StoreOptions();
         Assert.Equal(engine.MaxSegmentBytes, options.MaxSegmentBytes);
         Assert.Equal(engine.MaxKeyBytes, options.MaxKeyBytes);
@@ -60,6 +63,8 @@ public sealed class SettingsTests
         Assert.Equal(engine.ReadCacheBytes, options.ReadCacheBytes);
         Assert.Equal(engine.WriteBack, options.WriteBack);
         Assert.Equal(engine.MaxDirtyBytes, options.MaxDirtyBytes);
+        Assert.Equal(engine.WriteBufferBytes, options.WriteBufferBytes);
+        Assert.Equal(engine.ToLogSettings().PreallocateBytes, CrabKvSettings.Create(CrabKvSettings.DefaultConfig()).PerPartition(2).ToLogSettings().PreallocateBytes);
     }
 
     [Theory]
@@ -79,6 +84,11 @@ public sealed class SettingsTests
     [InlineData("crabkv.client-timeout = 0", "client-timeout")]
     [InlineData("crabkv.data-dir = \"\"", "data-dir")]
     [InlineData("crabkv.compression.enabled = perhaps", "compression.enabled")]
+    [InlineData("crabkv.segment.preallocate = -1", "segment.preallocate")]
+    [InlineData("crabkv.segment.preallocate = lots", "segment.preallocate")]
+    [InlineData("crabkv.segment.write-buffer = 100", "segment.write-buffer")]
+    [InlineData("crabkv.segment.write-buffer = 2 GiB", "segment.write-buffer")]
+    [InlineData("crabkv.cache.max-bytes = -1", "cache.max-bytes")]
     public void Bad_values_throw_naming_the_key(string hocon, string key)
     {
         var e = Assert.Throws<CrabKvConfigurationException>(() => FromHocon(hocon));
@@ -146,6 +156,8 @@ public sealed class SettingsTests
             MaxKeyBytes = 200,
             MaxValueBytes = 3_000_000,
             SegmentMaxBytes = 32 * MiB,
+            WriteBufferBytes = 3 * MiB,
+            SegmentPreallocateBytes = 40 * MiB,
             ClientTimeout = TimeSpan.FromSeconds(4),
         };
         var s = FromHocon(options.ToHocon());
@@ -166,6 +178,8 @@ public sealed class SettingsTests
         Assert.Equal(200, s.MaxKeyBytes);
         Assert.Equal(3_000_000, s.MaxValueBytes);
         Assert.Equal(32 * MiB, s.SegmentMaxBytes);
+        Assert.Equal((int)(3 * MiB), s.WriteBufferBytes);
+        Assert.Equal(40 * MiB, s.SegmentPreallocateBytes);
         Assert.Equal(TimeSpan.FromSeconds(4), s.ClientTimeout);
         Assert.Equal(options.ToString(), options.ToHocon());
     }

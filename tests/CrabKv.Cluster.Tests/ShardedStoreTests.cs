@@ -176,6 +176,13 @@ public sealed class ShardedStoreTests : TestKit, IClassFixture<ClusterFixture>
         }
         Assert.Equal("x", await client.GetStringAsync("wide:1"));
 
+        // Node budgets are divided by the cluster's partition count: crabkv.segment.preallocate =
+        // 3 MiB over 12 partitions preallocates 256 KiB per active segment (undivided, it would be
+        // the whole 1 MiB segment).
+        var lengths = Directory.GetFiles(_cluster.Root, "*.data", SearchOption.AllDirectories).Select(f => new FileInfo(f).Length).ToList();
+        Assert.Contains(256L << 10, lengths);
+        Assert.DoesNotContain(1L << 20, lengths);
+
         var shutdown = Assert.IsType<CrabKvError>(await _cluster.ClientNode.Endpoint.Ask<object>(new Shutdown(8), Patience));
         Assert.Equal((CrabKvErrorCode.InvalidRequest, 8L), (shutdown.Code, shutdown.RequestId));
         var unknown = Assert.IsType<CrabKvError>(await _cluster.KvNodes[0].Endpoint.Ask<object>("hello", Patience));

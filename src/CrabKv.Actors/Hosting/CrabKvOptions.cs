@@ -19,11 +19,11 @@ public sealed class CrabKvOptions
     public bool? WriteBack { get; set; }
     /// <summary>crabkv.write-back.flush-interval</summary>
     public TimeSpan? FlushInterval { get; set; }
-    /// <summary>crabkv.write-back.max-dirty-bytes</summary>
+    /// <summary>crabkv.write-back.max-dirty-bytes (node budget, shared by the partitions)</summary>
     public long? MaxDirtyBytes { get; set; }
-    /// <summary>crabkv.cache.max-entries</summary>
+    /// <summary>crabkv.cache.max-entries (node budget, shared by the partitions)</summary>
     public int? CacheMaxEntries { get; set; }
-    /// <summary>crabkv.cache.max-bytes</summary>
+    /// <summary>crabkv.cache.max-bytes (node budget, shared by the partitions)</summary>
     public long? CacheMaxBytes { get; set; }
     /// <summary>crabkv.compression.enabled</summary>
     public bool? Compression { get; set; }
@@ -47,6 +47,10 @@ public sealed class CrabKvOptions
     public int? MaxValueBytes { get; set; }
     /// <summary>crabkv.segment.max-bytes</summary>
     public long? SegmentMaxBytes { get; set; }
+    /// <summary>crabkv.segment.write-buffer (node budget, shared by the partitions)</summary>
+    public long? WriteBufferBytes { get; set; }
+    /// <summary>crabkv.segment.preallocate (node budget, shared by the partitions)</summary>
+    public long? SegmentPreallocateBytes { get; set; }
     /// <summary>crabkv.client-timeout</summary>
     public TimeSpan? ClientTimeout { get; set; }
 
@@ -91,6 +95,8 @@ public sealed class CrabKvOptions
         Add("limits.max-key-bytes", MaxKeyBytes);
         Add("limits.max-value-bytes", MaxValueBytes);
         Add("segment.max-bytes", SegmentMaxBytes);
+        Add("segment.write-buffer", WriteBufferBytes);
+        Add("segment.preallocate", SegmentPreallocateBytes);
         Add("client-timeout", ClientTimeout);
         return sb.ToString();
     }

@@ -245,6 +245,9 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     /// <summary>What every opened partition handles whatever its state: stats, stop, and its children's messages.</summary>
     private void Open()
     {
+        Receive<GetPartitionLimits>(m => Sender.Tell(new PartitionLimits(
+            _settings.CacheMaxEntries, _settings.CacheMaxBytes, _settings.WriteBackEnabled ? _settings.EffectiveMaxDirtyBytes : null,
+            _settings.WriteBufferBytes, _settings.ToLogSettings().PreallocateBytes, _settings.BudgetShare)));
         Receive<GetStats>(OnGetStats);
         Receive<StopPartition>(_ => BeginStop(Sender));
 
@@ -316,3 +319,9 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
 
     protected override void PostStop() => _index.Dispose();
 }
+
+/// <summary>Debug query (process-local): the limits a partition runs with, its share of the node budgets. Reply: <see cref="PartitionLimits"/>.</summary>
+internal sealed record GetPartitionLimits;
+
+/// <summary>The limits one partition runs with (its share of the node budgets, <see cref="CrabKvSettings.PerPartition"/>).</summary>
+internal sealed record PartitionLimits(int CacheMaxEntries, long CacheMaxBytes, long? MaxDirtyBytes, int WriteBufferBytes, long PreallocateBytes, int BudgetShare);

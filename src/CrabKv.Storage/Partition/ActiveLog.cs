@@ -11,13 +11,26 @@ public readonly record struct LogRecord(byte[] Key, byte[]? Value, long Expiry);
 /// <summary>How a partition writes its log.</summary>
 /// <param name="MaxSegmentBytes">The active segment rolls before a write would pass this.</param>
 /// <param name="WriteBufferBytes">In-memory append buffer.</param>
-/// <param name="Preallocate">Reserve the active segment's space up front (cheaper fsyncs).</param>
+/// <param name="Preallocate">Reserve the active segment's space ahead of the writes (cheaper fsyncs).</param>
 /// <param name="Compression">Snappy-compress values that shrink.</param>
 /// <param name="CompressionMinValueBytes">Values shorter than this are stored as they are.</param>
 public sealed record LogSettings(long MaxSegmentBytes, int WriteBufferBytes, bool Preallocate, bool Compression, int CompressionMinValueBytes)
 {
-    /// <summary>Preallocated size of an active segment: the roll size, at most 256 MiB.</summary>
-    public long PreallocateBytes => Preallocate ? Math.Min(MaxSegmentBytes, 256L << 20) : 0;
+    /// <summary>
+    /// Preallocation step: a new active segment reserves this much, and reserves another step
+    /// each time the writes reach the end of the reserved region, up to
+    /// <see cref="PreallocateLimitBytes"/>. Null = the whole segment up front. Rounded down to
+    /// the zero-fill step (<see cref="SegmentWriter.ZeroFillStep"/>); 0 = no preallocation.
+    /// </summary>
+    public long? PreallocateStepBytes { get; init; }
+
+    /// <summary>Most a segment reserves: the roll size, at most 256 MiB (0 when preallocation is off).</summary>
+    public long PreallocateLimitBytes => Preallocate ? Math.Min(MaxSegmentBytes, 256L << 20) : 0;
+
+    /// <summary>Preallocated size of a new active segment: one step, at most <see cref="PreallocateLimitBytes"/>.</summary>
+    public long PreallocateBytes => PreallocateStepBytes is { } step
+        ? Math.Min(PreallocateLimitBytes, Math.Max(0, step) / SegmentWriter.ZeroFillStep * SegmentWriter.ZeroFillStep)
+        : PreallocateLimitBytes;
 }
 
 /// <summary>A segment the log sealed: still open when it holds records, deleted (length 0, no segment) when it held none.</summary>
@@ -217,7 +230,7 @@ public sealed class ActiveLog : IDisposable
     }
 
     private SegmentWriter NewWriter() =>
-        SegmentWriter.Create(_files, _directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes);
+        SegmentWriter.Create(_files, _directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes, preallocateLimit: _settings.PreallocateLimitBytes);
 }
 
 /// <summary>Reads a record back for a get: positional read, checksum and key verified, value decompressed.</summary>

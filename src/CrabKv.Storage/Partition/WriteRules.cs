@@ -225,12 +225,12 @@ public static class WriteRules
     /// <summary>The refusal for a batch that can never fit the write-back buffer.</summary>
     public static Refusal WriteBackTooSmall(WriteLimits limits, CheckedWrite write) =>
         new(CrabKvErrorCode.ValueTooLarge, RefusalSubject.Size,
-            $"The batch ({write.WriteBackCost} bytes buffered) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); split it or raise that limit. Nothing was written.");
+            $"The batch ({write.WriteBackCost} bytes buffered) can never fit the write-back buffer ({limits.EffectiveMaxDirtyBytes} bytes: the partition's share of crabkv.write-back.max-dirty-bytes); split it or raise that limit. Nothing was written.");
 
     /// <summary>The refusal for a put that can never fit the write-back buffer.</summary>
     public static Refusal WriteBackTooSmall(WriteLimits limits, string key, int valueLength) =>
         new(CrabKvErrorCode.ValueTooLarge, RefusalSubject.Size,
-            $"Value of '{Shorten(key)}' ({valueLength} bytes) can never fit the write-back buffer (crabkv.write-back.max-dirty-bytes = {limits.EffectiveMaxDirtyBytes}); raise that limit.");
+            $"Value of '{Shorten(key)}' ({valueLength} bytes) can never fit the write-back buffer ({limits.EffectiveMaxDirtyBytes} bytes: the partition's share of crabkv.write-back.max-dirty-bytes); raise that limit.");
 
     /// <summary>A key for a message: long keys are cut.</summary>
     private static string Shorten(string key) => key.Length <= 64 ? key : string.Concat(key.AsSpan(0, 61), "...");

@@ -12,13 +12,15 @@ namespace CrabKv.Storage.Segments;
 /// </summary>
 public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
 {
-    /// <summary>Zero-fill step ahead of the write position (see <see cref="Flush"/>).</summary>
-    private const int ZeroFillStep = 256 << 10;
+    /// <summary>Zero-fill step ahead of the write position (see <see cref="Flush"/>); preallocation steps are multiples of it.</summary>
+    public const int ZeroFillStep = 256 << 10;
     private static readonly byte[] Zeros = new byte[ZeroFillStep];
 
     private readonly Segment _segment;
     private readonly FileLayer _files;
     private long _preallocated;
+    private long _preallocateStep;
+    private long _preallocateLimit;
     private long _zeroedUpTo;
     private byte[] _buffer;
     private int _buffered;
@@ -54,9 +56,12 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
 
     /// <summary>
     /// Creates a new segment file with its header, preallocating <paramref name="preallocateBytes"/>;
-    /// all its file work goes through <paramref name="files"/>.
+    /// all its file work goes through <paramref name="files"/>. With <paramref name="preallocateLimit"/>
+    /// above <paramref name="preallocateBytes"/>, the reservation grows by another
+    /// <paramref name="preallocateBytes"/> whenever the writes reach its end, up to that limit
+    /// (one file-size change per step instead of one per fsync).
     /// </summary>
-    public static SegmentWriter Create(FileLayer files, string directory, SegmentId id, int bufferBytes, long preallocateBytes, string? fileName = null)
+    public static SegmentWriter Create(FileLayer files, string directory, SegmentId id, int bufferBytes, long preallocateBytes, string? fileName = null, long preallocateLimit = 0)
     {
         var path = System.IO.Path.Combine(directory, fileName ?? id.DataFileName);
         var handle = files.Open(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete);
@@ -80,6 +85,8 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         var segment = new Segment(files, id, path, handle, FormatConstants.FileHeaderSize);
         var writer = new SegmentWriter(segment, Math.Max(bufferBytes, 4096));
         writer._preallocated = preallocated;
+        writer._preallocateStep = preallocated;
+        writer._preallocateLimit = Math.Max(preallocated, preallocateLimit);
         writer._zeroedUpTo = FormatConstants.FileHeaderSize;
         return writer;
     }
@@ -136,6 +143,19 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
             return;
         }
         var end = _flushed + _buffered;
+        if (end > _preallocated && _preallocated > 0 && _preallocated < _preallocateLimit)
+        {
+            // Reserve the next step(s): whole steps past the end of this write, at most the limit.
+            var next = Math.Min(_preallocateLimit, (end / _preallocateStep + 1) * _preallocateStep);
+            if (next > end && _files.TryPreallocate(_segment.Handle, next))
+            {
+                _preallocated = next;
+            }
+            else
+            {
+                _preallocateLimit = _preallocated; // past the limit, or the file system refused: grow as writes come
+            }
+        }
         if (end > _zeroedUpTo && _zeroedUpTo < _preallocated)
         {
             var target = Math.Min(_preallocated, (end / ZeroFillStep + 1) * ZeroFillStep);

@@ -53,6 +53,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         crabkv.segment.max-bytes = 1 MiB
         crabkv.cache.max-bytes = 1 MiB
         crabkv.write-back.max-dirty-bytes = 1 MiB
+        crabkv.segment.preallocate = 3 MiB
         crabkv.io-dispatcher-config.dedicated-thread-pool.thread-count = 2
         crabkv.compaction-dispatcher-config.dedicated-thread-pool.thread-count = 1
         """).WithFallback(CrabKvClusterSettings.FullDefaultConfig());
