@@ -45,6 +45,10 @@ public sealed class ClusterUnitTests : TestKit
             Rebalance = false,
             FanOutTimeout = TimeSpan.FromSeconds(60),
             MaxWaitingRequests = 10_000,
+            MaxSimultaneousMoves = 2,
+            HandoffRetryInterval = TimeSpan.FromSeconds(2),
+            RegistryTimeout = TimeSpan.FromSeconds(5),
+            LeaveDrainTimeout = TimeSpan.FromSeconds(25),
         }, s);
         var full = CrabKvClusterSettings.FullDefaultConfig();
         Assert.Equal("keep-majority", full.GetString("akka.cluster.split-brain-resolver.active-strategy"));
@@ -66,8 +70,14 @@ public sealed class ClusterUnitTests : TestKit
             Rebalance = true,
             FanOutTimeout = TimeSpan.FromMilliseconds(1500),
             MaxWaitingRequests = 5,
+            MaxSimultaneousMoves = 3,
+            HandoffRetryInterval = TimeSpan.FromMilliseconds(700),
+            RegistryTimeout = TimeSpan.FromSeconds(4),
+            LeaveDrainTimeout = TimeSpan.Zero,
         };
         var s = CrabKvClusterSettings.Create(ConfigurationFactory.ParseString(options.ToHocon()));
+        Assert.Equal((3, TimeSpan.FromMilliseconds(700), TimeSpan.FromSeconds(4), TimeSpan.Zero),
+            (s.MaxSimultaneousMoves, s.HandoffRetryInterval, s.RegistryTimeout, s.LeaveDrainTimeout));
         Assert.Equal((16, "kv", "kv-part", TimeSpan.Zero, true, TimeSpan.FromMilliseconds(1500), 5),
             (s.Partitions, s.Role, s.TypeName, s.EnsurePartitionsInterval, s.Rebalance, s.FanOutTimeout, s.MaxWaitingRequests));
     }
@@ -77,6 +87,9 @@ public sealed class ClusterUnitTests : TestKit
     [InlineData("crabkv.cluster.partitions = 1025", "cluster.partitions")]
     [InlineData("crabkv.cluster.role = \"\"", "cluster.role")]
     [InlineData("crabkv.cluster.fan-out-timeout = 0s", "cluster.fan-out-timeout")]
+    [InlineData("crabkv.cluster.max-simultaneous-moves = 0", "cluster.max-simultaneous-moves")]
+    [InlineData("crabkv.cluster.handoff-retry-interval = 0s", "cluster.handoff-retry-interval")]
+    [InlineData("crabkv.cluster.registry-timeout = 0s", "cluster.registry-timeout")]
     [InlineData("crabkv.cluster.ensure-partitions-interval = -1s", "cluster.ensure-partitions-interval")]
     public void Invalid_settings_are_refused_naming_the_key(string hocon, string key)
     {

@@ -159,7 +159,7 @@ internal sealed class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWith
                 _entityProps ?? (_ => Akka.Actor.Props.Empty),
                 shardingSettings,
                 _extractor,
-                new PartitionAllocationStrategy(_settings.Rebalance),
+                new PartitionAllocationStrategy(_settings.Rebalance, _settings.MaxSimultaneousMoves),
                 StopPartition.Instance)
             .PipeTo(Self, success: r => new RegionStarted(r), failure: e => new RegionFailed(e));
     }
