@@ -100,7 +100,7 @@ public sealed class ClusterUnitTests : TestKit
 
     // ------------------------------------------------------------------ wire format
 
-    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply" };
+    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply", "delete-copy", "error-moving", "error-unavailable" };
 
     private static object Sample(string name) => name switch
     {
@@ -108,6 +108,9 @@ public sealed class ClusterUnitTests : TestKit
         "envelope-put" => new PartitionEnvelope(0, new Put("ключ-🦀", [0, 1, 0xFF], TimeSpan.FromSeconds(5), 3)),
         "envelope-stop" => new PartitionEnvelope(1023, StopPartition.Instance),
         "query" => new PartitionCountQuery(7),
+        "delete-copy" => new DeletePartitionCopy(1023, "0123456789abcdef0123456789abcdef", long.MaxValue),
+        "error-moving" => new PartitionEnvelope(3, new CrabKvError(CrabKvErrorCode.PartitionMoving, "moving", 5)),
+        "error-unavailable" => new PartitionEnvelope(4, new CrabKvError(CrabKvErrorCode.PartitionUnavailable, "unavailable", 6)),
         _ => new PartitionCountReply(64),
     };
 
@@ -148,7 +151,7 @@ public sealed class ClusterUnitTests : TestKit
     {
         var types = typeof(ICrabKvClusterMessage).Assembly.GetTypes()
             .Where(t => typeof(ICrabKvClusterMessage).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false }).ToList();
-        Assert.Equal(3, types.Count);
+        Assert.Equal(4, types.Count);
         Assert.All(types, t => Assert.IsType<CrabKvClusterSerializer>(Sys.Serialization.FindSerializerForType(t)));
         var serializer = (CrabKvClusterSerializer)Sys.Serialization.FindSerializerForType(typeof(PartitionEnvelope));
         Assert.Throws<SerializationException>(() => serializer.FromBinary([1], "ZZ"));

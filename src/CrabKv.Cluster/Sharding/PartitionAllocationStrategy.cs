@@ -23,7 +23,8 @@ internal sealed class PartitionAllocationStrategy : IActorSystemDependentAllocat
     private readonly IShardAllocationStrategy _leastShards;
     private readonly bool _rebalance;
     private readonly HashSet<string> _rebalancing = new(StringComparer.Ordinal);
-    private IActorRef? _replicator;
+    private volatile LWWDictionary<string, string>? _registry;
+    private IActorRef? _watcher;
     private Akka.Cluster.Cluster? _cluster;
 
     public PartitionAllocationStrategy(bool rebalance, int maxSimultaneousMoves = 2)
@@ -40,25 +41,24 @@ internal sealed class PartitionAllocationStrategy : IActorSystemDependentAllocat
             s.Start(system);
         }
         _cluster = Akka.Cluster.Cluster.Get(system);
-        _replicator = DistributedData.Get(system).Replicator;
+        // The registry is read from a local subscription, not asked per allocation: the
+        // coordinator allocates from the answer's allocations, and a slow answer would let
+        // every pending shard see the same (empty) allocations and land on one region.
+        _watcher?.Tell(PoisonPill.Instance);
+        _watcher = system.ActorOf(Props.Create(() => new RegistryWatcher(this)));
     }
 
-    public async Task<IActorRef> AllocateShard(IActorRef requester, string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations)
+    public Task<IActorRef> AllocateShard(IActorRef requester, string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations)
     {
         bool moving;
         lock (_rebalancing)
         {
             moving = _rebalancing.Remove(shardId);
         }
-        if (!moving)
-        {
-            var holderRegion = await HolderRegionAsync(shardId, currentShardAllocations).ConfigureAwait(false);
-            if (holderRegion is not null)
-            {
-                return holderRegion;
-            }
-        }
-        return await _leastShards.AllocateShard(requester, shardId, currentShardAllocations).ConfigureAwait(false);
+        var holderRegion = moving ? null : HolderRegion(shardId, currentShardAllocations);
+        return holderRegion is not null
+            ? Task.FromResult(holderRegion)
+            : _leastShards.AllocateShard(requester, shardId, currentShardAllocations);
     }
 
     public async Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
@@ -75,28 +75,31 @@ internal sealed class PartitionAllocationStrategy : IActorSystemDependentAllocat
         return picked;
     }
 
-    private async Task<IActorRef?> HolderRegionAsync(string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> current)
+    private IActorRef? HolderRegion(string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> current)
     {
-        if (_replicator is null || _cluster is null || !int.TryParse(shardId, NumberStyles.None, CultureInfo.InvariantCulture, out var partition))
+        var map = _registry;
+        if (map is null || _cluster is null || !int.TryParse(shardId, NumberStyles.None, CultureInfo.InvariantCulture, out var partition))
         {
             return null;
         }
-        try
-        {
-            var response = await _replicator.Ask<IGetResponse>(Dsl.Get(HolderRegistry.Key, ReadLocal.Instance), TimeSpan.FromSeconds(3)).ConfigureAwait(false);
-            var map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
-            var holder = HolderRegistry.HolderOf(map, partition);
-            var address = holder is null ? null : HolderRegistry.AddressOf(map, holder.Value.NodeId);
-            if (address is null || !HolderRegistry.IsReachable(_cluster, address))
-            {
-                return null;
-            }
-            var self = _cluster.SelfAddress;
-            return current.Keys.FirstOrDefault(r => (r.Path.Address.HasGlobalScope ? r.Path.Address : self).Equals(address));
-        }
-        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        var holder = HolderRegistry.HolderOf(map, partition);
+        var address = holder is null ? null : HolderRegistry.AddressOf(map, holder.Value.NodeId);
+        if (address is null || !HolderRegistry.IsReachable(_cluster, address))
         {
             return null;
+        }
+        var self = _cluster.SelfAddress;
+        return current.Keys.FirstOrDefault(r => (r.Path.Address.HasGlobalScope ? r.Path.Address : self).Equals(address));
+    }
+
+    /// <summary>Keeps the strategy's copy of the holder registry current (the local replica, by subscription).</summary>
+    private sealed class RegistryWatcher : ReceiveActor
+    {
+        public RegistryWatcher(PartitionAllocationStrategy owner)
+        {
+            var replicator = DistributedData.Get(Context.System).Replicator;
+            replicator.Tell(Dsl.Subscribe(HolderRegistry.Key, Self));
+            Receive<Changed>(c => owner._registry = c.Get(HolderRegistry.Key));
         }
     }
 }
