@@ -97,7 +97,9 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             var r = (RetryDelete)g.Request!;
             var map = g is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
             var holder = HolderRegistry.HolderOf(map, r.Message.Partition);
-            if (holder?.NodeId == _ctx.NodeId)
+            // The local replica may not have the new holder's write yet (WriteMajority need not
+            // include this node): an older epoch of this node's own is what the message replaces.
+            if (holder is { } h && h.NodeId == _ctx.NodeId && h.Epoch >= r.Message.Epoch)
             {
                 _log.Info("Partition {0}: not deleting the local copy, this node holds it again (epoch {1}; the request was for epoch {2})",
                     r.Message.Partition, holder.Value.Epoch, r.Message.Epoch);
