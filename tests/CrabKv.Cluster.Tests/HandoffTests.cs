@@ -240,16 +240,22 @@ public sealed class HandoffTests : IAsyncLifetime
     [Fact]
     public async Task A_node_stopped_abruptly_makes_its_partitions_unavailable_until_it_restarts_on_its_data_directory()
     {
-        // C stops without leaving: its actor system terminates without CoordinatedShutdown.
-        const string abrupt = "akka.coordinated-shutdown.run-by-actor-system-terminate = off";
-        var (a, nodeA) = Start(Dir("a"), 3, null);
+        // C stops without leaving: its actor system terminates without CoordinatedShutdown. C joins
+        // last, so it is the youngest member: the shard coordinator (a singleton on the oldest)
+        // is not on it. (A coordinator that restarts waits for min-nr-of-members regions before it
+        // allocates again: with 3 and one of 3 nodes dead, it would never allocate.)
+        const string rebalance = "crabkv.cluster.rebalance = on";
+        const string abrupt = rebalance + "\nakka.coordinated-shutdown.run-by-actor-system-terminate = off";
+        var (a, nodeA) = Start(Dir("a"), 2, null, rebalance);
         var seed = Akka.Cluster.Cluster.Get(a).SelfAddress;
-        var (_, nodeB) = Start(Dir("b"), 3, seed);
-        var (c, nodeC) = Start(Dir("c"), 3, seed, abrupt);
-        await Task.WhenAll(nodeA.Ready, nodeB.Ready, nodeC.Ready).WaitAsync(Patience);
+        var (_, nodeB) = Start(Dir("b"), 2, seed, rebalance);
+        await Task.WhenAll(nodeA.Ready, nodeB.Ready).WaitAsync(Patience);
+        await AllPartitionsAnswer(nodeA);
+        var (c, nodeC) = Start(Dir("c"), 2, seed, abrupt);
+        await nodeC.Ready.WaitAsync(Patience);
+        await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count >= 3, "the new node hosting at least 3 of the 12 partitions");
         await AllPartitionsAnswer(nodeA);
         var onC = await ShardsOf(nodeC);
-        Assert.NotEmpty(onC);
 
         var keys = Enumerable.Range(0, 3_000).Select(i => $"crash:{i}").ToList();
         await LoadAsync(nodeA.Endpoint, keys); // fsynced before acknowledged (sync-interval = 0)
@@ -291,7 +297,7 @@ public sealed class HandoffTests : IAsyncLifetime
         }
 
         // C returns on the same data directory (a new address, the same NODE-ID): every acknowledged write is served.
-        var (_, nodeC2) = Start(Dir("c"), 3, seed, abrupt);
+        var (_, nodeC2) = Start(Dir("c"), 2, seed, abrupt);
         await nodeC2.Ready.WaitAsync(Patience);
         await ExpectAllAsync(nodeA.Endpoint, keys);
         await ExpectAllAsync(nodeC2.Endpoint, keys);
