@@ -3,6 +3,8 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using CrabKv.Actors;
+using LWWStrings = Akka.DistributedData.LWWDictionary<string, string>;
+using CrabKv.Cluster.Handoff;
 using CrabKv.Cluster.Hosting;
 using CrabKv.Cluster.Serialization;
 using CrabKv.Cluster.Sharding;
@@ -229,5 +231,65 @@ public sealed class ClusterUnitTests : TestKit
         {
             await bare.Terminate().WaitAsync(TimeSpan.FromSeconds(60));
         }
+    }
+
+    // ------------------------------------------------------------------ node identity, holder registry
+
+    [Fact]
+    public void NODE_ID_is_created_once_durably_and_read_back_and_a_damaged_one_is_refused()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "crabkv-nodeid-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var id = NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default);
+            Assert.True(Guid.TryParseExact(id, "N", out _));
+            Assert.Equal(id, NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default));
+            Assert.False(File.Exists(Path.Combine(dir, "NODE-ID.tmp")));
+
+            // "Has data" means at least one segment: an empty p-NNN (recreated at every open) is not the data.
+            var partition = Path.Combine(dir, "p-000");
+            Assert.False(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+            Directory.CreateDirectory(partition);
+            File.WriteAllText(Path.Combine(partition, "LOCK"), "");
+            Assert.False(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+            File.WriteAllBytes(Path.Combine(partition, "seg-0000000001-0.data"), new byte[16]);
+            Assert.True(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+
+            File.WriteAllText(Path.Combine(dir, "NODE-ID"), "not an id\n");
+            var e = Assert.Throws<CrabKvConfigurationException>(() => NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default));
+            Assert.Contains("NODE-ID", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Holder_registry_entries_round_trip_and_a_higher_epoch_wins_a_merge()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Sys);
+        var self = cluster.SelfUniqueAddress;
+        var other = new Akka.Cluster.UniqueAddress(new Address("akka.tcp", "x", "10.0.0.9", 2552), 7);
+        var map = LWWStrings.Empty;
+        Assert.Null(HolderRegistry.HolderOf(map, 3));
+        map = HolderRegistry.SetHolder(map, self, 3, new Holder("node-a", 1));
+        map = HolderRegistry.SetAddress(map, self, "node-a", new Address("akka.tcp", "crabkv", "127.0.0.1", 4711));
+        Assert.Equal(new Holder("node-a", 1), HolderRegistry.HolderOf(map, 3));
+        Assert.Equal(new Address("akka.tcp", "crabkv", "127.0.0.1", 4711), HolderRegistry.AddressOf(map, "node-a"));
+        Assert.Equal([3], HolderRegistry.HeldBy(map, "node-a", 12));
+
+        // Two replicas: one moves the partition to node-b at epoch 2, the other (stale) rewrites epoch 1.
+        var moved = HolderRegistry.SetHolder(map, other, 3, new Holder("node-b", 2));
+        var stale = HolderRegistry.SetHolder(map, self, 3, new Holder("node-a", 1));
+        Assert.Equal(new Holder("node-b", 2), HolderRegistry.HolderOf(moved.Merge(stale), 3));
+        Assert.Equal(new Holder("node-b", 2), HolderRegistry.HolderOf(stale.Merge(moved), 3));
+    }
+
+    [Fact]
+    public void Reference_configuration_turns_the_DistributedData_durable_store_off()
+    {
+        Assert.Empty(CrabKvClusterSettings.FullDefaultConfig().GetStringList("akka.cluster.distributed-data.durable.keys"));
     }
 }

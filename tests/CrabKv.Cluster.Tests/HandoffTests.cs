@@ -194,8 +194,16 @@ public sealed class HandoffTests : IAsyncLifetime
         await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count >= 3, "the new node hosting at least 3 of the 12 partitions");
         var onC = await ShardsOf(nodeC);
         // The moved partitions' data is on C, and their old copies are deleted.
-        await ClusterFixture.WaitUntil(() => onC.All(p => HasSegments(Dir("c"), p) && !HasSegments(Dir("a"), p) && !HasSegments(Dir("b"), p)),
-            "the moved partitions' data on the new node only");
+        try
+        {
+            await ClusterFixture.WaitUntil(() => onC.All(p => HasSegments(Dir("c"), p) && !HasSegments(Dir("a"), p) && !HasSegments(Dir("b"), p)),
+                "the moved partitions' data on the new node only");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException(e.Message + " Segments now: " +
+                string.Join("; ", onC.Order().Select(p => $"p{p}: c {HasSegments(Dir("c"), p)} a {HasSegments(Dir("a"), p)} b {HasSegments(Dir("b"), p)}")), e);
+        }
         stop.Cancel();
         await Task.WhenAll(readers);
         _output.WriteLine($"moved to the new node: {string.Join(", ", onC.Order())}; answers during the move: {string.Join(", ", answers.Select(kv => $"{kv.Key} {kv.Value}"))}");
