@@ -50,7 +50,8 @@ public sealed class HandoffTests : IAsyncLifetime
     private static Config Config(string dataDir, int minMembers, string extra = "") => ConfigurationFactory.ParseString($"""
         akka.cluster.role.crabkv.min-nr-of-members = {minMembers}
         akka.cluster.sharding.rebalance-interval = 2s
-        akka.cluster.split-brain-resolver.stable-after = 5s
+        akka.cluster.split-brain-resolver.stable-after = 8s
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 5s
         crabkv.cluster.ensure-partitions-interval = 2s
         crabkv.cluster.handoff-retry-interval = 500ms
         {extra}
@@ -86,15 +87,34 @@ public sealed class HandoffTests : IAsyncLifetime
 
     private static string ValueOf(string key) => "value of " + key;
 
-    /// <summary>Puts every key in one batch per partition chunk (acknowledged once fsynced by default).</summary>
+    /// <summary>
+    /// Puts every key in one batch per partition chunk (acknowledged once fsynced by default).
+    /// A batch that times out or gets an error (a partition moving) is sent again: Akka drops
+    /// the messages a region buffered for a shard being handed off, and a batch is idempotent.
+    /// </summary>
     private static async Task LoadAsync(IActorRef endpoint, IEnumerable<string> keys)
     {
         var batches = keys.GroupBy(k => KeyPartitioner.PartitionOf(k, Partitions))
             .SelectMany(g => g.Chunk(250))
             .Select(chunk => new PutBatch(chunk.Select(k => BatchEntry.Put(k, Encoding.UTF8.GetBytes(ValueOf(k)))).ToList()));
+        var deadline = DateTime.UtcNow + Patience;
         foreach (var batch in batches)
         {
-            Assert.IsType<PutBatchOk>(await endpoint.Ask<object>(batch, Patience));
+            while (true)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the batches were not all acknowledged within {Patience}");
+                try
+                {
+                    if (await endpoint.Ask<object>(batch, TimeSpan.FromSeconds(10)) is PutBatchOk)
+                    {
+                        break;
+                    }
+                }
+                catch (AskTimeoutException)
+                {
+                }
+                await Task.Delay(100);
+            }
         }
     }
 
@@ -261,7 +281,7 @@ public sealed class HandoffTests : IAsyncLifetime
         await AllPartitionsAnswer(nodeA);
         var (c, nodeC) = Start(Dir("c"), 2, seed, abrupt);
         await nodeC.Ready.WaitAsync(Patience);
-        await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count >= 3, "the new node hosting at least 3 of the 12 partitions");
+        await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count == 4, "the new node hosting 4 of the 12 partitions (rebalancing settled)");
         await AllPartitionsAnswer(nodeA);
         var onC = await ShardsOf(nodeC);
 
@@ -272,7 +292,7 @@ public sealed class HandoffTests : IAsyncLifetime
 
         await c.Terminate().WaitAsync(Patience);
 
-        // Once C is downed (split-brain resolver, stable-after 5 s) its partitions are allocated to
+        // Once C is downed (split-brain resolver, stable-after 8 s) its partitions are allocated to
         // A and B, which do not hold their data: PartitionUnavailable, never "not found".
         var probe = keysOnC[0];
         await ClusterFixture.WaitUntil(async () =>
