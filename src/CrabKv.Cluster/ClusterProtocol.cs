@@ -21,3 +21,10 @@ internal sealed record PartitionCountQuery(int Partitions) : ICrabKvClusterMessa
 
 /// <summary>Internal. The answer to <see cref="PartitionCountQuery"/>: the answering node's <c>crabkv.cluster.partitions</c>.</summary>
 internal sealed record PartitionCountReply(int Partitions) : ICrabKvClusterMessage;
+
+/// <summary>
+/// Internal. New holder → old holder's handoff agent: partition <paramref name="Partition"/> is
+/// now held by node <paramref name="NewHolder"/> at <paramref name="Epoch"/> (already written
+/// with WriteMajority); delete the local copy unless the registry says this node holds it again.
+/// </summary>
+internal sealed record DeletePartitionCopy(int Partition, string NewHolder, long Epoch) : ICrabKvClusterMessage;

@@ -1,7 +1,10 @@
 using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors;
+using CrabKv.Actors.Transfer;
+using CrabKv.Cluster.Handoff;
 using CrabKv.Cluster.Internal;
+using CrabKv.Storage.Transfer;
 using CrabKv.Cluster.Sharding;
 
 namespace CrabKv.Cluster;
@@ -42,6 +45,7 @@ public static class CrabKvCluster
         var hostsPartitions = cluster.SelfRoles.Contains(clusterSettings.Role);
 
         DataDirectory? dataDirectory = null;
+        HandoffContext? handoff = null;
         Func<string, Props>? entityProps = null;
         if (hostsPartitions)
         {
@@ -55,11 +59,23 @@ public static class CrabKvCluster
             // The node budgets are divided by the cluster's partition count (static: a node
             // holding fewer partitions uses that fraction of them).
             var entitySettings = partitionSettings.PerPartition(clusterSettings.Partitions);
+            try
+            {
+                handoff = new HandoffContext(NodeIdentity.LoadOrCreate(directory.Path, partitionSettings.Files), directory.Path, clusterSettings,
+                    TransferSettings.Create(system), partitionSettings.Files);
+                SettleCrashedPartitions(system, directory, entitySettings);
+            }
+            catch
+            {
+                dataDirectory.Dispose();
+                throw;
+            }
+            var context = handoff;
             var extractor = new PartitionMessageExtractor(clusterSettings.Partitions);
             entityProps = id =>
             {
                 var partition = extractor.PartitionOf(id);
-                return PartitionEntity.Props(partition, partition >= 0 ? directory.PartitionPath(partition) : "", entitySettings);
+                return PartitionEntity.Props(partition, partition >= 0 ? directory.PartitionPath(partition) : "", entitySettings, context);
             };
         }
 
@@ -67,6 +83,13 @@ public static class CrabKvCluster
         IActorRef endpoint;
         try
         {
+            if (handoff is not null)
+            {
+                ((ExtendedActorSystem)system).SystemActorOf(HandoffAgent.Props(handoff), HandoffAgent.Name);
+                var drain = handoff;
+                CoordinatedShutdown.Get(system).AddTask("cluster-sharding-shutdown-region", "crabkv-drain-partitions",
+                    () => HandoffAgent.DrainAsync(system, drain));
+            }
             endpoint = system.ActorOf(ClusterEndpoint.Props(clusterSettings, entityProps, ready), name);
             ((ExtendedActorSystem)system).SystemActorOf(PartitionCountCheck.Props(clusterSettings, endpoint), PartitionCountCheck.Name);
         }
@@ -97,6 +120,25 @@ public static class CrabKvCluster
             throw new CrabKvConfigurationException("cluster",
                 "needs the CrabKv serializer bindings in the actor system's configuration from its creation " +
                 "(include CrabKvClusterSettings.FullDefaultConfig(), or use WithCrabKvCluster); otherwise CrabKv messages would cross the network as JSON");
+        }
+    }
+
+    /// <summary>
+    /// A partition whose store did not stop cleanly (this node crashed) cannot be exported as it
+    /// is (its newest segment is not sealed): open and close it once, which recovers and seals it,
+    /// so that a new owner can pull it. Partitions without data are left alone.
+    /// </summary>
+    private static void SettleCrashedPartitions(ActorSystem system, DataDirectory directory, CrabKvSettings settings)
+    {
+        for (var p = 0; p < directory.Partitions; p++)
+        {
+            var path = directory.PartitionPath(p);
+            if (!NodeIdentity.HasData(path, settings.Files) || PartitionExport.IsCleanlyStopped(path, settings.Files))
+            {
+                continue;
+            }
+            system.Log.Warning("CrabKv: partition {0} did not stop cleanly; recovering and sealing it", p);
+            EmbeddedStore.Open(path, settings.ToStoreOptions()).Dispose();
         }
     }
 

@@ -32,6 +32,18 @@ public sealed record CrabKvClusterSettings
     /// <summary>Requests held while the node checks the partition count and starts its region.</summary>
     public required int MaxWaitingRequests { get; init; }
 
+    /// <summary>Partitions a rebalance round may move at once (rebalancing on); the next round starts when they have moved.</summary>
+    public required int MaxSimultaneousMoves { get; init; }
+
+    /// <summary>How long a partition waiting for its data (holder unreachable, transfer failed) waits before it looks again.</summary>
+    public required TimeSpan HandoffRetryInterval { get; init; }
+
+    /// <summary>Timeout of the holder registry's ReadMajority / WriteMajority.</summary>
+    public required TimeSpan RegistryTimeout { get; init; }
+
+    /// <summary>Longest wait of a leaving node for the new owners to pull the partitions it holds.</summary>
+    public required TimeSpan LeaveDrainTimeout { get; init; }
+
     /// <summary>The embedded reference configuration (this section, split-brain resolver, serializer binding).</summary>
     public static Config DefaultConfig() =>
         ConfigurationFactory.FromResource<CrabKvClusterSettings>("CrabKv.Cluster.reference.conf");
@@ -100,8 +112,17 @@ public sealed record CrabKvClusterSettings
         {
             throw new CrabKvConfigurationException("cluster.max-waiting-requests", $"is {waiting}; it must not be negative");
         }
+        var moves = Read("max-simultaneous-moves", () => c.GetInt("max-simultaneous-moves"));
+        if (moves < 1)
+        {
+            throw new CrabKvConfigurationException("cluster.max-simultaneous-moves", $"is {moves}; it must be at least 1");
+        }
         return new CrabKvClusterSettings
         {
+            MaxSimultaneousMoves = moves,
+            HandoffRetryInterval = Duration("handoff-retry-interval", allowZero: false),
+            RegistryTimeout = Duration("registry-timeout", allowZero: false),
+            LeaveDrainTimeout = Duration("leave-drain-timeout", allowZero: true),
             Partitions = partitions,
             Role = Str("role"),
             TypeName = Str("type-name"),

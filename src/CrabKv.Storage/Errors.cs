@@ -21,6 +21,10 @@ public enum CrabKvErrorCode : byte
     UnknownMessage = 8,
     /// <summary>Too much work queued (writes in flight, or requests waiting for the partition to open); retry shortly.</summary>
     Overloaded = 9,
+    /// <summary>The partition is moving to this node (its data is being pulled from the previous holder) and too many requests already wait for it; retry shortly.</summary>
+    PartitionMoving = 10,
+    /// <summary>The node that holds the partition's data is unreachable or down; retry once it is back (the data is not lost, nor is the key "not found").</summary>
+    PartitionUnavailable = 11,
 }
 
 /// <summary>What a refused request was wrong about; picks the exception the embedded engine throws.</summary>

@@ -3,6 +3,8 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using CrabKv.Actors;
+using LWWStrings = Akka.DistributedData.LWWDictionary<string, string>;
+using CrabKv.Cluster.Handoff;
 using CrabKv.Cluster.Hosting;
 using CrabKv.Cluster.Serialization;
 using CrabKv.Cluster.Sharding;
@@ -45,6 +47,10 @@ public sealed class ClusterUnitTests : TestKit
             Rebalance = false,
             FanOutTimeout = TimeSpan.FromSeconds(60),
             MaxWaitingRequests = 10_000,
+            MaxSimultaneousMoves = 2,
+            HandoffRetryInterval = TimeSpan.FromSeconds(2),
+            RegistryTimeout = TimeSpan.FromSeconds(5),
+            LeaveDrainTimeout = TimeSpan.FromSeconds(25),
         }, s);
         var full = CrabKvClusterSettings.FullDefaultConfig();
         Assert.Equal("keep-majority", full.GetString("akka.cluster.split-brain-resolver.active-strategy"));
@@ -66,8 +72,14 @@ public sealed class ClusterUnitTests : TestKit
             Rebalance = true,
             FanOutTimeout = TimeSpan.FromMilliseconds(1500),
             MaxWaitingRequests = 5,
+            MaxSimultaneousMoves = 3,
+            HandoffRetryInterval = TimeSpan.FromMilliseconds(700),
+            RegistryTimeout = TimeSpan.FromSeconds(4),
+            LeaveDrainTimeout = TimeSpan.Zero,
         };
         var s = CrabKvClusterSettings.Create(ConfigurationFactory.ParseString(options.ToHocon()));
+        Assert.Equal((3, TimeSpan.FromMilliseconds(700), TimeSpan.FromSeconds(4), TimeSpan.Zero),
+            (s.MaxSimultaneousMoves, s.HandoffRetryInterval, s.RegistryTimeout, s.LeaveDrainTimeout));
         Assert.Equal((16, "kv", "kv-part", TimeSpan.Zero, true, TimeSpan.FromMilliseconds(1500), 5),
             (s.Partitions, s.Role, s.TypeName, s.EnsurePartitionsInterval, s.Rebalance, s.FanOutTimeout, s.MaxWaitingRequests));
     }
@@ -77,6 +89,9 @@ public sealed class ClusterUnitTests : TestKit
     [InlineData("crabkv.cluster.partitions = 1025", "cluster.partitions")]
     [InlineData("crabkv.cluster.role = \"\"", "cluster.role")]
     [InlineData("crabkv.cluster.fan-out-timeout = 0s", "cluster.fan-out-timeout")]
+    [InlineData("crabkv.cluster.max-simultaneous-moves = 0", "cluster.max-simultaneous-moves")]
+    [InlineData("crabkv.cluster.handoff-retry-interval = 0s", "cluster.handoff-retry-interval")]
+    [InlineData("crabkv.cluster.registry-timeout = 0s", "cluster.registry-timeout")]
     [InlineData("crabkv.cluster.ensure-partitions-interval = -1s", "cluster.ensure-partitions-interval")]
     public void Invalid_settings_are_refused_naming_the_key(string hocon, string key)
     {
@@ -87,7 +102,7 @@ public sealed class ClusterUnitTests : TestKit
 
     // ------------------------------------------------------------------ wire format
 
-    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply" };
+    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply", "delete-copy", "error-moving", "error-unavailable" };
 
     private static object Sample(string name) => name switch
     {
@@ -95,6 +110,9 @@ public sealed class ClusterUnitTests : TestKit
         "envelope-put" => new PartitionEnvelope(0, new Put("ключ-🦀", [0, 1, 0xFF], TimeSpan.FromSeconds(5), 3)),
         "envelope-stop" => new PartitionEnvelope(1023, StopPartition.Instance),
         "query" => new PartitionCountQuery(7),
+        "delete-copy" => new DeletePartitionCopy(1023, "0123456789abcdef0123456789abcdef", long.MaxValue),
+        "error-moving" => new PartitionEnvelope(3, new CrabKvError(CrabKvErrorCode.PartitionMoving, "moving", 5)),
+        "error-unavailable" => new PartitionEnvelope(4, new CrabKvError(CrabKvErrorCode.PartitionUnavailable, "unavailable", 6)),
         _ => new PartitionCountReply(64),
     };
 
@@ -135,7 +153,7 @@ public sealed class ClusterUnitTests : TestKit
     {
         var types = typeof(ICrabKvClusterMessage).Assembly.GetTypes()
             .Where(t => typeof(ICrabKvClusterMessage).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false }).ToList();
-        Assert.Equal(3, types.Count);
+        Assert.Equal(4, types.Count);
         Assert.All(types, t => Assert.IsType<CrabKvClusterSerializer>(Sys.Serialization.FindSerializerForType(t)));
         var serializer = (CrabKvClusterSerializer)Sys.Serialization.FindSerializerForType(typeof(PartitionEnvelope));
         Assert.Throws<SerializationException>(() => serializer.FromBinary([1], "ZZ"));
@@ -213,5 +231,65 @@ public sealed class ClusterUnitTests : TestKit
         {
             await bare.Terminate().WaitAsync(TimeSpan.FromSeconds(60));
         }
+    }
+
+    // ------------------------------------------------------------------ node identity, holder registry
+
+    [Fact]
+    public void NODE_ID_is_created_once_durably_and_read_back_and_a_damaged_one_is_refused()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "crabkv-nodeid-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var id = NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default);
+            Assert.True(Guid.TryParseExact(id, "N", out _));
+            Assert.Equal(id, NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default));
+            Assert.False(File.Exists(Path.Combine(dir, "NODE-ID.tmp")));
+
+            // "Has data" means at least one segment: an empty p-NNN (recreated at every open) is not the data.
+            var partition = Path.Combine(dir, "p-000");
+            Assert.False(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+            Directory.CreateDirectory(partition);
+            File.WriteAllText(Path.Combine(partition, "LOCK"), "");
+            Assert.False(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+            File.WriteAllBytes(Path.Combine(partition, "seg-0000000001-0.data"), new byte[16]);
+            Assert.True(NodeIdentity.HasData(partition, Storage.Files.FileLayer.Default));
+
+            File.WriteAllText(Path.Combine(dir, "NODE-ID"), "not an id\n");
+            var e = Assert.Throws<CrabKvConfigurationException>(() => NodeIdentity.LoadOrCreate(dir, Storage.Files.FileLayer.Default));
+            Assert.Contains("NODE-ID", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Holder_registry_entries_round_trip_and_a_higher_epoch_wins_a_merge()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Sys);
+        var self = cluster.SelfUniqueAddress;
+        var other = new Akka.Cluster.UniqueAddress(new Address("akka.tcp", "x", "10.0.0.9", 2552), 7);
+        var map = LWWStrings.Empty;
+        Assert.Null(HolderRegistry.HolderOf(map, 3));
+        map = HolderRegistry.SetHolder(map, self, 3, new Holder("node-a", 1));
+        map = HolderRegistry.SetAddress(map, self, "node-a", new Address("akka.tcp", "crabkv", "127.0.0.1", 4711));
+        Assert.Equal(new Holder("node-a", 1), HolderRegistry.HolderOf(map, 3));
+        Assert.Equal(new Address("akka.tcp", "crabkv", "127.0.0.1", 4711), HolderRegistry.AddressOf(map, "node-a"));
+        Assert.Equal([3], HolderRegistry.HeldBy(map, "node-a", 12));
+
+        // Two replicas: one moves the partition to node-b at epoch 2, the other (stale) rewrites epoch 1.
+        var moved = HolderRegistry.SetHolder(map, other, 3, new Holder("node-b", 2));
+        var stale = HolderRegistry.SetHolder(map, self, 3, new Holder("node-a", 1));
+        Assert.Equal(new Holder("node-b", 2), HolderRegistry.HolderOf(moved.Merge(stale), 3));
+        Assert.Equal(new Holder("node-b", 2), HolderRegistry.HolderOf(stale.Merge(moved), 3));
+    }
+
+    [Fact]
+    public void Reference_configuration_turns_the_DistributedData_durable_store_off()
+    {
+        Assert.Empty(CrabKvClusterSettings.FullDefaultConfig().GetStringList("akka.cluster.distributed-data.durable.keys"));
     }
 }

@@ -25,6 +25,15 @@ public sealed class CrabKvClusterOptions
     /// <summary>crabkv.cluster.max-waiting-requests</summary>
     public int? MaxWaitingRequests { get; set; }
 
+    /// <summary>crabkv.cluster.max-simultaneous-moves</summary>
+    public int? MaxSimultaneousMoves { get; set; }
+    /// <summary>crabkv.cluster.handoff-retry-interval</summary>
+    public TimeSpan? HandoffRetryInterval { get; set; }
+    /// <summary>crabkv.cluster.registry-timeout</summary>
+    public TimeSpan? RegistryTimeout { get; set; }
+    /// <summary>crabkv.cluster.leave-drain-timeout</summary>
+    public TimeSpan? LeaveDrainTimeout { get; set; }
+
     /// <summary>The HOCON of the properties that are set, under <c>crabkv.cluster</c>.</summary>
     public string ToHocon()
     {
@@ -52,6 +61,10 @@ public sealed class CrabKvClusterOptions
         Add("rebalance", Rebalance);
         Add("fan-out-timeout", FanOutTimeout);
         Add("max-waiting-requests", MaxWaitingRequests);
+        Add("max-simultaneous-moves", MaxSimultaneousMoves);
+        Add("handoff-retry-interval", HandoffRetryInterval);
+        Add("registry-timeout", RegistryTimeout);
+        Add("leave-drain-timeout", LeaveDrainTimeout);
         return sb.ToString();
     }
 

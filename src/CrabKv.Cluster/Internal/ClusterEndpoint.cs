@@ -163,7 +163,7 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
                 _entityProps ?? (_ => Akka.Actor.Props.Empty),
                 shardingSettings,
                 _extractor,
-                new PartitionAllocationStrategy(_settings.Rebalance),
+                new PartitionAllocationStrategy(_settings.Rebalance, _settings.MaxSimultaneousMoves),
                 StopPartition.Instance)
             .PipeTo(Self, success: r => new RegionStarted(r), failure: e => new RegionFailed(e));
     }

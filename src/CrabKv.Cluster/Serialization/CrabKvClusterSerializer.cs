@@ -5,6 +5,7 @@
 //   PE        PartitionEnvelope     partition:int serializerId:int manifest:string payload:bytes
 //   PQ        PartitionCountQuery   partitions:int
 //   pq        PartitionCountReply   partitions:int
+//   DC        DeletePartitionCopy   partition:int newHolder:string epoch:long
 //
 // The envelope's message is serialized by whatever serializer the actor system binds to its
 // type (the crabkv serializer, 4242, for the public protocol), so the envelope never needs to
@@ -34,6 +35,7 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
         public const string PartitionEnvelope = "PE";
         public const string PartitionCountQuery = "PQ";
         public const string PartitionCountReply = "pq";
+        public const string DeletePartitionCopy = "DC";
     }
 
     /// <summary>Created by Akka's serialization extension from the HOCON binding.</summary>
@@ -50,6 +52,7 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
         PartitionEnvelope => Manifests.PartitionEnvelope,
         PartitionCountQuery => Manifests.PartitionCountQuery,
         PartitionCountReply => Manifests.PartitionCountReply,
+        DeletePartitionCopy => Manifests.DeletePartitionCopy,
         _ => throw CannotSerialize(o),
     };
 
@@ -74,6 +77,19 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
                 return Int(q.Partitions);
             case PartitionCountReply r:
                 return Int(r.Partitions);
+            case DeletePartitionCopy d:
+            {
+                var measure = WireWriter.Measuring();
+                measure.Int(d.Partition);
+                measure.String(d.NewHolder);
+                measure.Long(d.Epoch);
+                var bytes = new byte[measure.Position];
+                var writer = WireWriter.Into(bytes);
+                writer.Int(d.Partition);
+                writer.String(d.NewHolder);
+                writer.Long(d.Epoch);
+                return bytes;
+            }
             default:
                 throw CannotSerialize(obj);
         }
@@ -98,6 +114,11 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
                 break;
             case Manifests.PartitionCountReply:
                 message = new PartitionCountReply(r.Int());
+                break;
+            case Manifests.DeletePartitionCopy:
+                var deleted = r.Int();
+                var holder = r.String() ?? throw new SerializationException("DeletePartitionCopy without a holder.");
+                message = new DeletePartitionCopy(deleted, holder, r.Long());
                 break;
             default:
                 throw new SerializationException($"Unknown CrabKv.Cluster manifest '{manifest}' ({bytes.Length} bytes): sent by a node with another version of CrabKv.Cluster?");

@@ -1,45 +1,90 @@
 using Akka.Actor;
+using Akka.DistributedData;
 using Akka.Event;
 using CrabKv.Actors;
 using CrabKv.Actors.Partition;
+using CrabKv.Actors.Transfer;
+using CrabKv.Cluster.Handoff;
+using CrabKv.Storage.Transfer;
 
 namespace CrabKv.Cluster.Sharding;
 
 /// <summary>
-/// Internal. The sharded entity of one partition: owns the partition's <c>PartitionActor</c>
-/// (child "partition", directory <c>p-NNN</c> of the node's data directory) and forwards every
-/// message to it, keeping the sender. The handoff stop message is the public
-/// <see cref="StopPartition"/>: the partition flushes, fsyncs, seals and releases its lock,
-/// then the entity stops with it.
+/// Internal. The sharded entity of one partition: makes sure this node holds the partition's data,
+/// then owns its <c>PartitionActor</c> (child "partition", directory <c>p-NNN</c> of the node's data
+/// directory) and forwards every message to it, keeping the sender. The handoff stop message is
+/// the public <see cref="StopPartition"/>: the partition flushes, fsyncs, seals and releases its
+/// lock, then the entity stops with it.
 /// <code>
+///   Resolving ──registry: this node holds it, or nobody (claim, epoch 1)──▶ Serving
+///      │ holder is another node, reachable                       ▲
+///      ├──────────▶ Pulling ──installed, registry epoch+1, old copy deleted──┘
+///      │               │ transfer failed
+///      │ holder unreachable / down / unknown address
+///      ▼               ▼
+///   Unavailable ◀── (retry after handoff-retry-interval: back to Resolving)
 ///   Serving ──StopPartition──▶ Stopping ──partition terminated──▶ stopped
-///      │ partition died
-///      ▼
-///   stopped (sharding starts the entity again on its next message)
 /// </code>
-/// Owning the child is what leaves room for a "pull the data first" state: the partition
-/// actor can be created once the partition's files are in place, with requests waiting meanwhile.
+/// Requests wait in a stash while Resolving and Pulling (at most <c>max-waiting-requests</c>; more
+/// get <see cref="CrabKvErrorCode.PartitionMoving"/>); while Unavailable they get
+/// <see cref="CrabKvErrorCode.PartitionUnavailable"/>, never "not found". A StopPartition before
+/// Serving stops the entity (a transfer in progress is abandoned: its staging copy is discarded,
+/// the holder's copy stays authoritative), answering the waiting requests with PartitionMoving.
 /// </summary>
-internal sealed class PartitionEntity : ReceiveActor
+internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
+    private sealed class Resolve : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly Resolve Instance = new();
+    }
+
+    private sealed class StopNow : INoSerializationVerificationNeeded
+    {
+        public static readonly StopNow Instance = new();
+    }
+
+    private sealed record SourceFound(IActorRef Source) : INoSerializationVerificationNeeded;
+
+    private sealed record SourceNotFound(string Reason) : INoSerializationVerificationNeeded;
+
+    private sealed record Claimed(Holder Holder) : INoSerializationVerificationNeeded;
+
+    private sealed record Recorded(Holder Holder, Holder Previous, Address PreviousAddress) : INoSerializationVerificationNeeded;
+
     private readonly int _partition;
     private readonly string _directory;
     private readonly CrabKvSettings _settings;
+    private readonly HandoffContext? _handoff;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<IActorRef> _stopWaiters = new();
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private readonly IActorRef _replicator;
     private IActorRef _child = ActorRefs.Nobody;
     private readonly Dictionary<IActorRef, IActorRef> _collectors = new(); // origin endpoint → its reply collector
+    private IActorRef _sink = ActorRefs.Nobody;
+    private int _waiting;
+    private string _unavailableReason = "";
 
-    public PartitionEntity(int partition, string directory, CrabKvSettings settings)
+    /// <param name="partition">The partition (-1: an entity id that names none).</param>
+    /// <param name="directory">Its directory on this node.</param>
+    /// <param name="settings">Settings of the partition.</param>
+    /// <param name="handoff">The node's handoff context; null: serve the local directory at once (no registry).</param>
+    public PartitionEntity(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff)
     {
         _partition = partition;
         _directory = directory;
         _settings = settings;
-        Become(Serving);
+        _handoff = handoff;
+        _replicator = handoff is null ? ActorRefs.Nobody : DistributedData.Get(Context.System).Replicator;
+        Become(Resolving);
     }
 
-    public static Props Props(int partition, string directory, CrabKvSettings settings) =>
-        Akka.Actor.Props.Create(() => new PartitionEntity(partition, directory, settings));
+    public IStash Stash { get; set; } = null!;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff = null) =>
+        Akka.Actor.Props.Create(() => new PartitionEntity(partition, directory, settings, handoff));
 
     /// <summary>Never restarted: a restart would lose the partition's in-flight state.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
@@ -53,8 +98,223 @@ internal sealed class PartitionEntity : ReceiveActor
             Context.Stop(Self);
             return;
         }
-        _child = Context.Watch(Context.ActorOf(PartitionActor.Props(_partition, _directory, _settings), "partition"));
+        if (_handoff is null)
+        {
+            StartPartition();
+            return;
+        }
+        Self.Tell(Resolve.Instance);
     }
+
+    // ------------------------------------------------------------------ before serving
+
+    private void Resolving()
+    {
+        Receive<Resolve>(_ => _replicator.Tell(Dsl.Get(HolderRegistry.Key, new ReadMajority(_handoff!.Cluster.RegistryTimeout))));
+        Receive<IGetResponse>(OnRegistry);
+        Receive<UpdateSuccess>(u => u.Request is Claimed, u => OnHolderRecorded(((Claimed)u.Request!).Holder));
+        Receive<IUpdateResponse>(u => u.Request is Claimed, u => RetryLater($"recording this node as the holder failed ({u.GetType().Name})"));
+        Waiting();
+    }
+
+    private void Pulling()
+    {
+        Receive<SourceFound>(m =>
+        {
+            _sink = Context.Watch(Context.ActorOf(PartitionTransferSink.Props(m.Source, _partition, _handoff!.DataDir, Self, _handoff.Transfer with { Files = _handoff.Files }), "sink"));
+        });
+        Receive<SourceNotFound>(m => RetryLater(m.Reason));
+        Receive<TransferFailed>(m =>
+        {
+            Context.Unwatch(_sink);
+            _sink = ActorRefs.Nobody;
+            RetryLater($"the transfer failed: {m.Reason}");
+        });
+        Receive<Terminated>(t => t.ActorRef.Equals(_sink), _ => RetryLater("the transfer sink stopped"));
+        Receive<UpdateSuccess>(u => u.Request is Recorded, u =>
+        {
+            var r = (Recorded)u.Request!;
+            // Only now is the old copy garbage: the registry (a majority) names this node.
+            Context.ActorSelection(new RootActorPath(r.PreviousAddress) / "system" / HandoffAgent.Name)
+                .Tell(new DeletePartitionCopy(_partition, r.Holder.NodeId, r.Holder.Epoch));
+            OnHolderRecorded(r.Holder);
+        });
+        Receive<IUpdateResponse>(u => u.Request is Recorded, u =>
+        {
+            // The copy is installed here but the registry may still name the old holder: write again
+            // (same epoch, idempotent) before serving; requests keep waiting.
+            var r = (Recorded)u.Request!;
+            _log.Warning("Partition {0}: recording this node as holder (epoch {1}) failed ({2}); retrying", _partition, r.Holder.Epoch, u.GetType().Name);
+            Timers.StartSingleTimer("record", new RecordAgain(r), _handoff!.Cluster.HandoffRetryInterval);
+        });
+        Receive<RecordAgain>(m => Record(m.Recorded));
+        Receive<TransferCompleted>(m =>
+        {
+            Context.Unwatch(_sink);
+            _sink = ActorRefs.Nobody;
+            _log.Info("Partition {0}: pulled {1} bytes in {2}", _partition, m.Bytes, m.Duration);
+            Record(_pending!);
+        });
+        Waiting();
+    }
+
+    private sealed record RecordAgain(Recorded Recorded) : INoSerializationVerificationNeeded;
+
+    private Recorded? _pending;
+
+    private void Record(Recorded r) =>
+        _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty, new WriteMajority(_handoff!.Cluster.RegistryTimeout), r,
+            m => HolderRegistry.SetHolder(m, _cluster.SelfUniqueAddress, _partition, r.Holder)));
+
+    private void Unavailable()
+    {
+        Receive<Resolve>(_ =>
+        {
+            Become(Resolving);
+            Self.Tell(Resolve.Instance);
+        });
+        Receive<StopPartition>(_ => StopBeforeServing());
+        Receive<ICrabKvRequest>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionUnavailable, _unavailableReason, m.RequestId)));
+        Receive<ProtocolBatch>(b => RefuseBatch(b, CrabKvErrorCode.PartitionUnavailable, _unavailableReason));
+        ReceiveAny(m => _log.Debug("Partition {0} (unavailable): ignored {1}", _partition, m.GetType().Name));
+    }
+
+    /// <summary>Common to Resolving and Pulling: requests wait (bounded), StopPartition stops.</summary>
+    private void Waiting()
+    {
+        Receive<StopPartition>(_ => StopBeforeServing());
+        Receive<ICrabKvRequest>(m =>
+        {
+            if (_waiting >= _handoff!.Cluster.MaxWaitingRequests)
+            {
+                Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionMoving,
+                    $"Partition {_partition} is moving to this node and {_waiting} requests already wait for it; retry shortly.", m.RequestId));
+                return;
+            }
+            _waiting++;
+            Stash.Stash();
+        });
+        Receive<ProtocolBatch>(b =>
+        {
+            // A combined batch of requests waits like its requests would, counted one by one.
+            if (_waiting + b.Messages.Count > _handoff!.Cluster.MaxWaitingRequests)
+            {
+                RefuseBatch(b, CrabKvErrorCode.PartitionMoving,
+                    $"Partition {_partition} is moving to this node and {_waiting} requests already wait for it; retry shortly.");
+                return;
+            }
+            _waiting += b.Messages.Count;
+            Stash.Stash();
+        });
+        ReceiveAny(m => _log.Debug("Partition {0} (not serving yet): ignored {1}", _partition, m.GetType().Name));
+    }
+
+    private void OnRegistry(IGetResponse response)
+    {
+        if (response is GetFailure)
+        {
+            RetryLater("the holder registry could not be read from a majority");
+            return;
+        }
+        var map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
+        var holder = HolderRegistry.HolderOf(map, _partition);
+        var me = _handoff!.NodeId;
+        if (holder is null)
+        {
+            // A new cluster (or a registry lost with the whole cluster, and nobody has this
+            // partition on disk): this node becomes the holder, empty or with what it has.
+            var claim = new Holder(me, 1);
+            _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty, new WriteMajority(_handoff.Cluster.RegistryTimeout), new Claimed(claim),
+                m => HolderRegistry.HolderOf(m, _partition) is null ? HolderRegistry.SetHolder(m, _cluster.SelfUniqueAddress, _partition, claim) : m));
+            return;
+        }
+        if (holder.Value.NodeId == me)
+        {
+            if (!NodeIdentity.HasData(_directory, _handoff.Files))
+            {
+                _log.Warning("Partition {0}: the registry names this node as its holder (epoch {1}) but '{2}' has no segment; serving it as it is",
+                    _partition, holder.Value.Epoch, _directory);
+            }
+            OnHolderRecorded(holder.Value);
+            return;
+        }
+        var address = HolderRegistry.AddressOf(map, holder.Value.NodeId);
+        if (address is null || !HolderRegistry.IsReachable(_cluster, address))
+        {
+            _unavailableReason = $"Partition {_partition} is unavailable: its data is held by node {holder.Value.NodeId} " +
+                                 (address is null ? "(address unknown)" : $"at {address}") + ", which is unreachable or down; retry once it is back.";
+            _log.Warning(_unavailableReason);
+            Become(Unavailable);
+            Stash.UnstashAll();
+            _waiting = 0;
+            Timers.StartSingleTimer(Resolve.Instance, Resolve.Instance, _handoff.Cluster.HandoffRetryInterval);
+            return;
+        }
+        BeginPull(holder.Value, address);
+    }
+
+    private void BeginPull(Holder holder, Address address)
+    {
+        // A copy here that the registry does not name is stale (an earlier holding, or a crash
+        // between install and record): the holder's copy is authoritative.
+        if (NodeIdentity.HasData(_directory, _handoff!.Files))
+        {
+            try
+            {
+                _log.Warning("Partition {0}: deleting this node's stale copy; the registry names {1} (epoch {2})", _partition, holder.NodeId, holder.Epoch);
+                PartitionExport.DeleteSource(_directory, _handoff.Files);
+            }
+            catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
+            {
+                RetryLater($"the stale local copy could not be deleted: {e.Message}");
+                return;
+            }
+        }
+        _log.Info("Partition {0}: pulling its data from node {1} at {2} (epoch {3})", _partition, holder.NodeId, address, holder.Epoch);
+        _pending = new Recorded(new Holder(_handoff.NodeId, holder.Epoch + 1), holder, address);
+        Become(Pulling);
+        var timeout = _handoff.Cluster.RegistryTimeout;
+        Context.ActorSelection(new RootActorPath(address) / "system" / HandoffAgent.Name / HandoffAgent.SourceName)
+            .ResolveOne(timeout)
+            .PipeTo(Self, success: r => new SourceFound(r), failure: e => new SourceNotFound($"no transfer source at {address}: {e.Message}"));
+    }
+
+    private void RetryLater(string why)
+    {
+        _log.Warning("Partition {0}: {1}; trying again in {2}", _partition, why, _handoff!.Cluster.HandoffRetryInterval);
+        Become(Resolving);
+        Timers.StartSingleTimer(Resolve.Instance, Resolve.Instance, _handoff.Cluster.HandoffRetryInterval);
+    }
+
+    private void OnHolderRecorded(Holder holder)
+    {
+        _log.Debug("Partition {0}: held by this node (epoch {1}); serving", _partition, holder.Epoch);
+        StartPartition();
+    }
+
+    private void StartPartition()
+    {
+        _child = Context.Watch(Context.ActorOf(PartitionActor.Props(_partition, _directory, _settings), "partition"));
+        Become(Serving);
+        _waiting = 0;
+        Stash.UnstashAll();
+    }
+
+    private void StopBeforeServing()
+    {
+        Become(() =>
+        {
+            Receive<StopNow>(_ => Context.Stop(Self));
+            Receive<ICrabKvRequest>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionMoving,
+                $"Partition {_partition} is moving; retry shortly.", m.RequestId)));
+            Receive<ProtocolBatch>(b => RefuseBatch(b, CrabKvErrorCode.PartitionMoving, $"Partition {_partition} is moving; retry shortly."));
+            ReceiveAny(_ => { });
+        });
+        Stash.UnstashAll();
+        Self.Tell(StopNow.Instance);
+    }
+
+    // ------------------------------------------------------------------ serving
 
     private void Serving()
     {
@@ -93,6 +353,10 @@ internal sealed class PartitionEntity : ReceiveActor
     /// Requests a remote endpoint batched for this partition: handed to the partition in order,
     /// their replies collected per origin and sent back batched (<see cref="ReplyCollector"/>).
     /// </summary>
+    /// <summary>Answers every request of a combined batch with one error, batched back to its origin.</summary>
+    private void RefuseBatch(ProtocolBatch batch, CrabKvErrorCode code, string message) =>
+        Sender.Tell(new ProtocolBatch(batch.Messages.OfType<ICrabKvRequest>().Select(r => (ICrabKvMessage)new CrabKvError(code, message, r.RequestId)).ToList()));
+
     private void Unbatch(ProtocolBatch batch)
     {
         var origin = Sender;

@@ -169,6 +169,30 @@ public sealed class PartitionExport : IDisposable
     }
 
     /// <summary>The names to export, once the directory is known to be a cleanly stopped partition.</summary>
+    /// <summary>
+    /// Whether <paramref name="directory"/> could be exported as it is (the checks of <see cref="Open"/>
+    /// without the lock and the checksums): no <c>*.tmp</c>, no foreign file, the newest segment
+    /// sealed. False after a crash of its store: opening and stopping the store settles it.
+    /// </summary>
+    public static bool IsCleanlyStopped(string directory, FileLayer? files = null)
+    {
+        files ??= FileLayer.Default;
+        directory = Path.GetFullPath(directory);
+        if (!files.DirectoryExists(directory))
+        {
+            return false;
+        }
+        try
+        {
+            CheckStopped(files, directory);
+            return true;
+        }
+        catch (TransferRefusedException)
+        {
+            return false;
+        }
+    }
+
     private static List<string> CheckStopped(FileLayer files, string directory)
     {
         var names = new List<string>();
