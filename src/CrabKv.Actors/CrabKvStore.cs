@@ -70,17 +70,26 @@ public static class CrabKvStore
         return store;
     }
 
-    private static DataDirectory OpenDataDirectory(CrabKvSettings settings)
+    private static DataDirectory OpenDataDirectory(CrabKvSettings settings) =>
+        OpenDataDirectory(settings, settings.ConfiguredPartitions, "partitions",
+            recorded => $"Set crabkv.partitions = {recorded} (or 0, which keeps the recorded count)");
+
+    /// <summary>
+    /// Internal. Opens a node's data directory asking for <paramref name="requested"/> partitions
+    /// (0 = the recorded count), turning its refusals into configuration errors that name
+    /// <paramref name="countKey"/> and say what to do (<paramref name="advice"/> of the recorded count).
+    /// </summary>
+    internal static DataDirectory OpenDataDirectory(CrabKvSettings settings, int requested, string countKey, Func<int, string> advice)
     {
         try
         {
-            return DataDirectory.Open(settings.DataDir, settings.ConfiguredPartitions, settings.Partitions, settings.Files);
+            return DataDirectory.Open(settings.DataDir, requested, settings.Partitions, settings.Files);
         }
         catch (PartitionCountMismatchException e)
         {
-            throw new CrabKvConfigurationException("partitions",
+            throw new CrabKvConfigurationException(countKey,
                 $"is {e.Requested}, but the data directory '{e.Directory}' was created with {e.Recorded} partitions; keys would be looked up in the wrong partition. " +
-                $"Set crabkv.partitions = {e.Recorded} (or 0, which keeps the recorded count)");
+                advice(e.Recorded));
         }
         catch (DataDirectoryException e)
         {

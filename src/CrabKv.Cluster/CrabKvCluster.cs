@@ -142,23 +142,9 @@ public static class CrabKvCluster
         }
     }
 
-    private static DataDirectory OpenDataDirectory(CrabKvSettings settings)
-    {
-        try
-        {
-            return DataDirectory.Open(settings.DataDir, settings.Partitions, settings.Partitions, settings.Files);
-        }
-        catch (PartitionCountMismatchException e)
-        {
-            throw new CrabKvConfigurationException("cluster.partitions",
-                $"is {e.Requested}, but the data directory '{e.Directory}' was created with {e.Recorded} partitions; keys would be looked up in the wrong partition. " +
-                $"Use a cluster of {e.Recorded} partitions, or another data directory");
-        }
-        catch (DataDirectoryException e)
-        {
-            throw new CrabKvConfigurationException("data-dir", $"cannot be opened: {e.Message}");
-        }
-    }
+    private static DataDirectory OpenDataDirectory(CrabKvSettings settings) =>
+        CrabKvStore.OpenDataDirectory(settings, settings.Partitions, "cluster.partitions",
+            recorded => $"Use a cluster of {recorded} partitions, or another data directory");
 }
 
 /// <summary>A CrabKv cluster node started by <see cref="CrabKvCluster.Start"/>.</summary>

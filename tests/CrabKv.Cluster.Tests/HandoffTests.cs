@@ -114,7 +114,7 @@ public sealed class HandoffTests : IAsyncLifetime
                 catch (AskTimeoutException)
                 {
                 }
-                await Task.Delay(100);
+                await RetryPause(100);
             }
         }
     }
@@ -151,7 +151,7 @@ public sealed class HandoffTests : IAsyncLifetime
                         notFound.Add(key);
                         break;
                     }
-                    await Task.Delay(100); // an error: moving, unavailable, shutting down; retry
+                    await RetryPause(100); // an error: moving, unavailable, shutting down; retry
                 }
             }
         }));
@@ -204,7 +204,7 @@ public sealed class HandoffTests : IAsyncLifetime
                         break;
                     case CrabKvError e:
                         answers.AddOrUpdate(e.Code.ToString(), 1, (_, n) => n + 1);
-                        await Task.Delay(20);
+                        await RetryPause(20);
                         break;
                 }
             }
@@ -330,6 +330,17 @@ public sealed class HandoffTests : IAsyncLifetime
         await nodeC2.Ready.WaitAsync(Patience);
         await ExpectAllAsync(nodeA.Endpoint, keys);
         await ExpectAllAsync(nodeC2.Endpoint, keys);
+    }
+
+    /// <summary>
+    /// The pause between two attempts of a bounded retry loop (an error answer such as
+    /// PartitionMoving comes back at once; retrying without a pause would only spin). Not a
+    /// synchronisation: every loop ends on an observed answer or its deadline.
+    /// </summary>
+    private static async Task RetryPause(int milliseconds)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(milliseconds));
+        await timer.WaitForNextTickAsync();
     }
 }
 
