@@ -115,10 +115,11 @@ public static class CrabKvCluster
     private static void RequireBinarySerializers(ActorSystem system)
     {
         if (system.Serialization.FindSerializerForType(typeof(Put)) is not Actors.Serialization.CrabKvSerializer
-            || system.Serialization.FindSerializerForType(typeof(PartitionEnvelope)) is not Serialization.CrabKvClusterSerializer)
+            || system.Serialization.FindSerializerForType(typeof(PartitionEnvelope)) is not Serialization.CrabKvClusterSerializer
+            || system.Serialization.FindSerializerForType(typeof(Akka.DistributedData.LWWDictionary<string, string>)) is Akka.Serialization.NewtonSoftJsonSerializer)
         {
             throw new CrabKvConfigurationException("cluster",
-                "needs the CrabKv serializer bindings in the actor system's configuration from its creation " +
+                "needs the CrabKv and DistributedData serializer bindings in the actor system's configuration from its creation " +
                 "(include CrabKvClusterSettings.FullDefaultConfig(), or use WithCrabKvCluster); otherwise CrabKv messages would cross the network as JSON");
         }
     }

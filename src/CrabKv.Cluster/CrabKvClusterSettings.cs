@@ -1,5 +1,8 @@
 using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
+using Akka.DistributedData;
 using CrabKv.Actors;
 
 namespace CrabKv.Cluster;
@@ -49,10 +52,18 @@ public sealed record CrabKvClusterSettings
         ConfigurationFactory.FromResource<CrabKvClusterSettings>("CrabKv.Cluster.reference.conf");
 
     /// <summary>
-    /// The reference configurations a cluster node needs, the cluster's on top of the store's:
-    /// give it to the actor system at creation (the downing provider is read when the cluster starts).
+    /// The reference configurations a cluster node needs, the cluster's on top of the store's and
+    /// Akka's own for Cluster.Sharding, the cluster singleton (the shard coordinator) and
+    /// DistributedData (the holder registry): give it to the actor system at creation (the
+    /// downing provider is read when the cluster starts, serializer bindings when the system is
+    /// created). Without the DistributedData bindings the replicator falls back to JSON for its
+    /// envelopes and digests, which is slow and fails on the registry's dictionary.
     /// </summary>
-    public static Config FullDefaultConfig() => DefaultConfig().WithFallback(CrabKvSettings.DefaultConfig());
+    public static Config FullDefaultConfig() => DefaultConfig()
+        .WithFallback(CrabKvSettings.DefaultConfig())
+        .WithFallback(ClusterSharding.DefaultConfig())
+        .WithFallback(ClusterSingleton.DefaultConfig())
+        .WithFallback(DistributedData.DefaultConfig());
 
     /// <summary>Reads the settings of an actor system (its config falls back to the reference).</summary>
     public static CrabKvClusterSettings Create(ActorSystem system) => Create(system.Settings.Config);

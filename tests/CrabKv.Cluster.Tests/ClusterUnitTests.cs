@@ -226,6 +226,7 @@ public sealed class ClusterUnitTests : TestKit
             Assert.False(node.HostsPartitions);
             Assert.IsType<Actors.Serialization.CrabKvSerializer>(bare.Serialization.FindSerializerForType(typeof(Put)));
             Assert.IsType<CrabKvClusterSerializer>(bare.Serialization.FindSerializerForType(typeof(PartitionEnvelope)));
+            Assert.IsNotType<Akka.Serialization.NewtonSoftJsonSerializer>(bare.Serialization.FindSerializerForType(typeof(Akka.DistributedData.LWWDictionary<string, string>)));
         }
         finally
         {

@@ -1,6 +1,7 @@
 using Akka;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Cluster.Sharding;
 using Akka.DistributedData;
 using Akka.Event;
 using CrabKv.Actors.Transfer;
@@ -136,8 +137,13 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// The wait of a leaving node (phase cluster-sharding-shutdown-region): until no partition is
-    /// recorded as this node's, <c>leave-drain-timeout</c> passes, or 5 s pass without any moving.
+    /// The wait of a leaving node (phase cluster-sharding-shutdown-region, beside the region's own
+    /// handoff): until no partition is recorded as this node's, <c>leave-drain-timeout</c> passes,
+    /// or <see cref="DrainIdleLimit"/> passes without any of them moving. Every second it asks the
+    /// shard regions of the remaining kv nodes to start the partitions this node still holds
+    /// (<c>ShardRegion.StartEntity</c>, idempotent): the coordinator allocates them to a remaining
+    /// region at once, whose entity pulls the data from here, instead of waiting for a request or
+    /// for that node's next <c>ensure-partitions-interval</c> tick (10 s by default).
     /// </summary>
     public static async Task<Done> DrainAsync(ActorSystem system, HandoffContext ctx)
     {
@@ -146,39 +152,76 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             return Done.Instance;
         }
         var replicator = DistributedData.Get(system).Replicator;
+        var cluster = Akka.Cluster.Cluster.Get(system);
         var deadline = DateTime.UtcNow + ctx.Cluster.LeaveDrainTimeout;
-        var idleLimit = TimeSpan.FromSeconds(5);
         var lastChange = DateTime.UtcNow;
         var last = -1;
+        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+        var nextNudge = DateTime.UtcNow;
         while (DateTime.UtcNow < deadline)
         {
-            int held;
+            List<int> held;
             try
             {
                 var response = await replicator.Ask<IGetResponse>(Dsl.Get(HolderRegistry.Key, ReadLocal.Instance), TimeSpan.FromSeconds(2));
                 var map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
-                held = HolderRegistry.HeldBy(map, ctx.NodeId, ctx.Cluster.Partitions).Count();
+                held = HolderRegistry.HeldBy(map, ctx.NodeId, ctx.Cluster.Partitions).ToList();
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
                 break; // the replicator is gone: nothing to wait for
             }
-            if (held == 0)
+            if (held.Count == 0)
             {
                 break;
             }
-            if (held != last)
+            if (held.Count != last)
             {
-                last = held;
+                last = held.Count;
                 lastChange = DateTime.UtcNow;
             }
-            else if (DateTime.UtcNow - lastChange >= idleLimit)
+            else if (DateTime.UtcNow - lastChange >= DrainIdleLimit)
             {
-                system.Log.Warning("CrabKv node {0} leaves holding {1} partitions nobody pulled: they answer PartitionUnavailable until it returns", ctx.NodeId, held);
+                system.Log.Warning("CrabKv node {0} leaves holding {1} partitions nobody pulled: they answer PartitionUnavailable until it returns", ctx.NodeId, held.Count);
                 break;
             }
-            await Task.Delay(200);
+            if (DateTime.UtcNow >= nextNudge)
+            {
+                nextNudge = DateTime.UtcNow + TimeSpan.FromSeconds(1);
+                NudgeRemainingRegions(system, cluster, ctx, held);
+            }
+            await tick.WaitForNextTickAsync();
         }
         return Done.Instance;
+    }
+
+    /// <summary>
+    /// How long a leaving node waits without any of its partitions moving before it gives up
+    /// (nobody is pulling, e.g. the whole cluster is shutting down). Long enough for a new owner
+    /// on a busy node to read the registry from a majority and start its transfer.
+    /// </summary>
+    internal static readonly TimeSpan DrainIdleLimit = TimeSpan.FromSeconds(10);
+
+    private static void NudgeRemainingRegions(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
+    {
+        var state = cluster.State;
+        var targets = state.Members
+            .Where(m => m.Status == MemberStatus.Up && m.HasRole(ctx.Cluster.Role) && !m.Address.Equals(cluster.SelfAddress)
+                        && !state.Unreachable.Any(u => u.Address.Equals(m.Address)))
+            .ToList();
+        if (targets.Count == 0)
+        {
+            return;
+        }
+        var regionPath = "system/sharding/" + Uri.EscapeDataString(ctx.Cluster.TypeName);
+        for (var i = 0; i < held.Count; i++)
+        {
+            // One node per partition (round robin): the region asks the coordinator, which
+            // allocates; the acknowledgement is not needed (the registry shows the move).
+            var target = targets[i % targets.Count];
+            var region = system.ActorSelection(new RootActorPath(target.Address) / regionPath.Split('/'));
+            _ = region.Ask<object>(new ShardRegion.StartEntity(held[i].ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                TimeSpan.FromSeconds(5)).ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        }
     }
 }
