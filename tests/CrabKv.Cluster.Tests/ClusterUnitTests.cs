@@ -289,6 +289,36 @@ public sealed class ClusterUnitTests : TestKit
     }
 
     [Fact]
+    public void The_durable_copy_of_the_holder_registry_round_trips_and_a_damaged_one_is_refused_naming_the_line()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "crabkv-holders-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            Assert.Empty(RegistryCopy.Load(dir, CrabKv.Storage.Files.FileLayer.Default));
+            var self = Akka.Cluster.Cluster.Get(Sys).SelfUniqueAddress;
+            var map = HolderRegistry.SetHolder(LWWStrings.Empty, self, 3, new Holder("node-a", 4));
+            map = HolderRegistry.SetHolder(map, self, 11, new Holder("node-b", 1));
+            map = HolderRegistry.SetAddress(map, self, "node-a", new Address("akka.tcp", "crabkv", "127.0.0.1", 4711));
+            var holders = RegistryCopy.Of(map, 12);
+            Assert.Equal(2, holders.Count);
+            RegistryCopy.Save(dir, CrabKv.Storage.Files.FileLayer.Default, holders);
+            var back = RegistryCopy.Load(dir, CrabKv.Storage.Files.FileLayer.Default);
+            Assert.True(RegistryCopy.SameAs(holders, back));
+            Assert.Equal(new Holder("node-a", 4), back[3]);
+            Assert.False(File.Exists(Path.Combine(dir, RegistryCopy.FileName + ".tmp")));
+
+            File.AppendAllText(Path.Combine(dir, RegistryCopy.FileName), "p x node-c 2\n");
+            var e = Assert.Throws<InvalidDataException>(() => RegistryCopy.Load(dir, CrabKv.Storage.Files.FileLayer.Default));
+            Assert.Contains("line 4", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Reference_configuration_turns_the_DistributedData_durable_store_off()
     {
         Assert.Empty(CrabKvClusterSettings.FullDefaultConfig().GetStringList("akka.cluster.distributed-data.durable.keys"));

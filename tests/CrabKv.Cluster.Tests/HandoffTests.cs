@@ -332,6 +332,64 @@ public sealed class HandoffTests : IAsyncLifetime
         await ExpectAllAsync(nodeC2.Endpoint, keys);
     }
 
+    [Fact]
+    public async Task After_the_whole_cluster_stops_a_node_restarted_alone_never_claims_the_other_nodes_partitions_empty()
+    {
+        // A and B stop together, abruptly: the holder registry (DistributedData, memory only) is
+        // gone with them; each node's durable copy of it (HOLDERS) remains.
+        const string abrupt = "akka.coordinated-shutdown.run-by-actor-system-terminate = off";
+        var (a, nodeA) = Start(Dir("a"), 2, null, abrupt);
+        var (b, nodeB) = Start(Dir("b"), 2, Akka.Cluster.Cluster.Get(a).SelfAddress, abrupt);
+        await Task.WhenAll(nodeA.Ready, nodeB.Ready).WaitAsync(Patience);
+        await AllPartitionsAnswer(nodeA);
+        var onB = await ShardsOf(nodeB);
+        Assert.NotEmpty(onB);
+        var keys = Enumerable.Range(0, 2_000).Select(i => $"restart:{i}").ToList();
+        await LoadAsync(nodeA.Endpoint, keys);
+        var keysOnB = keys.Where(k => onB.Contains(KeyPartitioner.PartitionOf(k, Partitions))).ToList();
+        Assert.NotEmpty(keysOnB);
+        await ClusterFixture.WaitUntil(() => new[] { "a", "b" }.All(n => CopyOf(n).Count == Partitions), "both nodes' copies of the registry naming every partition");
+        await Task.WhenAll(a.Terminate(), b.Terminate()).WaitAsync(Patience);
+
+        // A comes back alone: B's partitions are allocated to A, whose copy names B as their
+        // holder: PartitionUnavailable, never an empty claim ("not found").
+        var (a2, nodeA2) = Start(Dir("a"), 1, null, abrupt);
+        await nodeA2.Ready.WaitAsync(Patience);
+        var notFound = 0;
+        await ClusterFixture.WaitUntil(async () =>
+        {
+            try
+            {
+                var reply = await nodeA2.Endpoint.Ask<object>(new Get(keysOnB[0]), TimeSpan.FromSeconds(5));
+                notFound += reply is GetResult { Found: false } ? 1 : 0;
+                return reply is CrabKvError { Code: CrabKvErrorCode.PartitionUnavailable };
+            }
+            catch (AskTimeoutException)
+            {
+                return false;
+            }
+        }, "PartitionUnavailable for a key of the node still away");
+        Assert.True(notFound == 0, $"{keysOnB[0]} answered 'not found' {notFound} times while its holder was away");
+        Assert.True(HasSegments(Dir("b"), KeyPartitioner.PartitionOf(keysOnB[0], Partitions)), "the away node's data is still on its disk");
+
+        // B returns: A pulls B's partitions from it, and every acknowledged write is served.
+        var (_, nodeB2) = Start(Dir("b"), 1, Akka.Cluster.Cluster.Get(a2).SelfAddress, abrupt);
+        await nodeB2.Ready.WaitAsync(Patience);
+        await ExpectAllAsync(nodeA2.Endpoint, keys);
+    }
+
+    private IReadOnlyDictionary<int, Handoff.Holder> CopyOf(string node)
+    {
+        try
+        {
+            return Handoff.RegistryCopy.Load(Dir(node), CrabKv.Storage.Files.FileLayer.Default);
+        }
+        catch (IOException)
+        {
+            return new Dictionary<int, Handoff.Holder>(); // being replaced at this moment
+        }
+    }
+
     /// <summary>
     /// The pause between two attempts of a bounded retry loop (an error answer such as
     /// PartitionMoving comes back at once; retrying without a pause would only spin). Not a

@@ -19,9 +19,12 @@ internal sealed record HandoffContext(string NodeId, string DataDir, CrabKvClust
 /// <list type="bullet">
 /// <item>hosts the node's <see cref="PartitionTransferSource"/> as its child <c>source</c>, from which
 /// new owners pull the partitions this node holds;</item>
-/// <item>once the node is Up, records the node id's current address in the holder registry and claims
-/// (epoch 1) every partition with data on disk that the registry does not know (a registry lost with
-/// the whole cluster); retried until a WriteMajority succeeds;</item>
+/// <item>keeps this node's durable copy of the registry's holders (<see cref="RegistryCopy"/>,
+/// <c>HOLDERS</c>) current, from a subscription to the local replica;</item>
+/// <item>once the node is Up, records the node id's current address in the holder registry together
+/// with the holders of its copy that the registry does not know (a registry lost with the whole
+/// cluster), then claims (epoch 1) every partition with data on disk that neither attributes;
+/// retried until a WriteMajority succeeds;</item>
 /// <item>deletes a partition's local copy on <see cref="DeletePartitionCopy"/> from its new holder,
 /// unless the local registry replica says this node holds it again (a stale message), and retries
 /// while the copy is locked (the export still releasing it).</item>
@@ -50,9 +53,22 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     public HandoffAgent(HandoffContext ctx)
     {
         _ctx = ctx;
+        // Announce: this node id's address, and the holders of this node's durable copy of the
+        // registry where the live one knows none or an older epoch (a restarted cluster).
         Receive<Announce>(_ => _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty,
-            new WriteMajority(_ctx.Cluster.RegistryTimeout), Announce.Instance,
-            m => HolderRegistry.SetAddress(m, _cluster.SelfUniqueAddress, _ctx.NodeId, _cluster.SelfAddress))));
+            new WriteMajority(_ctx.Cluster.RegistryTimeout), Announce.Instance, m =>
+            {
+                m = HolderRegistry.SetAddress(m, _cluster.SelfUniqueAddress, _ctx.NodeId, _cluster.SelfAddress);
+                foreach (var (p, h) in _copy)
+                {
+                    if (p < _ctx.Cluster.Partitions && (HolderRegistry.HolderOf(m, p) is not { } current || current.Epoch < h.Epoch))
+                    {
+                        m = HolderRegistry.SetHolder(m, _cluster.SelfUniqueAddress, p, h);
+                    }
+                }
+                return m;
+            })));
+        Receive<Changed>(c => c.Key.Equals(HolderRegistry.Key), c => SaveCopy(c.Get(HolderRegistry.Key)));
         Receive<UpdateSuccess>(u => u.Request is Announce, _ =>
         {
             _log.Info("CrabKv node {0} recorded at {1}", _ctx.NodeId, _cluster.SelfAddress);
@@ -66,8 +82,11 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                 return;
             }
             var map = g is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
+            // Data on disk that neither the registry nor this node's copy of it attributes: claim it.
+            // (A copy naming another node means this data is a stale, handed-off one.)
             var unknown = Enumerable.Range(0, _ctx.Cluster.Partitions)
-                .Where(p => HolderRegistry.HolderOf(map, p) is null && NodeIdentity.HasData(DataDirectory.PartitionDirectory(_ctx.DataDir, p), _ctx.Files))
+                .Where(p => HolderRegistry.HolderOf(map, p) is null && !_copy.ContainsKey(p)
+                            && NodeIdentity.HasData(DataDirectory.PartitionDirectory(_ctx.DataDir, p), _ctx.Files))
                 .ToList();
             if (unknown.Count == 0)
             {
@@ -129,11 +148,57 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     public static Props Props(HandoffContext ctx) =>
         Akka.Actor.Props.Create(() => new HandoffAgent(ctx)).WithDispatcher(ctx.Transfer.IoDispatcher);
 
+    private IReadOnlyDictionary<int, Holder> _copy = new Dictionary<int, Holder>();
+
     protected override void PreStart()
     {
+        _copy = LoadCopy(_ctx, _log);
+        _replicator.Tell(Dsl.Subscribe(HolderRegistry.Key, Self));
         Context.ActorOf(PartitionTransferSource.Props(_ctx.DataDir, _ctx.Transfer with { Files = _ctx.Files }), SourceName);
         var self = Self;
         _cluster.RegisterOnMemberUp(() => self.Tell(Announce.Instance));
+    }
+
+    /// <summary>This node's durable copy of the registry's holders; empty (and reported) when unreadable.</summary>
+    internal static IReadOnlyDictionary<int, Holder> LoadCopy(HandoffContext ctx, ILoggingAdapter log)
+    {
+        try
+        {
+            return RegistryCopy.Load(ctx.DataDir, ctx.Files);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            log.Warning("CrabKv node {0}: ignoring its copy of the holder registry ({1}); the live registry decides alone", ctx.NodeId, e.Message);
+            return new Dictionary<int, Holder>();
+        }
+    }
+
+    private void SaveCopy(LWWDictionary<string, string> map)
+    {
+        var holders = RegistryCopy.Of(map, _ctx.Cluster.Partitions);
+        // Keep entries the live registry does not know yet (seeded at the next announce), and never
+        // let a lower epoch replace a higher one.
+        var merged = new Dictionary<int, Holder>(_copy);
+        foreach (var (p, h) in holders)
+        {
+            if (!merged.TryGetValue(p, out var old) || old.Epoch <= h.Epoch)
+            {
+                merged[p] = h;
+            }
+        }
+        if (RegistryCopy.SameAs(merged, _copy))
+        {
+            return;
+        }
+        try
+        {
+            RegistryCopy.Save(_ctx.DataDir, _ctx.Files, merged);
+            _copy = merged;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("CrabKv node {0}: could not save its copy of the holder registry ({1}); retried at the next change", _ctx.NodeId, e.Message);
+        }
     }
 
     /// <summary>

@@ -112,7 +112,8 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
     {
         Receive<Resolve>(_ => _replicator.Tell(Dsl.Get(HolderRegistry.Key, new ReadMajority(_handoff!.Cluster.RegistryTimeout))));
         Receive<IGetResponse>(OnRegistry);
-        Receive<UpdateSuccess>(u => u.Request is Claimed, u => OnHolderRecorded(((Claimed)u.Request!).Holder));
+        // A claim leaves an entry it finds at its epoch or later alone: read again (a majority) and follow what it says.
+        Receive<UpdateSuccess>(u => u.Request is Claimed, _ => Self.Tell(Resolve.Instance));
         Receive<IUpdateResponse>(u => u.Request is Claimed, u => RetryLater($"recording this node as the holder failed ({u.GetType().Name})"));
         Waiting();
     }
@@ -219,13 +220,22 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         var map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
         var holder = HolderRegistry.HolderOf(map, _partition);
         var me = _handoff!.NodeId;
+        if (holder is null && HandoffAgent.LoadCopy(_handoff, _log).TryGetValue(_partition, out var remembered))
+        {
+            // The live registry knows no holder, but this node's durable copy of it does (the
+            // whole cluster restarted): never claim it empty while its holder may come back.
+            if (remembered.NodeId == me)
+            {
+                ClaimAs(remembered);
+                return;
+            }
+            holder = remembered;
+        }
         if (holder is null)
         {
             // A new cluster (or a registry lost with the whole cluster, and nobody has this
             // partition on disk): this node becomes the holder, empty or with what it has.
-            var claim = new Holder(me, 1);
-            _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty, new WriteMajority(_handoff.Cluster.RegistryTimeout), new Claimed(claim),
-                m => HolderRegistry.HolderOf(m, _partition) is null ? HolderRegistry.SetHolder(m, _cluster.SelfUniqueAddress, _partition, claim) : m));
+            ClaimAs(new Holder(me, 1));
             return;
         }
         if (holder.Value.NodeId == me)
@@ -252,6 +262,13 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         }
         BeginPull(holder.Value, address);
     }
+
+    /// <summary>Records this node as the holder (unless the registry already names one at that epoch or later), then serves.</summary>
+    private void ClaimAs(Holder claim) =>
+        _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty, new WriteMajority(_handoff!.Cluster.RegistryTimeout), new Claimed(claim),
+            m => HolderRegistry.HolderOf(m, _partition) is not { } current || current.Epoch < claim.Epoch
+                ? HolderRegistry.SetHolder(m, _cluster.SelfUniqueAddress, _partition, claim)
+                : m));
 
     private void BeginPull(Holder holder, Address address)
     {
