@@ -14,7 +14,8 @@ namespace CrabKv.Benchmarks;
 /// baseline, 2 partitions), then through the shard region of a two-node cluster on
 /// 127.0.0.1 (callers on kv node A, so about half the shards are remote), then through a
 /// client-only node's shard-region proxy (every request remote), all in the same run; ops/s
-/// and the ratio to the local row. Each phase warms up with a tenth of <c>ops</c> first.
+/// and the ratio to the local row. Then the same three paths again with 64 client actors that
+/// each keep 16 requests outstanding (Tell). Each phase warms up with a tenth of <c>ops</c> first.
 /// </summary>
 internal static class ClusterMeasurement
 {
@@ -29,6 +30,7 @@ internal static class ClusterMeasurement
         var value = new byte[100];
         new Random(42).NextBytes(value);
         var rows = new List<(string Name, double Puts, double Gets)>();
+        var actorRows = new List<(string Name, double Puts, double Gets)>();
         try
         {
             // Baseline: the local actor path, same callers, same client.
@@ -37,6 +39,7 @@ internal static class ClusterMeasurement
                 var store = CrabKvStore.Start(local, CrabKvSettings.Create(local) with { Partitions = 2, ConfiguredPartitions = 2 });
                 var client = CrabKvClient.ConnectAsync(store).GetAwaiter().GetResult();
                 rows.Add(Measure("local store (2 partitions), 64 callers", client, keys, value));
+                actorRows.Add(MeasureActors($"local store (2 partitions), {Callers} client actors x {Window} outstanding", local, store, keys, value));
             }
 
             var a = ActorSystem.Create("crabkv-bench", Node(Path.Combine(root, "a"), partitions));
@@ -57,8 +60,10 @@ internal static class ClusterMeasurement
                 // Every partition opened (GetStats fans out to all of them) before timing.
                 WaitForAllPartitions(viaKvNode, partitions);
                 rows.Add(Measure($"cluster, 2 kv nodes ({partitions} partitions), callers on a kv node", viaKvNode, keys, value));
+                actorRows.Add(MeasureActors($"cluster, 2 kv nodes ({partitions} partitions), {Callers} client actors x {Window} outstanding on a kv node", a, nodeA.Endpoint, keys, value));
                 var viaProxy = CrabKvClient.ConnectAsync(nodeC.Endpoint, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
                 rows.Add(Measure($"cluster, 2 kv nodes ({partitions} partitions), callers on a client-only node (proxy)", viaProxy, keys, value));
+                actorRows.Add(MeasureActors($"cluster, 2 kv nodes ({partitions} partitions), {Callers} client actors x {Window} outstanding on a client-only node", c, nodeC.Endpoint, keys, value));
             }
             finally
             {
@@ -70,7 +75,7 @@ internal static class ClusterMeasurement
             Console.WriteLine();
             Console.WriteLine($"| path ({ops:N0} ops per phase, 100-byte values, sync every 100 ms) | puts/s | × local | gets/s | × local |");
             Console.WriteLine("|---|---:|---:|---:|---:|");
-            foreach (var (name, puts, gets) in rows)
+            foreach (var (name, puts, gets) in rows.Concat(actorRows))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {name} | {puts:N0} | {puts / baseline.Puts:F2} | {gets:N0} | {gets / baseline.Gets:F2} |"));
@@ -136,6 +141,112 @@ internal static class ClusterMeasurement
         var gets = Run(client, keys, keys.Length, (c, k) => c.GetAsync(k));
         Console.WriteLine($"{name}: {puts:N0} puts/s, {gets:N0} gets/s");
         return (name, puts, gets);
+    }
+
+    /// <summary>
+    /// The same operations by <see cref="Callers"/> client actors that each keep
+    /// <see cref="Window"/> requests outstanding (Tell, no Ask): what the endpoint and the
+    /// partitions sustain when callers pipeline, as Akka applications do.
+    /// </summary>
+    private static (string, double, double) MeasureActors(string name, ActorSystem system, IActorRef endpoint, string[] keys, byte[] value)
+    {
+        RunActors(system, endpoint, keys, keys.Length / 10, k => new Put(k, value)); // warm-up
+        var puts = RunActors(system, endpoint, keys, keys.Length, k => new Put(k, value));
+        RunActors(system, endpoint, keys, keys.Length / 10, k => new Get(k));
+        var gets = RunActors(system, endpoint, keys, keys.Length, k => new Get(k));
+        Console.WriteLine($"{name}: {puts:N0} puts/s, {gets:N0} gets/s");
+        return (name, puts, gets);
+    }
+
+    private const int Window = 16;
+
+    private static double RunActors(ActorSystem system, IActorRef endpoint, string[] keys, int count, Func<string, ICrabKvRequest> request)
+    {
+        var shared = new SharedCounter();
+        var done = Enumerable.Range(0, Callers).Select(_ => new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var watch = Stopwatch.StartNew();
+        var actors = done.Select(tcs => system.ActorOf(Props.Create(() => new WindowCaller(endpoint, keys, count, shared, request, tcs)))).ToList();
+        Task.WaitAll(done.Select(d => d.Task).ToArray(), TimeSpan.FromMinutes(10));
+        var elapsed = watch.Elapsed;
+        foreach (var actor in actors)
+        {
+            system.Stop(actor);
+        }
+        var errors = done.Sum(d => d.Task.IsCompletedSuccessfully ? d.Task.Result : 0);
+        if (errors > 0)
+        {
+            Console.WriteLine($"  ({errors:N0} error replies)");
+        }
+        return count / elapsed.TotalSeconds;
+    }
+
+    private sealed class SharedCounter
+    {
+        private int _next = -1;
+
+        public int Take() => Interlocked.Increment(ref _next);
+    }
+
+    /// <summary>A caller that keeps <see cref="Window"/> requests outstanding until the shared count is used up.</summary>
+    private sealed class WindowCaller : ReceiveActor
+    {
+        private readonly IActorRef _endpoint;
+        private readonly string[] _keys;
+        private readonly int _count;
+        private readonly SharedCounter _shared;
+        private readonly Func<string, ICrabKvRequest> _request;
+        private readonly TaskCompletionSource<int> _done;
+        private int _outstanding;
+        private int _errors;
+        private bool _exhausted;
+
+        public WindowCaller(IActorRef endpoint, string[] keys, int count, SharedCounter shared, Func<string, ICrabKvRequest> request, TaskCompletionSource<int> done)
+        {
+            _endpoint = endpoint;
+            _keys = keys;
+            _count = count;
+            _shared = shared;
+            _request = request;
+            _done = done;
+            Receive<ICrabKvReply>(reply =>
+            {
+                _errors += reply is CrabKvError ? 1 : 0;
+                _outstanding--;
+                SendNext();
+                if (_exhausted && _outstanding == 0)
+                {
+                    _done.TrySetResult(_errors);
+                }
+            });
+        }
+
+        protected override void PreStart()
+        {
+            for (var i = 0; i < Window; i++)
+            {
+                SendNext();
+            }
+            if (_outstanding == 0)
+            {
+                _done.TrySetResult(0);
+            }
+        }
+
+        private void SendNext()
+        {
+            if (_exhausted)
+            {
+                return;
+            }
+            var i = _shared.Take();
+            if (i >= _count)
+            {
+                _exhausted = true;
+                return;
+            }
+            _outstanding++;
+            _endpoint.Tell(_request(_keys[i]), Self);
+        }
     }
 
     /// <summary>64 callers share <paramref name="count"/> operations (each takes the next index); ops/s.</summary>
