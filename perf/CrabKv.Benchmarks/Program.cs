@@ -12,6 +12,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- fsync [dir]             fdatasync latency floor
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- transfer [MB] [runs] [chunk-KiB] [window]  partition move over loopback vs file copy
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
@@ -34,6 +35,10 @@ if (args.Length > 0 && args[0] == "transfer")
 if (args.Length > 0 && args[0] == "cluster")
 {
     return ClusterMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "handoff")
+{
+    return HandoffMeasurement.Run(args[1..]);
 }
 
 var rest = new List<string>(args);
