@@ -29,8 +29,8 @@ internal static class ClusterMeasurement
         var keys = Enumerable.Range(0, ops).Select(i => $"key:{i:D8}").ToArray();
         var value = new byte[100];
         new Random(42).NextBytes(value);
-        var rows = new List<(string Name, double Puts, double Gets)>();
-        var actorRows = new List<(string Name, double Puts, double Gets)>();
+        var rows = new List<Row>();
+        var actorRows = new List<Row>();
         try
         {
             // Baseline: the local actor path, same callers, same client.
@@ -73,13 +73,14 @@ internal static class ClusterMeasurement
 
             var baseline = rows[0];
             Console.WriteLine();
-            Console.WriteLine($"| path ({ops:N0} ops per phase, 100-byte values, sync every 100 ms) | puts/s | × local | gets/s | × local |");
-            Console.WriteLine("|---|---:|---:|---:|---:|");
-            foreach (var (name, puts, gets) in rows.Concat(actorRows))
+            Console.WriteLine($"| path ({ops:N0} ops per phase, 100-byte values, sync every 100 ms) | puts/s | × local | gets/s | × local | CPU µs per put | CPU µs per get |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var r in rows.Concat(actorRows))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {puts:N0} | {puts / baseline.Puts:F2} | {gets:N0} | {gets / baseline.Gets:F2} |"));
+                    $"| {r.Name} | {r.Puts:N0} | {r.Puts / baseline.Puts:F2} | {r.Gets:N0} | {r.Gets / baseline.Gets:F2} | {r.PutCpu:F1} | {r.GetCpu:F1} |"));
             }
+            Console.WriteLine("(CPU µs per op: the whole process's CPU time over the phase divided by its operations — every node of the run is in this process; less sensitive to a shared machine's load than ops/s.)");
             return 0;
         }
         finally
@@ -133,14 +134,25 @@ internal static class ClusterMeasurement
         throw new TimeoutException($"The cluster did not open its {partitions} partitions within 2 minutes.");
     }
 
-    private static (string, double, double) Measure(string name, CrabKvClient client, string[] keys, byte[] value)
+    private sealed record Row(string Name, double Puts, double Gets, double PutCpu, double GetCpu);
+
+    private static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
+
+    private static (double OpsPerSecond, double CpuMicrosPerOp) Timed(int count, Func<double> run)
+    {
+        var before = Cpu();
+        var opsPerSecond = run();
+        return (opsPerSecond, (Cpu() - before).TotalMicroseconds / count);
+    }
+
+    private static Row Measure(string name, CrabKvClient client, string[] keys, byte[] value)
     {
         Run(client, keys, keys.Length / 10, (c, k) => c.PutAsync(k, value)); // warm-up
-        var puts = Run(client, keys, keys.Length, (c, k) => c.PutAsync(k, value));
+        var puts = Timed(keys.Length, () => Run(client, keys, keys.Length, (c, k) => c.PutAsync(k, value)));
         Run(client, keys, keys.Length / 10, (c, k) => c.GetAsync(k));
-        var gets = Run(client, keys, keys.Length, (c, k) => c.GetAsync(k));
-        Console.WriteLine($"{name}: {puts:N0} puts/s, {gets:N0} gets/s");
-        return (name, puts, gets);
+        var gets = Timed(keys.Length, () => Run(client, keys, keys.Length, (c, k) => c.GetAsync(k)));
+        Console.WriteLine($"{name}: {puts.OpsPerSecond:N0} puts/s ({puts.CpuMicrosPerOp:F1} CPU µs each), {gets.OpsPerSecond:N0} gets/s ({gets.CpuMicrosPerOp:F1} CPU µs each)");
+        return new Row(name, puts.OpsPerSecond, gets.OpsPerSecond, puts.CpuMicrosPerOp, gets.CpuMicrosPerOp);
     }
 
     /// <summary>
@@ -148,14 +160,14 @@ internal static class ClusterMeasurement
     /// <see cref="Window"/> requests outstanding (Tell, no Ask): what the endpoint and the
     /// partitions sustain when callers pipeline, as Akka applications do.
     /// </summary>
-    private static (string, double, double) MeasureActors(string name, ActorSystem system, IActorRef endpoint, string[] keys, byte[] value)
+    private static Row MeasureActors(string name, ActorSystem system, IActorRef endpoint, string[] keys, byte[] value)
     {
         RunActors(system, endpoint, keys, keys.Length / 10, k => new Put(k, value)); // warm-up
-        var puts = RunActors(system, endpoint, keys, keys.Length, k => new Put(k, value));
+        var puts = Timed(keys.Length, () => RunActors(system, endpoint, keys, keys.Length, k => new Put(k, value)));
         RunActors(system, endpoint, keys, keys.Length / 10, k => new Get(k));
-        var gets = RunActors(system, endpoint, keys, keys.Length, k => new Get(k));
-        Console.WriteLine($"{name}: {puts:N0} puts/s, {gets:N0} gets/s");
-        return (name, puts, gets);
+        var gets = Timed(keys.Length, () => RunActors(system, endpoint, keys, keys.Length, k => new Get(k)));
+        Console.WriteLine($"{name}: {puts.OpsPerSecond:N0} puts/s ({puts.CpuMicrosPerOp:F1} CPU µs each), {gets.OpsPerSecond:N0} gets/s ({gets.CpuMicrosPerOp:F1} CPU µs each)");
+        return new Row(name, puts.OpsPerSecond, gets.OpsPerSecond, puts.CpuMicrosPerOp, gets.CpuMicrosPerOp);
     }
 
     private const int Window = 16;

@@ -122,6 +122,7 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
         Receive<ProtocolBatch>(DispatchReplies);
         Receive<SweepPending>(_ => Sweep());
         Receive<FlushOutboxes>(_ => OnFlushOutboxes());
+        Receive<CheckHeld>(_ => OnCheckHeld());
         Receive<Flush>(m => Scatter(m, m.RequestId));
         Receive<Compact>(m => Scatter(m, m.RequestId));
         Receive<GetStats>(m => Scatter(m, m.RequestId));
