@@ -64,7 +64,7 @@ public sealed partial record StoreStats
         {
             var section = NodeSection(n.Node);
             Add(section, "version", n.Version);
-            Add(section, "uptime-seconds", (long)n.Uptime.TotalSeconds);
+            Add(section, "uptime-seconds", Math.Round(n.Uptime.TotalSeconds, 1));
             Add(section, "process-id", n.ProcessId);
             Add(section, "working-set-bytes", n.WorkingSetBytes);
             Add(section, "gc-heap-bytes", n.GcHeapBytes);

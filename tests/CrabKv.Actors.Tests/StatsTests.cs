@@ -1,6 +1,7 @@
 using Akka.Actor;
 using CrabKv.Actors.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace CrabKv.Actors.Tests;
 
@@ -9,8 +10,10 @@ namespace CrabKv.Actors.Tests;
 /// <see cref="NodeStats"/> per node with version, uptime, memory and the effective configuration;
 /// the rows <see cref="StoreStats.Summary"/> gives the CLI.
 /// </summary>
-public sealed class StatsTests : StoreTestBase
+public sealed class StatsTests(ITestOutputHelper output) : StoreTestBase(output)
 {
+    private readonly ITestOutputHelper _output = output;
+
     private string NodeAddress => ((ExtendedActorSystem)Sys).Provider.DefaultAddress.ToString();
 
     private void PutAll(IActorRef store, int count, string prefix = "k", int valueBytes = 100)
@@ -87,6 +90,7 @@ public sealed class StatsTests : StoreTestBase
         Assert.Equal("ok", Value(StoreStats.PartitionSection(0), "state"));
 
         var text = stats.ToInfoText();
+        _output.WriteLine(text);
         Assert.StartsWith("# store\n", text);
         Assert.Contains($"\n# {node}\n", text);
         Assert.Contains("\n# partition 1\n", text);
