@@ -98,9 +98,21 @@ public sealed record CompactOk(CompactionOutcome Outcome, long RequestId) : ICra
     public TimeSpan Duration => Outcome.Duration;
 }
 
-/// <summary>Counters of the store: one entry per partition, and their sums.</summary>
-public sealed record StoreStats(IReadOnlyList<PartitionStats> Partitions, long RequestId) : ICrabKvReply
+/// <summary>
+/// Counters of the store (an INFO-like report): one entry per partition, one per node the
+/// partitions live on (<see cref="PartitionStats.Node"/> names it), and their sums.
+/// <see cref="Summary"/> lists everything as rows for display.
+/// </summary>
+/// <param name="Partitions">One entry per partition that answered, in partition order.</param>
+/// <param name="Nodes">One entry per node (actor system) that answered, in address order.</param>
+/// <param name="RequestId">The request's id.</param>
+public sealed partial record StoreStats(IReadOnlyList<PartitionStats> Partitions, IReadOnlyList<NodeStats> Nodes, long RequestId) : ICrabKvReply
 {
+    /// <summary>Stats of partitions without node entries.</summary>
+    public StoreStats(IReadOnlyList<PartitionStats> Partitions, long RequestId) : this(Partitions, [], RequestId)
+    {
+    }
+
     /// <summary>Keys over all partitions.</summary>
     public long Keys => Partitions.Sum(p => (long)p.Keys);
 
@@ -109,6 +121,44 @@ public sealed record StoreStats(IReadOnlyList<PartitionStats> Partitions, long R
 
     /// <summary>Puts over all partitions.</summary>
     public long Puts => Partitions.Sum(p => p.Puts);
+
+    /// <summary>Record bytes on disk over all partitions.</summary>
+    public long TotalBytes => Partitions.Sum(p => p.TotalBytes);
+
+    /// <summary>Stale record bytes (what compaction would reclaim) over all partitions.</summary>
+    public long StaleBytes => Partitions.Sum(p => p.StaleBytes);
+}
+
+/// <summary>
+/// What one node (one actor system running partitions) reports about itself in
+/// <see cref="StoreStats.Nodes"/>: identity, version, uptime, memory and the effective
+/// configuration of its partitions.
+/// </summary>
+public sealed record NodeStats
+{
+    /// <summary>The node's actor system address, as in <see cref="PartitionStats.Node"/>.</summary>
+    public string Node { get; init; } = "";
+
+    /// <summary>The informational version of CrabKv.Actors running on the node.</summary>
+    public string Version { get; init; } = "";
+
+    /// <summary>Time since the node's actor system started.</summary>
+    public TimeSpan Uptime { get; init; }
+
+    /// <summary>The node's operating-system process id.</summary>
+    public int ProcessId { get; init; }
+
+    /// <summary>Physical memory of the node's process (working set / resident set), in bytes.</summary>
+    public long WorkingSetBytes { get; init; }
+
+    /// <summary>Bytes the .NET garbage collector counts as allocated on the managed heap.</summary>
+    public long GcHeapBytes { get; init; }
+
+    /// <summary>
+    /// The effective <c>crabkv</c> settings the node's partitions run with, as key/value strings
+    /// (keys as in HOCON; budgets divided among partitions end in <c>-per-partition</c>).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Configuration { get; init; } = [];
 }
 
 /// <summary>The one error reply.</summary>

@@ -398,7 +398,7 @@ public sealed class EmbeddedStore : IDisposable
     }
 
     /// <summary>Current counters.</summary>
-    public PartitionStats GetStats() => _index.Describe(0) with
+    public PartitionStats GetStats() => _index.Describe(0).WithRecovery(LastRecovery) with
     {
         Puts = _puts,
         Gets = _gets,
@@ -407,6 +407,8 @@ public sealed class EmbeddedStore : IDisposable
         Compactions = _compactions,
         CacheHits = _cache.Hits,
         CacheMisses = _cache.Misses,
+        CacheEntries = _cache.Count,
+        CacheBytes = _cache.Bytes,
         DirtyBytes = _writeBack?.DirtyBytes ?? 0,
         DirtyKeys = _writeBack?.Count ?? 0,
         ReadOnly = _failure is not null,

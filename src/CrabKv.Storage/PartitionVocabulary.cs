@@ -1,4 +1,5 @@
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Segments;
 
 namespace CrabKv.Storage;
@@ -48,6 +49,22 @@ public sealed record CompactionOutcome(int SegmentsMerged, int SegmentsWritten, 
         }
         return sum;
     }
+}
+
+/// <summary>How a partition rebuilt its key directory when it opened (<see cref="RecoveryReport.Mode"/>).</summary>
+public enum RecoveryMode : byte
+{
+    /// <summary>No segment was loaded: a new, empty partition, or one that has not opened (yet).</summary>
+    None = 0,
+
+    /// <summary>Every segment was loaded from its hint file (the fast path after a graceful stop).</summary>
+    Hints = 1,
+
+    /// <summary>Every segment was scanned record by record (no usable hint file, e.g. after a crash of a one-segment partition).</summary>
+    Scan = 2,
+
+    /// <summary>Some segments from hint files, the others scanned (typically the segment that was active at a crash).</summary>
+    Mixed = 3,
 }
 
 /// <summary>Counters and sizes of one partition (one directory), from the engine or a partition actor.</summary>
@@ -121,4 +138,41 @@ public sealed record PartitionStats
 
     /// <summary>Why it is read-only or unavailable.</summary>
     public string? FailureReason { get; init; }
+
+    /// <summary>Record bytes keys still point at: <see cref="TotalBytes"/> minus <see cref="StaleBytes"/>.</summary>
+    public long LiveBytes => TotalBytes - StaleBytes;
+
+    /// <summary>
+    /// The node the partition lives on: its actor system's address (<c>akka://name</c> on a
+    /// single node, <c>akka.tcp://name@host:port</c> in a cluster); null for an embedded store.
+    /// Stats of a whole cluster group by it.
+    /// </summary>
+    public string? Node { get; init; }
+
+    /// <summary>How the partition's key directory was rebuilt when it opened.</summary>
+    public RecoveryMode RecoveryMode { get; init; }
+
+    /// <summary>Segments loaded from their hint files when the partition opened.</summary>
+    public int SegmentsFromHints { get; init; }
+
+    /// <summary>Segments scanned record by record when the partition opened.</summary>
+    public int SegmentsScanned { get; init; }
+
+    /// <summary>Time the recovery (hint loading and scans) took when the partition opened.</summary>
+    public TimeSpan RecoveryDuration { get; init; }
+
+    /// <summary>Entries in the read cache.</summary>
+    public long CacheEntries { get; init; }
+
+    /// <summary>Value bytes in the read cache.</summary>
+    public long CacheBytes { get; init; }
+
+    /// <summary>These stats with the recovery fields of <paramref name="report"/> (unchanged when it is null: the partition has not opened).</summary>
+    public PartitionStats WithRecovery(RecoveryReport? report) => report is null ? this : this with
+    {
+        RecoveryMode = report.Mode,
+        SegmentsFromHints = report.SegmentsFromHints,
+        SegmentsScanned = report.SegmentsScanned,
+        RecoveryDuration = report.Duration,
+    };
 }

@@ -60,12 +60,26 @@ public sealed class SerializationTests : TestKit
                 var t when t == typeof(string) => $"disk full on p-{seed:D3} — ünïcödé",
                 var t when t == typeof(SegmentId) => SegmentId.From((uint)(77 + seed), 3),
                 var t when t == typeof(CompactionOutcome) => Outcome(seed),
+                var t when t == typeof(TimeSpan) => TimeSpan.FromTicks(123_456_789 + seed),
+                var t when t == typeof(RecoveryMode) => (RecoveryMode)(1 + seed % 3),
                 var t => throw new InvalidOperationException($"PartitionStats.{p.Name} has type {t.Name}: give it a sample value here."),
             };
             p.SetValue(stats, value);
         }
         return stats;
     }
+
+    /// <summary>A NodeStats with every field set to a non-default value.</summary>
+    private static NodeStats FullNode(int seed) => new()
+    {
+        Node = $"akka.tcp://crabkv@127.0.0.{seed + 1}:2552",
+        Version = $"1.{seed}.0+abcdef — ünïcödé",
+        Uptime = TimeSpan.FromSeconds(3600.5 + seed),
+        ProcessId = 4321 + seed,
+        WorkingSetBytes = 5L * int.MaxValue + seed,
+        GcHeapBytes = 123_456_789 + seed,
+        Configuration = [new("sync-interval", "0"), new("write-back.enabled", seed % 2 == 0 ? "on" : "off"), new("data-dir", "/data/ключ"), new("", "")],
+    };
 
     /// <summary>Several samples of every public message, with non-default values in every field.</summary>
     public static IReadOnlyList<ICrabKvMessage> Samples { get; } =
@@ -102,6 +116,8 @@ public sealed class SerializationTests : TestKit
         new CompactOk(Outcome(1), 21),
         new StoreStats([FullStats(0), FullStats(1), FullStats(2), new PartitionStats()], 22),
         new StoreStats([], 23),
+        new StoreStats([FullStats(3), FullStats(4)], [FullNode(0), FullNode(1), new NodeStats()], 26),
+        new StoreStats([], [FullNode(2) with { Configuration = [] }], 27),
         new ShutdownOk(24),
         new CrabKvError(CrabKvErrorCode.ValueTooLarge, "Value of 17 MiB is larger than limits.max-value-bytes", 25),
         StopPartition.Instance,
@@ -217,6 +233,9 @@ public sealed class SerializationTests : TestKit
         var stats = (StoreStats)RoundTrip(new StoreStats([new PartitionStats { FailureReason = null }, new PartitionStats { FailureReason = "" }], 1));
         Assert.Null(stats.Partitions[0].FailureReason);
         Assert.Equal("", stats.Partitions[1].FailureReason);
+        var located = (StoreStats)RoundTrip(new StoreStats([new PartitionStats { Node = null }, new PartitionStats { Node = "" }], 1));
+        Assert.Null(located.Partitions[0].Node);
+        Assert.Equal("", located.Partitions[1].Node);
     }
 
     [Fact]
@@ -302,7 +321,8 @@ public sealed class SerializationTests : TestKit
     [InlineData("P", new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F }, "runs past the end")]      // key length 2^63
     [InlineData("P", new byte[] { 0x02, 0x6B, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0x00, 0x00 }, "runs past the end")]      // value length ~2 GiB
     [InlineData("B", new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0x00 }, "cannot fit")]                               // 2^31 batch entries
-    [InlineData("s", new byte[] { 0x80, 0x80, 0x80, 0x80, 0x01, 0x00 }, "cannot fit")]                               // 2^28 partitions
+    [InlineData("s2", new byte[] { 0x80, 0x80, 0x80, 0x80, 0x01, 0x00 }, "cannot fit")]                              // 2^28 partitions
+    [InlineData("s2", new byte[] { 0x00, 0x80, 0x80, 0x80, 0x01, 0x00 }, "cannot fit")]                              // 2^28 nodes
     [InlineData("G", new byte[] { 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02 }, "overflows")]                    // request id of 65 bits
     [InlineData("d", new byte[] { 0x02, 0x00 }, "boolean")]
     [InlineData("sp", new byte[] { 0xFE, 0xFF, 0xFF, 0xFF, 0x7F }, "does not fit a 32-bit field")]                  // partition 2^33

@@ -171,6 +171,10 @@ public sealed class ShardedStoreTests : TestKit, IClassFixture<ClusterFixture>
             Assert.Equal(all, stats.Partitions.Select(p => p.Partition)); // every partition exactly once, in order
             Assert.All(stats.Partitions, p => Assert.False(p.ReadOnly));
             Assert.True(stats.Keys >= 1);
+            // One node entry per kv node holding partitions, named as its partitions name it.
+            var kvAddresses = _cluster.KvSystems.Select(s => Akka.Cluster.Cluster.Get(s).SelfAddress.ToString()).ToList();
+            Assert.Equal(stats.Partitions.Select(p => p.Node).Distinct().Order(StringComparer.Ordinal), stats.Nodes.Select(n => n.Node));
+            Assert.All(stats.Nodes, n => Assert.True(kvAddresses.Contains(n.Node) && n.Uptime > TimeSpan.Zero && n.Version.Length > 0, $"node entry {n}"));
             Assert.Equal(new FlushOk(5), await endpoint.Ask<object>(new Flush(5), Patience));
             Assert.Equal(6, Assert.IsType<CompactOk>(await endpoint.Ask<object>(new Compact(6), Patience)).RequestId);
         }

@@ -72,7 +72,9 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
             DirtyBytes = _dirty?.DirtyBytes ?? 0,
             DirtyKeys = (_dirty?.Count ?? 0) + _flushing.Count,
             Flushes = _flushes,
-        }], m.RequestId)));
+            CacheEntries = _lru.Count,
+            CacheBytes = _lru.Bytes,
+        }], [m.Node], m.RequestId)));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

@@ -34,8 +34,8 @@ internal sealed record ReleaseSegments(IReadOnlyList<Segment> Segments);
 /// <summary>Cache → partition: safe to delete.</summary>
 internal sealed record SegmentsReleased(IReadOnlyList<Segment> Segments);
 
-/// <summary>Fill in the cache's counters and reply a one-partition <see cref="StoreStats"/> to <paramref name="ReplyTo"/>.</summary>
-internal sealed record CollectStats(PartitionStats Partial, IActorRef ReplyTo, long RequestId);
+/// <summary>Fill in the cache's counters and reply a one-partition <see cref="StoreStats"/> (with its <paramref name="Node"/>) to <paramref name="ReplyTo"/>.</summary>
+internal sealed record CollectStats(PartitionStats Partial, IActorRef ReplyTo, long RequestId, NodeStats Node);
 
 /// <summary>Partition → cache at the end of a graceful stop: answered with <see cref="CacheDrained"/> after every read queued before it.</summary>
 internal sealed record DrainCache

@@ -100,7 +100,7 @@ internal sealed class ScatterGather : ReceiveActor
         {
             Flush => new FlushOk(_requestId),
             Shutdown => new ShutdownOk(_requestId),
-            GetStats => new StoreStats(replies.OfType<StoreStats>().SelectMany(s => s.Partitions).OrderBy(p => p.Partition).ToList(), _requestId),
+            GetStats => StoreStats.Merge(replies.OfType<StoreStats>(), _requestId),
             _ => Combine(replies.OfType<CompactOk>()),
         });
         Context.Stop(Self);

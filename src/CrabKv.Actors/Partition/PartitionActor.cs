@@ -4,6 +4,7 @@ using CrabKv.Actors.Cache;
 using CrabKv.Actors.Compaction;
 using CrabKv.Actors.Wal;
 using CrabKv.Storage.Partition;
+using CrabKv.Storage.Recovery;
 
 namespace CrabKv.Actors.Partition;
 
@@ -75,6 +76,11 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     private string? _readOnlyReason;   // why the partition failed (read-only, or unavailable)
     private bool _writerDead, _cacheDead, _compactorDead;
 
+    // Stats: the node the partition runs on, its effective configuration, what opening found
+    private readonly string _node = NodeInfo.NodeOf(Context.System);
+    private IReadOnlyList<KeyValuePair<string, string>>? _configuration;
+    private RecoveryReport? _recovery;
+
     // Counters
     private long _puts, _gets, _deletes, _fsyncs, _walWrites, _expiredSwept;
 
@@ -126,6 +132,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Receive<WalRecovered>(m =>
         {
             _index = m.State.Index;
+            _recovery = m.State.Report;
             foreach (var line in m.State.Report.Messages)
             {
                 _log.Info("Partition {0}: {1}", _partition, line);
@@ -171,7 +178,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
             Sender.Tell(new PartitionStopped(_partition));
             Context.Stop(Self);
         });
-        Receive<GetStats>(m => Sender.Tell(new StoreStats([BaseStats()], m.RequestId)));
+        Receive<GetStats>(m => Sender.Tell(new StoreStats([BaseStats()], [DescribeNode()], m.RequestId)));
         Receive<Terminated>(_ => { });
         ReceiveAny(m => ReplyError(m, CrabKvErrorCode.StoreFailed, $"Partition {_partition} is unavailable: {_readOnlyReason}"));
     }
@@ -296,14 +303,17 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     {
         if (_cacheDead || _lifecycle == Lifecycle.Draining)
         {
-            Sender.Tell(new StoreStats([BaseStats()], m.RequestId));
+            Sender.Tell(new StoreStats([BaseStats()], [DescribeNode()], m.RequestId));
             return;
         }
-        _cache.Tell(new CollectStats(BaseStats(), Sender, m.RequestId));
+        _cache.Tell(new CollectStats(BaseStats(), Sender, m.RequestId, DescribeNode()));
     }
 
-    private PartitionStats BaseStats() => _index.Describe(_partition) with
+    private NodeStats DescribeNode() => NodeInfo.Describe(Context.System, _node, _configuration ??= NodeInfo.Configuration(_settings));
+
+    private PartitionStats BaseStats() => _index.Describe(_partition).WithRecovery(_recovery) with
     {
+        Node = _node,
         Puts = _puts,
         Gets = _gets,
         Deletes = _deletes,

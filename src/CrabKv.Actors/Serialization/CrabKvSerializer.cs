@@ -19,7 +19,7 @@
 //   b         PutBatchOk            count:int requestId:long
 //   f         FlushOk               requestId:long
 //   c         CompactOk             outcome requestId:long
-//   s         StoreStats            count partitionStats* requestId:long
+//   s2        StoreStats            count partitionStats* count nodeStats* requestId:long
 //   x         ShutdownOk            requestId:long
 //   E         CrabKvError           code:byte message:string requestId:long
 //   SP        StopPartition         (empty)
@@ -44,7 +44,11 @@
 //                   deletes:long fsyncs:long walWrites:long cacheHits:long cacheMisses:long
 //                   dirtyBytes:long dirtyKeys:long flushes:long compactions:long
 //                   compactionProgress:double lastCompaction:outcome expiredSwept:long
-//                   readOnly:bool failureReason:string
+//                   readOnly:bool failureReason:string node:string recoveryMode:byte
+//                   segmentsFromHints:int segmentsScanned:int recoveryDuration:duration
+//                   cacheEntries:long cacheBytes:long
+//   nodeStats       node:string version:string uptime:duration processId:int
+//                   workingSetBytes:long gcHeapBytes:long count (key:string value:string)*
 //   file            name:string length:long checksum:varint (XxHash3-64 of the whole file)
 //
 // Worked example: Put("k", [0xAA, 0xBB], ttl: null, requestId: 7) is manifest "P" and the
@@ -53,7 +57,8 @@
 //
 // Versioning: the payload has no version byte; the manifest is the version. A layout that
 // changes gets a new manifest (e.g. "P2") and the decoder keeps reading the old one for as
-// long as nodes of the previous release may be in the cluster.
+// long as nodes of the previous release may be in the cluster. StoreStats went from "s" to
+// "s2" (node entries, recovery and cache fields) before the first release, so "s" is not read.
 //
 // Not serialized: TimerSyncCompleted (local event, INoSerializationVerificationNeeded) and
 // GetPartitions / PartitionRefs (they carry IActorRefs and never leave the node).
@@ -86,10 +91,15 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
     // Smallest encodings, used to bound counts before allocating a list:
     // batch entry = key length 1 + value length 1 + ttl flag 1;
     // outcome = 5 ints/longs of 1 byte + duration 1;
-    // partition stats = 18 ints/longs of 1 byte + progress 8 + outcome 6 + expiredSwept 1 + readOnly 1 + reason length 1.
+    // partition stats = 18 ints/longs of 1 byte + progress 8 + outcome 6 + expiredSwept 1 + readOnly 1 + reason length 1
+    //   + node length 1 + recovery mode 1 + 2 segment counts + recovery duration 1 + 2 cache sizes;
+    // node stats = node length 1 + version length 1 + uptime 1 + process id 1 + 2 memory sizes + configuration count 1;
+    // configuration entry = key length 1 + value length 1.
     private const int MinBatchEntryBytes = 1 + 1 + 1;
     private const int MinOutcomeBytes = 5 + 1;
-    private const int MinPartitionStatsBytes = 18 + 8 + MinOutcomeBytes + 1 + 1 + 1;
+    private const int MinPartitionStatsBytes = 18 + 8 + MinOutcomeBytes + 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2;
+    private const int MinNodeStatsBytes = 1 + 1 + 1 + 1 + 2 + 1;
+    private const int MinConfigurationEntryBytes = 1 + 1;
     // transfer file = name length 1 + length 1 + checksum 1.
     private const int MinTransferFileBytes = 1 + 1 + 1;
 
@@ -111,7 +121,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         public const string PutBatchOk = "b";
         public const string FlushOk = "f";
         public const string CompactOk = "c";
-        public const string StoreStats = "s";
+        public const string StoreStats = "s2";
         public const string ShutdownOk = "x";
         public const string Error = "E";
         public const string StopPartition = "SP";
@@ -226,7 +236,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
             Manifests.PutBatchOk => new PutBatchOk(r.Int(), r.Long()),
             Manifests.FlushOk => new FlushOk(r.Long()),
             Manifests.CompactOk => new CompactOk(ReadOutcome(ref r), r.Long()),
-            Manifests.StoreStats => new StoreStats(ReadStats(ref r), r.Long()),
+            Manifests.StoreStats => new StoreStats(ReadStats(ref r), ReadNodeStats(ref r), r.Long()),
             Manifests.ShutdownOk => new ShutdownOk(r.Long()),
             // A code this node does not know (added by a newer node) still reaches the caller with its message.
             Manifests.Error => new CrabKvError((CrabKvErrorCode)r.Byte(), r.String()!, r.Long()),
@@ -337,6 +347,11 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
                 foreach (var p in m.Partitions)
                 {
                     WriteStats(ref w, p);
+                }
+                w.Count(m.Nodes.Count);
+                foreach (var n in m.Nodes)
+                {
+                    WriteNodeStats(ref w, n);
                 }
                 w.Long(m.RequestId);
                 break;
@@ -490,6 +505,59 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         w.Long(p.ExpiredSwept);
         w.Bool(p.ReadOnly);
         w.String(p.FailureReason);
+        w.String(p.Node);
+        w.Byte((byte)p.RecoveryMode);
+        w.Int(p.SegmentsFromHints);
+        w.Int(p.SegmentsScanned);
+        w.Duration(p.RecoveryDuration);
+        w.Long(p.CacheEntries);
+        w.Long(p.CacheBytes);
+    }
+
+    private static void WriteNodeStats(ref WireWriter w, NodeStats n)
+    {
+        w.String(n.Node);
+        w.String(n.Version);
+        w.Duration(n.Uptime);
+        w.Int(n.ProcessId);
+        w.Long(n.WorkingSetBytes);
+        w.Long(n.GcHeapBytes);
+        w.Count(n.Configuration.Count);
+        foreach (var (key, value) in n.Configuration)
+        {
+            w.String(key);
+            w.String(value);
+        }
+    }
+
+    private static NodeStats[] ReadNodeStats(ref WireReader r)
+    {
+        var nodes = new NodeStats[r.Count(MinNodeStatsBytes)];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            // Object initializers run in source order: the order of WriteNodeStats.
+            nodes[i] = new NodeStats
+            {
+                Node = r.String() ?? "",
+                Version = r.String() ?? "",
+                Uptime = r.Duration(),
+                ProcessId = r.Int(),
+                WorkingSetBytes = r.Long(),
+                GcHeapBytes = r.Long(),
+                Configuration = ReadConfiguration(ref r),
+            };
+        }
+        return nodes;
+    }
+
+    private static KeyValuePair<string, string>[] ReadConfiguration(ref WireReader r)
+    {
+        var entries = new KeyValuePair<string, string>[r.Count(MinConfigurationEntryBytes)];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            entries[i] = new KeyValuePair<string, string>(r.String() ?? "", r.String() ?? "");
+        }
+        return entries;
     }
 
     private static PartitionStats[] ReadStats(ref WireReader r)
@@ -523,6 +591,14 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
                 ExpiredSwept = r.Long(),
                 ReadOnly = r.Bool(),
                 FailureReason = r.String(),
+                Node = r.String(),
+                // A mode this node does not know (added by a newer node) is kept as its number.
+                RecoveryMode = (RecoveryMode)r.Byte(),
+                SegmentsFromHints = r.Int(),
+                SegmentsScanned = r.Int(),
+                RecoveryDuration = r.Duration(),
+                CacheEntries = r.Long(),
+                CacheBytes = r.Long(),
             };
         }
         return stats;

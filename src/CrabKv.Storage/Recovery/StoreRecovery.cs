@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
@@ -12,8 +13,20 @@ public sealed class RecoveryReport
     /// <summary>Segments whose hint file was used.</summary>
     public int SegmentsFromHints { get; internal set; }
 
-    /// <summary>Segments scanned record by record.</summary>
+    /// <summary>Segments scanned record by record (no hint file, an unusable one, or the segment that was active).</summary>
     public int SegmentsScanned { get; internal set; }
+
+    /// <summary>How the key directory was rebuilt, from <see cref="SegmentsFromHints"/> and <see cref="SegmentsScanned"/>.</summary>
+    public RecoveryMode Mode => (SegmentsFromHints, SegmentsScanned) switch
+    {
+        (0, 0) => RecoveryMode.None,
+        (_, 0) => RecoveryMode.Hints,
+        (0, _) => RecoveryMode.Scan,
+        _ => RecoveryMode.Mixed,
+    };
+
+    /// <summary>Time the recovery took: leftover cleanup, torn-tail check, hint loading and scans.</summary>
+    public TimeSpan Duration { get; internal set; }
 
     /// <summary>Records (or hint entries) applied.</summary>
     public long RecordsApplied { get; internal set; }
@@ -95,6 +108,7 @@ public static class StoreRecovery
     /// </summary>
     public static RecoveredState Load(FileLayer files, string directory, long nowMs, Action<string>? log)
     {
+        var started = Stopwatch.GetTimestamp();
         DeleteTemporaryFiles(files, directory, log);
         var report = new RecoveryReport();
         void Note(string m)
@@ -148,6 +162,7 @@ public static class StoreRecovery
             throw;
         }
         var next = ids.Count == 0 ? 1u : ids[^1].Sequence + 1;
+        report.Duration = Stopwatch.GetElapsedTime(started);
         return new RecoveredState(index, next, report);
     }
 
