@@ -1,0 +1,74 @@
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.Configuration;
+using Akka.Hosting.Logging;
+using Microsoft.Extensions.Logging;
+
+namespace CrabKv.Node.Hosting;
+
+/// <summary>
+/// Akka's log through Microsoft.Extensions.Logging to stderr: the actor systems of this
+/// executable use Akka.Hosting's <c>LoggerFactoryLogger</c> (what <c>ConfigureLoggers(l =&gt;
+/// l.AddLoggerFactory())</c> sets up) with an <see cref="ILoggerFactory"/> whose one provider
+/// writes a line per entry to stderr. stdout never carries a log line.
+/// </summary>
+public static class StderrLogging
+{
+    /// <summary>
+    /// Creates an actor system whose log goes to stderr at <paramref name="level"/> and above
+    /// (Akka's own stdout logger is off).
+    /// </summary>
+    public static ActorSystem CreateSystem(string name, Config config, LogLevel level)
+    {
+        var factory = LoggerFactory.Create(b => b.ClearProviders().SetMinimumLevel(level).AddProvider(new StderrLoggerProvider()));
+        var akkaLevel = level switch
+        {
+            LogLevel.Trace or LogLevel.Debug => "DEBUG",
+            LogLevel.Information => "INFO",
+            LogLevel.Warning => "WARNING",
+            _ => "ERROR",
+        };
+        var logging = ConfigurationFactory.ParseString($"""
+            akka.loggers = ["Akka.Hosting.Logging.LoggerFactoryLogger, Akka.Hosting"]
+            akka.loglevel = {akkaLevel}
+            akka.stdout-loglevel = OFF
+            """);
+        var setup = BootstrapSetup.Create().WithConfig(logging.WithFallback(config)).And(new LoggerFactorySetup(factory));
+        var system = ActorSystem.Create(name, setup);
+        system.RegisterOnTermination(factory.Dispose);
+        return system;
+    }
+}
+
+/// <summary>One line per log entry on stderr: <c>warn: Source: message</c> (an exception adds its type and message, no stack trace).</summary>
+internal sealed class StderrLoggerProvider : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => new StderrLogger(categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class StderrLogger(string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var level = logLevel switch
+            {
+                LogLevel.Trace => "trce",
+                LogLevel.Debug => "dbug",
+                LogLevel.Information => "info",
+                LogLevel.Warning => "warn",
+                LogLevel.Error => "fail",
+                _ => "crit",
+            };
+            var message = formatter(state, exception).ReplaceLineEndings(" ");
+            var cause = exception is null ? "" : $" ({exception.GetType().Name}: {exception.Message.ReplaceLineEndings(" ")})";
+            Console.Error.WriteLine($"{level}: {category}: {message}{cause}");
+        }
+    }
+}
