@@ -261,7 +261,11 @@ public static class CommandLine
     {
         var command = result.CommandResult.Command;
         var prefix = command is RootCommand ? "crabkv" : $"crabkv {command.Name}";
-        foreach (var error in result.Errors)
+        // "Required command was not provided" only repeats what an unknown command says.
+        var errors = result.Errors.Count > 1
+            ? result.Errors.Where(e => !e.Message.StartsWith("Required command", StringComparison.Ordinal))
+            : result.Errors;
+        foreach (var error in errors)
         {
             yield return $"{prefix}: {Describe(error, command)}";
         }

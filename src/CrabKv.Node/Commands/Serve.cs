@@ -43,7 +43,9 @@ public static class Serve
         ActorSystem system;
         try
         {
-            system = StderrLogging.CreateSystem(NodeNames.SystemName, config, LogLevel.Information);
+            // Client commands connect and disconnect all the time: their comings and goings are not logged.
+            system = StderrLogging.CreateSystem(NodeNames.SystemName, config, LogLevel.Information,
+                drop: m => m.Contains($"{NodeNames.ClientSystemName}@", StringComparison.Ordinal));
         }
         catch (Exception e) when (e is not CliException)
         {
@@ -94,7 +96,7 @@ public static class Serve
             {
                 await system.WhenTerminated;
                 Console.WriteLine("crabkv node stopped before it was ready.");
-                return stopRequested ? ExitCodes.Ok : ExitCodes.Error;
+                return stopRequested || CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClrExitReason ? ExitCodes.Ok : ExitCodes.Error;
             }
             var region = await node.Ready;
             var (held, keys) = await HeldAsync(system, node, region);
@@ -103,9 +105,11 @@ public static class Serve
             Console.WriteLine($"{ReadyLine}: serving at {cluster.SelfAddress}/user/{NodeNames.EndpointName}; Ctrl-C or SIGTERM stops it gracefully");
 
             await system.WhenTerminated;
-            if (!stopRequested)
+            // A SIGTERM may also reach Akka's own CLR-exit hook first: the same graceful stop.
+            var reason = CoordinatedShutdown.Get(system).ShutdownReason;
+            if (!stopRequested && reason is not CoordinatedShutdown.ClrExitReason)
             {
-                Console.Error.WriteLine("crabkv serve: the node was stopped by the cluster (downed, or its partition count differs from the cluster's); see the log above");
+                Console.Error.WriteLine($"crabkv serve: the node was stopped by the cluster ({reason?.GetType().Name ?? "unknown reason"}: downed, or its partition count differs from the cluster's); see the log above");
                 return ExitCodes.Error;
             }
             Console.WriteLine("crabkv node stopped: left the cluster; partitions handed off or flushed, fsynced and sealed.");

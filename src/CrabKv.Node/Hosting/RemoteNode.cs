@@ -54,7 +54,9 @@ public sealed class RemoteNode : IAsyncDisposable
             akka.coordinated-shutdown.exit-clr = off
             akka.coordinated-shutdown.run-by-clr-shutdown = off
             """).WithFallback(CrabKvSettings.DefaultConfig()); // serializer bindings, maximum-frame-size
-        var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning);
+        // Failures to connect are reported once, by the command itself (exit code 3).
+        var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning,
+            drop: m => m.Contains("associate", StringComparison.OrdinalIgnoreCase) || m.Contains("Association", StringComparison.Ordinal));
         var path = $"{node.AkkaAddress}/user/{NodeNames.EndpointName}";
         try
         {
@@ -64,7 +66,7 @@ public sealed class RemoteNode : IAsyncDisposable
         catch (Exception e) when (e is ActorNotFoundException or TimeoutException or AskTimeoutException or TaskCanceledException)
         {
             await system.Terminate();
-            throw new CliException(ExitCodes.Unreachable, $"no crabkv node answers at {node} within {Durations.Format(timeout)} (is `crabkv serve` running there? --node HOST:PORT)");
+            throw new CliException(ExitCodes.Unreachable, $"no crabkv node answers at {node} (is `crabkv serve` running there? --node HOST:PORT, --timeout {Durations.Format(timeout)})");
         }
     }
 

@@ -18,9 +18,13 @@ public static class StderrLogging
     /// Creates an actor system whose log goes to stderr at <paramref name="level"/> and above
     /// (Akka's own stdout logger is off).
     /// </summary>
-    public static ActorSystem CreateSystem(string name, Config config, LogLevel level)
+    /// <param name="name">Actor system name.</param>
+    /// <param name="config">Its configuration.</param>
+    /// <param name="level">Lowest level written.</param>
+    /// <param name="drop">Entries (by their text) left out, e.g. what a command reports itself.</param>
+    public static ActorSystem CreateSystem(string name, Config config, LogLevel level, Func<string, bool>? drop = null)
     {
-        var factory = LoggerFactory.Create(b => b.ClearProviders().SetMinimumLevel(level).AddProvider(new StderrLoggerProvider()));
+        var factory = LoggerFactory.Create(b => b.ClearProviders().SetMinimumLevel(level).AddProvider(new StderrLoggerProvider(drop)));
         var akkaLevel = level switch
         {
             LogLevel.Trace or LogLevel.Debug => "DEBUG",
@@ -40,16 +44,22 @@ public static class StderrLogging
     }
 }
 
-/// <summary>One line per log entry on stderr: <c>warn: Source: message</c> (an exception adds its type and message, no stack trace).</summary>
-internal sealed class StderrLoggerProvider : ILoggerProvider
+/// <summary>
+/// One line per log entry on stderr: <c>warn: [source] message</c> (Akka's level, time and thread
+/// prefix removed; an exception adds its type and message, never a stack trace).
+/// </summary>
+internal sealed partial class StderrLoggerProvider(Func<string, bool>? drop) : ILoggerProvider
 {
-    public ILogger CreateLogger(string categoryName) => new StderrLogger(categoryName);
+    public ILogger CreateLogger(string categoryName) => new StderrLogger(drop);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\[(DEBUG|INFO|WARNING|ERROR)\]\[[^\]]*\]\[Thread \d+\]")]
+    private static partial System.Text.RegularExpressions.Regex AkkaPrefix();
 
     public void Dispose()
     {
     }
 
-    private sealed class StderrLogger(string category) : ILogger
+    private sealed class StderrLogger(Func<string, bool>? drop) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
@@ -66,9 +76,13 @@ internal sealed class StderrLoggerProvider : ILoggerProvider
                 LogLevel.Error => "fail",
                 _ => "crit",
             };
-            var message = formatter(state, exception).ReplaceLineEndings(" ");
+            var message = AkkaPrefix().Replace(formatter(state, exception).ReplaceLineEndings(" ").Trim(), "");
+            if (drop?.Invoke(message) == true)
+            {
+                return;
+            }
             var cause = exception is null ? "" : $" ({exception.GetType().Name}: {exception.Message.ReplaceLineEndings(" ")})";
-            Console.Error.WriteLine($"{level}: {category}: {message}{cause}");
+            Console.Error.WriteLine($"{level}: {message}{cause}");
         }
     }
 }
