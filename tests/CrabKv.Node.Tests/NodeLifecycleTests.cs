@@ -71,7 +71,8 @@ public sealed class NodeLifecycleTests
             Assert.Equal(expected.Count, await node.KeysAsync());
             foreach (var key in new[] { "greeting", "session", "user:0001", "user:0150", "user:0299" })
             {
-                Assert.Equal(expected[key], (await node.OkAsync("get", key)).Stdout);
+                var r = await node.OkAsync("get", key);
+                Assert.True(expected[key] == r.Stdout, $"get {key}: expected '{expected[key]}'; {r}");
             }
             Assert.Equal(1, (await node.RunAsync("get", "user:0000")).ExitCode);
             var stats = await node.OkAsync("stats");

@@ -32,7 +32,8 @@ public sealed class ThreeNodeTests
             Assert.Contains("loaded 200 keys", (await nodes[0].OkAsync("load", tsv)).Stdout);
             foreach (var i in new[] { 0, 57, 123, 199 })
             {
-                Assert.Equal(lines[i].Item2, (await nodes[2].OkAsync("get", lines[i].Item1)).Stdout);
+                var r = await nodes[2].OkAsync("get", lines[i].Item1);
+                Assert.True(lines[i].Item2 == r.Stdout, $"get {lines[i].Item1}: expected '{lines[i].Item2}'; {r}");
             }
 
             Assert.Equal(0, await nodes[1].StopAsync());
@@ -51,7 +52,8 @@ public sealed class ThreeNodeTests
             }, "all 200 keys after node 2 left");
             foreach (var i in new[] { 1, 42, 100, 150, 198 })
             {
-                Assert.Equal(lines[i].Item2, (await nodes[2].OkAsync("get", lines[i].Item1)).Stdout);
+                var r = await nodes[2].OkAsync("get", lines[i].Item1);
+                Assert.True(lines[i].Item2 == r.Stdout, $"get {lines[i].Item1}: expected '{lines[i].Item2}'; {r}");
             }
         }
         finally

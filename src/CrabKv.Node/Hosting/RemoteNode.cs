@@ -56,7 +56,8 @@ public sealed class RemoteNode : IAsyncDisposable
             """).WithFallback(CrabKvSettings.DefaultConfig()); // serializer bindings, maximum-frame-size
         // Failures to connect are reported once, by the command itself (exit code 3).
         var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning,
-            drop: m => m.Contains("associate", StringComparison.OrdinalIgnoreCase) || m.Contains("Association", StringComparison.Ordinal));
+            drop: m => m.Contains("associate", StringComparison.OrdinalIgnoreCase) || m.Contains("Association", StringComparison.Ordinal)
+                       || m.Contains("Unable to REMOVE channel", StringComparison.Ordinal)); // DotNetty at the client's own shutdown: harmless
         var path = $"{node.AkkaAddress}/user/{NodeNames.EndpointName}";
         try
         {

@@ -32,15 +32,52 @@ public static class StderrLogging
             LogLevel.Warning => "WARNING",
             _ => "ERROR",
         };
+        StderrMinimalLogger.Drop = drop;
+        // Akka's own minimal logger (used before the loggers start and after they stop, e.g.
+        // a late warning during shutdown) writes to stderr too, never to stdout.
         var logging = ConfigurationFactory.ParseString($"""
             akka.loggers = ["Akka.Hosting.Logging.LoggerFactoryLogger, Akka.Hosting"]
             akka.loglevel = {akkaLevel}
-            akka.stdout-loglevel = OFF
+            akka.stdout-loglevel = {akkaLevel}
+            akka.stdout-logger-class = "{typeof(StderrMinimalLogger).AssemblyQualifiedName}"
             """);
         var setup = BootstrapSetup.Create().WithConfig(logging.WithFallback(config)).And(new LoggerFactorySetup(factory));
         var system = ActorSystem.Create(name, setup);
         system.RegisterOnTermination(factory.Dispose);
         return system;
+    }
+}
+
+/// <summary>
+/// Akka's minimal logger (<c>akka.stdout-logger-class</c>), the one it uses before the configured
+/// loggers start and after they stop: the same one-line format as <see cref="StderrLoggerProvider"/>, on stderr.
+/// </summary>
+public sealed class StderrMinimalLogger : Akka.Event.MinimalLogger
+{
+    /// <summary>Entries left out (the process has one actor system).</summary>
+    internal static Func<string, bool>? Drop { get; set; }
+
+    /// <inheritdoc />
+    protected override void Log(object message)
+    {
+        if (message is not Akka.Event.LogEvent e)
+        {
+            return;
+        }
+        var level = e.LogLevel() switch
+        {
+            Akka.Event.LogLevel.DebugLevel => "dbug",
+            Akka.Event.LogLevel.InfoLevel => "info",
+            Akka.Event.LogLevel.WarningLevel => "warn",
+            _ => "fail",
+        };
+        var text = $"[{e.LogSource}] {e.Message}".ReplaceLineEndings(" ");
+        if (Drop?.Invoke(text) == true)
+        {
+            return;
+        }
+        var cause = e.Cause is null ? "" : $" ({e.Cause.GetType().Name}: {e.Cause.Message.ReplaceLineEndings(" ")})";
+        Console.Error.WriteLine($"{level}: {text}{cause}");
     }
 }
 
