@@ -114,3 +114,37 @@ public sealed class CliErrorTests
         Assert.Contains("3  node unreachable", r.Stdout);
     }
 }
+
+/// <summary>Every HOCON file of <c>hocon/</c> (the presets, the cluster examples) is accepted by <c>--config</c>.</summary>
+public sealed class ConfigFileTests
+{
+    public static TheoryData<string> HoconFiles()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "CrabKv.Actors.sln")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var files = Directory.GetFiles(Path.Combine(dir.FullName, "hocon"), "*.conf").Order(StringComparer.Ordinal).ToList();
+        Assert.Contains(files, f => f.EndsWith("cluster-node-3.conf", StringComparison.Ordinal));
+        var data = new TheoryData<string>();
+        foreach (var f in files)
+        {
+            data.Add(f);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(HoconFiles))]
+    public async Task A_hocon_file_is_read_and_validated(string file)
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("no-data");
+        // The settings are read and validated first; only then is the (missing) data directory refused.
+        var r = await CrabKvProcess.RunAsync(TimeSpan.FromSeconds(60), "verify", "--config", file, "--data-dir", data);
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains($"data directory '{data}' does not exist", r.Stderr);
+    }
+}

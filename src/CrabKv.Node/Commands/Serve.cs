@@ -45,7 +45,7 @@ public static class Serve
         {
             // Client commands connect and disconnect all the time: their comings and goings are not logged.
             system = StderrLogging.CreateSystem(NodeNames.SystemName, config, LogLevel.Information,
-                drop: m => m.Contains($"{NodeNames.ClientSystemName}@", StringComparison.Ordinal));
+                drop: m => m.Contains($"{NodeNames.ClientSystemName}@", StringComparison.Ordinal) || IsHandOffStopperDeadLetter(m));
         }
         catch (Exception e) when (e is not CliException)
         {
@@ -201,6 +201,14 @@ public static class Serve
         var stats = await node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5));
         return (held, stats is StoreStats s ? s.Keys : 0);
     }
+
+    /// <summary>
+    /// Akka's HandOffStopper stops watching a partition entity once it has terminated, so the
+    /// entity's own PartitionStopped reply, arriving just after, is logged as a dead letter for
+    /// every partition on every stop: harmless noise a user would read as a failure.
+    /// </summary>
+    private static bool IsHandOffStopperDeadLetter(string message) =>
+        message.Contains("Message [PartitionStopped]", StringComparison.Ordinal) && message.Contains("HandOffStopper", StringComparison.Ordinal);
 
     private static Exception Innermost(Exception e)
     {

@@ -105,7 +105,7 @@ public static class NodeConfig
         return config.WithFallback(NodeDefaults()).WithFallback(CrabKvClusterSettings.FullDefaultConfig());
     }
 
-    /// <summary>The configuration of the offline commands and the demo: the file and <c>--data-dir</c> over the store's reference.</summary>
+    /// <summary>The configuration of the offline commands and the demo: the file and <c>--data-dir</c> over the reference configurations.</summary>
     public static Config ForStore(string? configFile, string? dataDir)
     {
         var config = dataDir is null ? Config.Empty : ConfigurationFactory.ParseString($"crabkv.data-dir = {Quote(dataDir)}");
@@ -113,7 +113,8 @@ public static class NodeConfig
         {
             config = config.WithFallback(ReadFile(configFile));
         }
-        return config.WithFallback(CrabKvSettings.DefaultConfig());
+        // The cluster's reference too: a node's file (crabkv.cluster.*) is valid here as well.
+        return config.WithFallback(CrabKvClusterSettings.FullDefaultConfig());
     }
 
     /// <summary>
