@@ -56,5 +56,15 @@ public static class Program
             Console.Error.WriteLine($"{command}: {e.Message}");
             return ExitCodes.Error;
         }
+        catch (Exception e)
+        {
+            // Not expected: one line all the same; CRABKV_DEBUG=1 shows where it came from.
+            Console.Error.WriteLine($"{command}: unexpected error: {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("CRABKV_DEBUG") == "1")
+            {
+                Console.Error.WriteLine(e);
+            }
+            return ExitCodes.Error;
+        }
     }
 }

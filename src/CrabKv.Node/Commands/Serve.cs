@@ -198,8 +198,15 @@ public static class Serve
     private static async Task<(int Held, long Keys)> HeldAsync(ActorSystem system, CrabKvClusterNode node, IActorRef region)
     {
         var held = (await HeldShardsAsync(region)).Count;
-        var stats = await node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5));
-        return (held, stats is StoreStats s ? s.Keys : 0);
+        try
+        {
+            var stats = await node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5));
+            return (held, stats is StoreStats s ? s.Keys : 0);
+        }
+        catch (Exception e) when (e is TimeoutException or AskTimeoutException or TaskCanceledException)
+        {
+            return (held, 0); // the summary line only; the node serves
+        }
     }
 
     /// <summary>
