@@ -30,7 +30,7 @@ public sealed class CrabKvProcess : IDisposable
                 return;
             }
             _stdout.Enqueue(e.Data);
-            if (e.Data.StartsWith("crabkv node serving", StringComparison.Ordinal))
+            if (e.Data.StartsWith("crabkv node ready", StringComparison.Ordinal))
             {
                 _serving.TrySetResult();
             }
@@ -68,13 +68,13 @@ public sealed class CrabKvProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>Starts <c>dotnet crabkv.dll</c> with <paramref name="args"/>.</summary>
-    public static CrabKvProcess Start(params string[] args)
+    private static ProcessStartInfo StartInfo(string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true, // no terminal: progress is printed as plain lines
             UseShellExecute = false,
         };
         info.ArgumentList.Add(Dll);
@@ -82,8 +82,58 @@ public sealed class CrabKvProcess : IDisposable
         {
             info.ArgumentList.Add(a);
         }
+        return info;
+    }
+
+    /// <summary>
+    /// Runs a command to its end (bounded by <paramref name="timeout"/>; killed past it): exit
+    /// code, stdout exactly as bytes, stderr as text.
+    /// </summary>
+    public static async Task<Completed> RunAsync(TimeSpan timeout, params string[] args)
+    {
+        using var process = Process.Start(StartInfo(args))!;
+        process.StandardInput.Close();
+        var stdout = new MemoryStream();
+        var copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"crabkv {string.Join(' ', args)} did not exit within {timeout}");
+        }
+        await copy;
+        return new Completed(process.ExitCode, stdout.ToArray(), await stderr);
+    }
+
+    /// <summary>A finished command.</summary>
+    public sealed record Completed(int ExitCode, byte[] StdoutBytes, string Stderr)
+    {
+        public string Stdout => System.Text.Encoding.UTF8.GetString(StdoutBytes);
+
+        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+    }
+
+    /// <summary>A TCP port free right now (the OS picks it; released for the node to take).</summary>
+    public static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>Starts <c>dotnet crabkv.dll</c> with <paramref name="args"/>.</summary>
+    public static CrabKvProcess Start(params string[] args)
+    {
+        var info = StartInfo(args);
         var process = new CrabKvProcess(new Process { StartInfo = info });
         process._process.Start();
+        process._process.StandardInput.Close();
         process._process.BeginOutputReadLine();
         process._process.BeginErrorReadLine();
         return process;
@@ -107,6 +157,13 @@ public sealed class CrabKvProcess : IDisposable
     {
         await _process.WaitForExitAsync().WaitAsync(timeout);
         return _process.ExitCode;
+    }
+
+    /// <summary>Kills the process at once (SIGKILL): nothing flushed, nothing sealed.</summary>
+    public void KillHard()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(30_000);
     }
 
     /// <summary>Sends SIGTERM (a graceful stop; <c>Process.Kill</c> would be SIGKILL).</summary>

@@ -1,0 +1,140 @@
+using System.Text;
+using System.Text.Json;
+using CrabKv.Actors;
+using CrabKv.Node.Cli;
+using CrabKv.Node.Hosting;
+using CrabKv.Node.Output;
+
+namespace CrabKv.Node.Commands;
+
+/// <summary>The options every client command shares.</summary>
+/// <param name="Node">The node to talk to.</param>
+/// <param name="Timeout">Timeout of the connection and of each request.</param>
+public sealed record ClientOptions(HostPort Node, TimeSpan Timeout);
+
+/// <summary>
+/// The client commands: each connects to a running node (<see cref="RemoteNode"/>), sends its
+/// requests, prints its result on stdout and returns an exit code.
+/// </summary>
+public static class ClientCommands
+{
+    /// <summary><c>put KEY VALUE [--ttl D]</c>: prints OK.</summary>
+    public static Task<int> PutAsync(ClientOptions o, string key, string value, TimeSpan? ttl) => WithNode(o, async node =>
+    {
+        await node.Client.PutAsync(key, Encoding.UTF8.GetBytes(value), ttl);
+        Consoles.Result("OK");
+        return ExitCodes.Ok;
+    });
+
+    /// <summary><c>get KEY [--out FILE]</c>: exactly the value's bytes on stdout (or in FILE); 1 when absent.</summary>
+    public static Task<int> GetAsync(ClientOptions o, string key, string? outFile) => WithNode(o, async node =>
+    {
+        var value = await node.Client.GetAsync(key);
+        if (value is null)
+        {
+            Consoles.Note($"crabkv get: key '{key}' not found");
+            return ExitCodes.NotFound;
+        }
+        if (outFile is not null)
+        {
+            await File.WriteAllBytesAsync(outFile, value);
+            return ExitCodes.Ok;
+        }
+        using var stdout = Console.OpenStandardOutput();
+        await stdout.WriteAsync(value);
+        await stdout.FlushAsync();
+        return ExitCodes.Ok;
+    });
+
+    /// <summary><c>del KEY</c>: prints "deleted"; 1 when the key did not exist.</summary>
+    public static Task<int> DeleteAsync(ClientOptions o, string key) => WithNode(o, async node =>
+    {
+        if (!await node.Client.DeleteAsync(key))
+        {
+            Consoles.Note($"crabkv del: key '{key}' not found");
+            return ExitCodes.NotFound;
+        }
+        Consoles.Result("deleted");
+        return ExitCodes.Ok;
+    });
+
+    /// <summary><c>flush</c>: every partition writes its buffered entries and fsyncs.</summary>
+    public static Task<int> FlushAsync(ClientOptions o) => WithNode(o, async node =>
+    {
+        await node.Client.FlushAsync();
+        Consoles.Result("OK");
+        return ExitCodes.Ok;
+    });
+
+    /// <summary><c>compact</c>: compacts every partition, with progress (the partitions' compaction progress, polled) on stderr.</summary>
+    public static Task<int> CompactAsync(ClientOptions o) => WithNode(o, async node =>
+    {
+        var result = await ProgressDisplay.RunAsync(async progress =>
+        {
+            var task = progress.Start("compact", 100);
+            // A compaction can take long: it gets an hour unless --timeout says more.
+            var compact = node.Client.CompactAsync(o.Timeout > TimeSpan.FromHours(1) ? o.Timeout : TimeSpan.FromHours(1));
+            using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+            while (!compact.IsCompleted)
+            {
+                await Task.WhenAny(compact, poll.WaitForNextTickAsync().AsTask());
+                if (compact.IsCompleted)
+                {
+                    break;
+                }
+                try
+                {
+                    var stats = await node.Client.GetStatsAsync();
+                    if (stats.Partitions.Count > 0)
+                    {
+                        task.Set(100 * stats.Partitions.Average(p => p.CompactionProgress));
+                    }
+                }
+                catch (Exception e) when (e is TimeoutException or Actors.Client.CrabKvRequestException)
+                {
+                    // Progress only: the compaction's own reply decides.
+                }
+            }
+            var r = await compact;
+            task.Complete($"{r.SegmentsMerged} segments merged");
+            return r;
+        });
+        Consoles.Result($"compacted {result.SegmentsMerged} segments: {result.BytesBefore:N0} → {result.BytesAfter:N0} bytes in {result.Duration.TotalMilliseconds:N0} ms");
+        return ExitCodes.Ok;
+    });
+
+    /// <summary><c>stats [--json]</c>: a table per partition and totals, or plain JSON.</summary>
+    public static Task<int> StatsAsync(ClientOptions o, bool json) => WithNode(o, async node =>
+    {
+        var stats = await node.Client.GetStatsAsync();
+        if (json)
+        {
+            Consoles.Result(StatsView.Json(node.Address, stats));
+        }
+        else
+        {
+            StatsView.Table(Consoles.Results, node.Address, stats);
+        }
+        return ExitCodes.Ok;
+    });
+
+    /// <summary>Connects, runs <paramref name="action"/>, disconnects; errors become <see cref="CliException"/>s.</summary>
+    public static async Task<int> WithNode(ClientOptions o, Func<RemoteNode, Task<int>> action)
+    {
+        await using var node = await RemoteNode.ConnectAsync(o.Node, o.Timeout);
+        try
+        {
+            return await action(node);
+        }
+        catch (Actors.Client.CrabKvRequestException e)
+        {
+            throw new CliException(ExitCodes.Error, $"the node refused the request: {e.Code}: {e.Message}");
+        }
+        catch (TimeoutException)
+        {
+            throw new CliException(ExitCodes.Unreachable, $"the node at {o.Node} did not answer within {Durations.Format(o.Timeout)} (--timeout)");
+        }
+    }
+
+    internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+}

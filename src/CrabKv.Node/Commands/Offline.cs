@@ -1,0 +1,55 @@
+using CrabKv.Actors;
+using CrabKv.Node.Cli;
+using CrabKv.Node.Hosting;
+using CrabKv.Node.Output;
+using CrabKv.Storage.Recovery;
+
+namespace CrabKv.Node.Commands;
+
+/// <summary>
+/// <c>verify</c> and <c>repair</c>, on the data directory of a stopped node (they take each
+/// partition's LOCK, so a running node makes them fail with its name). Findings go to stdout,
+/// progress over the partitions to stderr.
+/// </summary>
+public static class Offline
+{
+    /// <summary>Checks (or repairs) every partition; 1 when verify finds damage.</summary>
+    public static async Task<int> RunAsync(string? configFile, string? dataDir, bool repair)
+    {
+        var settings = CrabKvSettings.Create(NodeConfig.ForStore(configFile, dataDir));
+        var root = NodeConfig.ExistingDataDir(settings.DataDir);
+        var partitions = Directory.GetDirectories(root, "p-*").Order(StringComparer.Ordinal).ToList();
+        if (partitions.Count == 0)
+        {
+            throw new CliException(ExitCodes.Error, $"'{root}' holds no partition directory (p-NNN): not a crabkv data directory");
+        }
+        var verb = repair ? "repair" : "verify";
+        var clean = true;
+        var damaged = 0;
+        await ProgressDisplay.RunAsync(progress =>
+        {
+            var task = progress.Start($"{verb} {partitions.Count} partitions", partitions.Count);
+            foreach (var dir in partitions)
+            {
+                var report = repair ? Repair.Run(dir, line => Consoles.Result($"{Path.GetFileName(dir)}: {line}")) : Repair.Verify(dir);
+                foreach (var n in report.NotSegments)
+                {
+                    Consoles.Result($"not a segment: {n}");
+                }
+                foreach (var d in report.Damaged)
+                {
+                    Consoles.Result($"damaged: {d.Path}: bytes {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, " +
+                                    $"intact records {d.RecordsKept}, dropped from broken batches {d.RecordsDropped}");
+                }
+                Consoles.Result($"{Path.GetFileName(dir)}: {report.SegmentsChecked} segments checked, {report.Damaged.Count} damaged{(repair && report.Damaged.Count > 0 ? " (rewritten)" : "")}");
+                clean &= report.Clean;
+                damaged += report.Damaged.Count;
+                task.Increment(1);
+            }
+            task.Complete(clean ? "clean" : $"{damaged} damaged segments");
+            return Task.FromResult(0);
+        });
+        Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {(clean ? "clean" : repair ? $"{damaged} damaged segments rewritten" : $"{damaged} damaged segments (crabkv repair rewrites them)")}");
+        return clean || repair ? ExitCodes.Ok : ExitCodes.NotFound;
+    }
+}

@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Configuration;
+using CrabKv.Actors;
+using CrabKv.Cluster;
+using CrabKv.Node.Cli;
+using CrabKv.Node.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace CrabKv.Node.Commands;
+
+/// <summary>
+/// <c>crabkv serve</c>: a node, i.e. a member of an Akka cluster (one node by default, joining
+/// itself) hosting CrabKv partitions as Cluster.Sharding entities; the store endpoint is
+/// <c>/user/crabkv</c> of the actor system <c>crabkv</c>. Runs until Ctrl-C or SIGTERM, which
+/// run CoordinatedShutdown: the node leaves the cluster, its partitions are handed off through
+/// their graceful stop (write-back flushed, fsynced, sealed) and the data directory is released.
+/// </summary>
+public static class Serve
+{
+    /// <summary>Longest wait for the node to become ready (recovery of big partitions, a cluster forming).</summary>
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(30);
+
+    /// <summary>The line a script waits for: the node answers requests from here on.</summary>
+    public const string ReadyLine = "crabkv node ready";
+
+    /// <summary>Runs the node; returns the exit code.</summary>
+    public static async Task<int> RunAsync(ServeOptions options)
+    {
+        var clock = Stopwatch.StartNew();
+        var config = NodeConfig.ForServe(options);
+        // Validated before anything starts, so a bad key fails with its name and nothing half-started.
+        var storeSettings = CrabKvSettings.Create(config);
+        var clusterSettings = CrabKvClusterSettings.Create(config);
+        var dataDir = Path.GetFullPath(storeSettings.DataDir);
+        if (File.Exists(dataDir))
+        {
+            throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' is a file, not a directory");
+        }
+
+        ActorSystem system;
+        try
+        {
+            // Client commands connect and disconnect all the time: their comings and goings are not logged.
+            system = StderrLogging.CreateSystem(NodeNames.SystemName, config, LogLevel.Information,
+                drop: m => m.Contains($"{NodeNames.ClientSystemName}@", StringComparison.Ordinal) || IsHandOffStopperDeadLetter(m));
+        }
+        catch (Exception e) when (e is not CliException)
+        {
+            var host = config.GetString("akka.remote.dot-netty.tcp.hostname");
+            var port = config.GetInt("akka.remote.dot-netty.tcp.port");
+            throw new CliException(ExitCodes.Error, $"cannot listen on {host}:{port}: {Innermost(e).Message} (another node on this port? use --port)");
+        }
+
+        var stopRequested = false;
+        void Stop()
+        {
+            stopRequested = true;
+            _ = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        }
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            Stop();
+        };
+        Console.CancelKeyPress += onCancel;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            Stop();
+        });
+        try
+        {
+            // Takes the lock of the whole data directory first: a second node on it is refused here.
+            var node = CrabKvCluster.Start(system, storeSettings, clusterSettings, NodeNames.EndpointName);
+            var cluster = Akka.Cluster.Cluster.Get(system);
+            var seeds = system.Settings.Config.GetStringList("akka.cluster.seed-nodes");
+            if (seeds.Count == 0)
+            {
+                cluster.Join(cluster.SelfAddress); // no seed: a cluster of its own
+            }
+            Console.WriteLine($"crabkv node {cluster.SelfAddress} (data dir {dataDir}, {clusterSettings.Partitions} partitions in the cluster)");
+            Console.WriteLine(seeds.Count == 0 ? "joining itself: a one-node cluster" : $"joining the cluster through {string.Join(", ", seeds)}");
+
+            var failure = await WaitReadyAsync(system, node, clusterSettings);
+            if (failure is not null)
+            {
+                Console.Error.WriteLine($"crabkv serve: {failure}");
+                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+                Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly). See `crabkv verify` and `crabkv repair`.");
+                return ExitCodes.Error;
+            }
+            if (stopRequested || system.WhenTerminated.IsCompleted)
+            {
+                await system.WhenTerminated;
+                Console.WriteLine("crabkv node stopped before it was ready.");
+                return stopRequested || CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClrExitReason ? ExitCodes.Ok : ExitCodes.Error;
+            }
+            var region = await node.Ready;
+            var (held, keys) = await HeldAsync(system, node, region);
+            var members = cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up);
+            Console.WriteLine($"partitions held here: {held} of {clusterSettings.Partitions} ({members} node{(members == 1 ? "" : "s")} up), {keys:N0} keys in the cluster, ready in {Durations.Format(clock.Elapsed)}");
+            Console.WriteLine($"{ReadyLine}: serving at {cluster.SelfAddress}/user/{NodeNames.EndpointName}; Ctrl-C or SIGTERM stops it gracefully");
+
+            await system.WhenTerminated;
+            // A SIGTERM may also reach Akka's own CLR-exit hook first: the same graceful stop.
+            var reason = CoordinatedShutdown.Get(system).ShutdownReason;
+            if (!stopRequested && reason is not CoordinatedShutdown.ClrExitReason)
+            {
+                Console.Error.WriteLine($"crabkv serve: the node was stopped by the cluster ({reason?.GetType().Name ?? "unknown reason"}: downed, or its partition count differs from the cluster's); see the log above");
+                return ExitCodes.Error;
+            }
+            Console.WriteLine("crabkv node stopped: left the cluster; partitions handed off or flushed, fsynced and sealed.");
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is CrabKvConfigurationException or CrabKvException)
+        {
+            throw new CliException(ExitCodes.Error, e.Message);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+            // On every early exit (refused lock, failed partitions, timeout) the node stops gracefully.
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            await system.WhenTerminated;
+        }
+    }
+
+    /// <summary>
+    /// Waits until every partition of the cluster answers GetStats (partitions answer only once
+    /// they have opened or failed to) and checks those held here; null when ready (or stopping),
+    /// otherwise why the node cannot serve.
+    /// </summary>
+    private static async Task<string?> WaitReadyAsync(ActorSystem system, CrabKvClusterNode node, CrabKvClusterSettings settings)
+    {
+        var deadline = DateTime.UtcNow + ReadyTimeout;
+        var ready = await Task.WhenAny(node.Ready, system.WhenTerminated);
+        if (ready != node.Ready)
+        {
+            return null; // stopping
+        }
+        if (node.Ready.IsFaulted)
+        {
+            return node.Ready.Exception!.InnerException!.Message;
+        }
+        var region = node.Ready.Result;
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+        while (!system.WhenTerminated.IsCompleted)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return $"not every partition answered within {ReadyTimeout}";
+            }
+            object reply;
+            try
+            {
+                reply = await node.Endpoint.Ask<object>(new GetStats(), settings.FanOutTimeout + TimeSpan.FromSeconds(5));
+            }
+            catch (Exception e) when (e is TimeoutException or AskTimeoutException or TaskCanceledException)
+            {
+                await poll.WaitForNextTickAsync();
+                continue;
+            }
+            if (reply is StoreStats stats && stats.Partitions.Count == settings.Partitions)
+            {
+                var held = await HeldShardsAsync(region);
+                var failures = stats.Partitions
+                    .Where(p => p.ReadOnly && held.Contains(p.Partition))
+                    .Select(p => $"partition {DataDirectory.PartitionDirectoryName(p.Partition)} failed to open: {p.FailureReason}")
+                    .ToList();
+                if (failures.Count > 0)
+                {
+                    return string.Join(Environment.NewLine + "crabkv serve: ", failures) +
+                           $"{Environment.NewLine}crabkv serve: {failures.Count} of {settings.Partitions} partitions could not open";
+                }
+                return null;
+            }
+            await poll.WaitForNextTickAsync();
+        }
+        return null;
+    }
+
+    private static async Task<HashSet<int>> HeldShardsAsync(IActorRef region)
+    {
+        try
+        {
+            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(20));
+            return state.Shards.Select(s => int.TryParse(s.ShardId, out var p) ? p : -1).Where(p => p >= 0).ToHashSet();
+        }
+        catch (Exception e) when (e is TimeoutException or AskTimeoutException)
+        {
+            return [];
+        }
+    }
+
+    private static async Task<(int Held, long Keys)> HeldAsync(ActorSystem system, CrabKvClusterNode node, IActorRef region)
+    {
+        var held = (await HeldShardsAsync(region)).Count;
+        try
+        {
+            var stats = await node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5));
+            return (held, stats is StoreStats s ? s.Keys : 0);
+        }
+        catch (Exception e) when (e is TimeoutException or AskTimeoutException or TaskCanceledException)
+        {
+            return (held, 0); // the summary line only; the node serves
+        }
+    }
+
+    /// <summary>
+    /// Akka's HandOffStopper stops watching a partition entity once it has terminated, so the
+    /// entity's own PartitionStopped reply, arriving just after, is logged as a dead letter for
+    /// every partition on every stop: harmless noise a user would read as a failure.
+    /// </summary>
+    private static bool IsHandOffStopperDeadLetter(string message) =>
+        message.Contains("Message [PartitionStopped]", StringComparison.Ordinal) && message.Contains("HandOffStopper", StringComparison.Ordinal);
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is not null)
+        {
+            e = e.InnerException;
+        }
+        return e;
+    }
+}

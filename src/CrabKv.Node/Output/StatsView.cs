@@ -1,0 +1,71 @@
+using System.Text.Json;
+using CrabKv.Actors;
+using CrabKv.Node.Cli;
+using Spectre.Console;
+
+namespace CrabKv.Node.Output;
+
+/// <summary>How <c>crabkv stats</c> shows a store's statistics: a Spectre table, or JSON for scripts.</summary>
+public static class StatsView
+{
+    /// <summary>One row per partition and a totals row.</summary>
+    public static void Table(IAnsiConsole console, HostPort? node, StoreStats stats)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title(node is null ? "CrabKv store" : $"CrabKv node {node}")
+            .AddColumn("partition")
+            .AddColumn(new TableColumn("keys").RightAligned())
+            .AddColumn(new TableColumn("segments").RightAligned())
+            .AddColumn(new TableColumn("bytes").RightAligned())
+            .AddColumn(new TableColumn("stale").RightAligned())
+            .AddColumn(new TableColumn("puts").RightAligned())
+            .AddColumn(new TableColumn("gets").RightAligned())
+            .AddColumn(new TableColumn("fsyncs").RightAligned())
+            .AddColumn(new TableColumn("cache hits").RightAligned())
+            .AddColumn(new TableColumn("compactions").RightAligned())
+            .AddColumn("state");
+        foreach (var p in stats.Partitions.OrderBy(p => p.Partition))
+        {
+            table.AddRow(
+                DataDirectory.PartitionDirectoryName(p.Partition),
+                $"{p.Keys:N0}", $"{p.Segments:N0}", $"{p.TotalBytes:N0}", $"{p.StaleBytes:N0}",
+                $"{p.Puts:N0}", $"{p.Gets:N0}", $"{p.Fsyncs:N0}",
+                $"{p.CacheHits:N0}/{p.CacheHits + p.CacheMisses:N0}", $"{p.Compactions:N0}",
+                p.ReadOnly ? Markup.Escape($"READ-ONLY: {p.FailureReason}") : "ok");
+        }
+        var all = stats.Partitions;
+        table.AddEmptyRow();
+        table.AddRow("[bold]total[/]",
+            $"{stats.Keys:N0}", $"{all.Sum(p => p.Segments):N0}", $"{all.Sum(p => p.TotalBytes):N0}", $"{all.Sum(p => p.StaleBytes):N0}",
+            $"{stats.Puts:N0}", $"{all.Sum(p => p.Gets):N0}", $"{stats.Fsyncs:N0}",
+            $"{all.Sum(p => p.CacheHits):N0}/{all.Sum(p => p.CacheHits + p.CacheMisses):N0}", $"{all.Sum(p => p.Compactions):N0}",
+            all.Any(p => p.ReadOnly) ? $"{all.Count(p => p.ReadOnly)} read-only" : "ok");
+        console.Write(table);
+    }
+
+    /// <summary>Plain JSON: totals and every field of every partition.</summary>
+    public static string Json(HostPort? node, StoreStats stats)
+    {
+        var document = new
+        {
+            node = node?.ToString(),
+            partitionCount = stats.Partitions.Count,
+            keys = stats.Keys,
+            totalBytes = stats.Partitions.Sum(p => p.TotalBytes),
+            staleBytes = stats.Partitions.Sum(p => p.StaleBytes),
+            puts = stats.Puts,
+            gets = stats.Partitions.Sum(p => p.Gets),
+            fsyncs = stats.Fsyncs,
+            readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly),
+            partitions = stats.Partitions.OrderBy(p => p.Partition).ToList(),
+        };
+        return JsonSerializer.Serialize(document, JsonOptions);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}

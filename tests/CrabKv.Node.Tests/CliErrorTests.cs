@@ -1,0 +1,150 @@
+using Xunit;
+
+namespace CrabKv.Node.Tests;
+
+/// <summary>
+/// Every bad input gets one message naming what is wrong, on stderr, and its exit code (2 usage,
+/// configuration or store error; 3 node unreachable); stdout stays empty; no stack traces.
+/// </summary>
+public sealed class CliErrorTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private static async Task<CrabKvProcess.Completed> Fails(int code, params string[] args)
+    {
+        var r = await CrabKvProcess.RunAsync(Timeout, args);
+        Assert.True(r.ExitCode == code, $"crabkv {string.Join(' ', args)}: expected exit {code}; {r}");
+        Assert.Empty(r.StdoutBytes);
+        Assert.DoesNotContain("   at ", r.Stderr); // no stack trace
+        return r;
+    }
+
+    [Theory]
+    [InlineData("crabkv get: missing KEY", "get")]
+    [InlineData("crabkv put: missing VALUE", "put", "k")]
+    [InlineData("crabkv load: missing FILE", "load")]
+    [InlineData("crabkv put: --ttl: 0 is not a positive duration", "put", "k", "v", "--ttl", "0")]
+    [InlineData("crabkv put: --ttl: '30' has no unit", "put", "k", "v", "--ttl", "30")]
+    [InlineData("crabkv put: --ttl: 'soon' is not a duration", "put", "k", "v", "--ttl", "soon")]
+    [InlineData("crabkv put: --ttl: missing value", "put", "k", "v", "--ttl")]
+    [InlineData("crabkv get: unknown option '--bogus'", "get", "k", "--bogus")]
+    [InlineData("crabkv get: unexpected argument 'extra'", "get", "k", "extra")]
+    [InlineData("crabkv: unknown command 'frobnicate'", "frobnicate")]
+    [InlineData("crabkv get: --node: 'nowhere' is not HOST:PORT", "get", "k", "--node", "nowhere")]
+    [InlineData("crabkv get: --node: 'localhost:99999' has no valid port", "get", "k", "--node", "localhost:99999")]
+    [InlineData("crabkv serve: --port: 'http' is not a port", "serve", "--port", "http")]
+    [InlineData("crabkv demo: --keys: '-5' is not a positive number", "demo", "--keys", "-5")]
+    public async Task Usage_errors_name_what_is_wrong_with_exit_2(string message, params string[] args)
+    {
+        var r = await Fails(2, args);
+        Assert.Contains(message, r.Stderr);
+        Assert.Contains("--help' for usage", r.Stderr);
+        Assert.DoesNotContain("Usage:", r.Stderr); // not the whole usage text
+    }
+
+    [Fact]
+    public async Task Verify_of_a_missing_data_directory_is_an_error_and_creates_nothing()
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("nothing-here");
+        var r = await Fails(2, "verify", "--data-dir", data);
+        Assert.Contains($"crabkv verify: data directory '{data}' does not exist", r.Stderr);
+        Assert.False(Directory.Exists(data));
+    }
+
+    [Theory]
+    [InlineData("verify")]
+    [InlineData("repair")]
+    [InlineData("serve")]
+    public async Task A_data_directory_that_is_a_file_says_so(string command)
+    {
+        using var dir = new TempDir();
+        var file = dir.Combine("a-file");
+        File.WriteAllText(file, "not a directory");
+        var r = await Fails(2, command, "--data-dir", file);
+        Assert.Contains($"data directory '{file}' is a file, not a directory", r.Stderr);
+    }
+
+    [Fact]
+    public async Task A_missing_config_file_is_named()
+    {
+        var r = await Fails(2, "verify", "--config", "/nonexistent/crabkv.conf");
+        Assert.Contains("--config: file '/nonexistent/crabkv.conf' does not exist", r.Stderr);
+    }
+
+    [Fact]
+    public async Task A_client_command_without_a_running_node_prints_one_line_and_exits_3()
+    {
+        var port = CrabKvProcess.FreePort(); // nobody listens there
+        var r = await Fails(3, "get", "k", "--node", $"127.0.0.1:{port}", "--timeout", "5s");
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line on stderr:\n{r.Stderr}");
+        Assert.StartsWith($"crabkv get: no crabkv node answers at 127.0.0.1:{port}", lines[0]);
+    }
+
+    [Fact]
+    public async Task A_malformed_load_file_is_refused_with_its_line_number_before_connecting()
+    {
+        using var dir = new TempDir();
+        var tsv = dir.Combine("bad.tsv");
+        File.WriteAllLines(tsv, ["a\t1", "b\t2", "no tab on this line"]);
+        // No node runs at this port: the file is refused before any connection is tried.
+        var r = await Fails(2, "load", tsv, "--node", $"127.0.0.1:{CrabKvProcess.FreePort()}");
+        Assert.Contains($"{tsv}:3: no TAB between key and value", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData("serve")]
+    [InlineData("put")]
+    [InlineData("get")]
+    [InlineData("del")]
+    [InlineData("load")]
+    [InlineData("flush")]
+    [InlineData("compact")]
+    [InlineData("stats")]
+    [InlineData("verify")]
+    [InlineData("repair")]
+    [InlineData("demo")]
+    public async Task Every_command_has_help_with_the_exit_codes(string command)
+    {
+        var r = await CrabKvProcess.RunAsync(Timeout, command, "--help");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("Usage:", r.Stdout);
+        Assert.Contains($"crabkv {command}", r.Stdout);
+        Assert.Contains("3  node unreachable", r.Stdout);
+    }
+}
+
+/// <summary>Every HOCON file of <c>hocon/</c> (the presets, the cluster examples) is accepted by <c>--config</c>.</summary>
+public sealed class ConfigFileTests
+{
+    public static TheoryData<string> HoconFiles()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "CrabKv.Actors.sln")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var files = Directory.GetFiles(Path.Combine(dir.FullName, "hocon"), "*.conf").Order(StringComparer.Ordinal).ToList();
+        Assert.Contains(files, f => f.EndsWith("cluster-node-3.conf", StringComparison.Ordinal));
+        var data = new TheoryData<string>();
+        foreach (var f in files)
+        {
+            data.Add(f);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(HoconFiles))]
+    public async Task A_hocon_file_is_read_and_validated(string file)
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("no-data");
+        // The settings are read and validated first; only then is the (missing) data directory refused.
+        var r = await CrabKvProcess.RunAsync(TimeSpan.FromSeconds(60), "verify", "--config", file, "--data-dir", data);
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains($"data directory '{data}' does not exist", r.Stderr);
+    }
+}
