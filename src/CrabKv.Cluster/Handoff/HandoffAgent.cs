@@ -240,6 +240,13 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             {
                 break;
             }
+            if (!RemainingKvNodes(cluster, ctx).Any())
+            {
+                // Nobody could pull (a one-node cluster, or the last kv node leaving): the
+                // partitions stay on this node's disk, stopped cleanly, recorded as its own.
+                system.Log.Info("CrabKv node {0} leaves as the last kv node: its {1} partitions stay on its disk", ctx.NodeId, held.Count);
+                break;
+            }
             if (held.Count != last)
             {
                 last = held.Count;
@@ -267,13 +274,17 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     /// </summary>
     internal static readonly TimeSpan DrainIdleLimit = TimeSpan.FromSeconds(10);
 
-    private static void NudgeRemainingRegions(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
+    /// <summary>The other kv members that are Up and reachable: those that can take partitions over.</summary>
+    private static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, HandoffContext ctx)
     {
         var state = cluster.State;
-        var targets = state.Members
-            .Where(m => m.Status == MemberStatus.Up && m.HasRole(ctx.Cluster.Role) && !m.Address.Equals(cluster.SelfAddress)
-                        && !state.Unreachable.Any(u => u.Address.Equals(m.Address)))
-            .ToList();
+        return state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(ctx.Cluster.Role) && !m.Address.Equals(cluster.SelfAddress)
+                                        && !state.Unreachable.Any(u => u.Address.Equals(m.Address)));
+    }
+
+    private static void NudgeRemainingRegions(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
+    {
+        var targets = RemainingKvNodes(cluster, ctx).ToList();
         if (targets.Count == 0)
         {
             return;

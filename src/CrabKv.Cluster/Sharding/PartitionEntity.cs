@@ -404,10 +404,14 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         }
     }
 
-    /// <summary>The shard (our parent) only waits for termination; anyone else asked for a PartitionStopped.</summary>
+    /// <summary>
+    /// The shard (our parent) and its handoff stopper only wait for termination; anyone else
+    /// asked for a PartitionStopped (answering sharding's own actors made a dead letter per stop).
+    /// </summary>
     private void RememberWaiter()
     {
-        if (!Sender.Equals(Context.Parent) && !Sender.IsNobody() && !Sender.Equals(Context.System.DeadLetters))
+        if (!Sender.Equals(Context.Parent) && !Sender.IsNobody() && !Sender.Equals(Context.System.DeadLetters)
+            && !Sender.Path.ToStringWithoutAddress().StartsWith("/system/sharding/", StringComparison.Ordinal))
         {
             _stopWaiters.Add(Sender);
         }

@@ -8,8 +8,26 @@ namespace CrabKv.Node.Output;
 /// <summary>How <c>crabkv stats</c> shows a store's statistics: a Spectre table, or JSON for scripts.</summary>
 public static class StatsView
 {
-    /// <summary>One row per partition and a totals row.</summary>
+    /// <summary>
+    /// INFO-like: the store's sums and each node's version, uptime, memory and effective
+    /// configuration (<see cref="StoreStats.Summary"/>), then one row per partition and a totals row.
+    /// </summary>
     public static void Table(IAnsiConsole console, HostPort? node, StoreStats stats)
+    {
+        foreach (var section in stats.Summary().Where(r => !r.Section.StartsWith("partition ", StringComparison.Ordinal)).GroupBy(r => r.Section))
+        {
+            var grid = new Table().Border(TableBorder.Rounded).Title(Markup.Escape(section.Key))
+                .AddColumn("field").AddColumn(new TableColumn("value"));
+            foreach (var row in section)
+            {
+                grid.AddRow(Markup.Escape(row.Name), Markup.Escape(row.Value));
+            }
+            console.Write(grid);
+        }
+        PartitionTable(console, node, stats);
+    }
+
+    private static void PartitionTable(IAnsiConsole console, HostPort? node, StoreStats stats)
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title(node is null ? "CrabKv store" : $"CrabKv node {node}")
@@ -23,6 +41,8 @@ public static class StatsView
             .AddColumn(new TableColumn("fsyncs").RightAligned())
             .AddColumn(new TableColumn("cache hits").RightAligned())
             .AddColumn(new TableColumn("compactions").RightAligned())
+            .AddColumn("recovery")
+            .AddColumn("node")
             .AddColumn("state");
         foreach (var p in stats.Partitions.OrderBy(p => p.Partition))
         {
@@ -31,6 +51,8 @@ public static class StatsView
                 $"{p.Keys:N0}", $"{p.Segments:N0}", $"{p.TotalBytes:N0}", $"{p.StaleBytes:N0}",
                 $"{p.Puts:N0}", $"{p.Gets:N0}", $"{p.Fsyncs:N0}",
                 $"{p.CacheHits:N0}/{p.CacheHits + p.CacheMisses:N0}", $"{p.Compactions:N0}",
+                $"{StoreStats.ModeName(p.RecoveryMode)} {p.RecoveryDuration.TotalMilliseconds:N0} ms",
+                Markup.Escape(p.Node ?? "-"),
                 p.ReadOnly ? Markup.Escape($"READ-ONLY: {p.FailureReason}") : "ok");
         }
         var all = stats.Partitions;
@@ -39,6 +61,7 @@ public static class StatsView
             $"{stats.Keys:N0}", $"{all.Sum(p => p.Segments):N0}", $"{all.Sum(p => p.TotalBytes):N0}", $"{all.Sum(p => p.StaleBytes):N0}",
             $"{stats.Puts:N0}", $"{all.Sum(p => p.Gets):N0}", $"{stats.Fsyncs:N0}",
             $"{all.Sum(p => p.CacheHits):N0}/{all.Sum(p => p.CacheHits + p.CacheMisses):N0}", $"{all.Sum(p => p.Compactions):N0}",
+            "", $"{stats.Nodes.Count} node{(stats.Nodes.Count == 1 ? "" : "s")}",
             all.Any(p => p.ReadOnly) ? $"{all.Count(p => p.ReadOnly)} read-only" : "ok");
         console.Write(table);
     }
@@ -57,6 +80,7 @@ public static class StatsView
             gets = stats.Partitions.Sum(p => p.Gets),
             fsyncs = stats.Fsyncs,
             readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly),
+            nodes = stats.Nodes,
             partitions = stats.Partitions.OrderBy(p => p.Partition).ToList(),
         };
         return JsonSerializer.Serialize(document, JsonOptions);
