@@ -68,10 +68,13 @@ public sealed class SettingsValidationTests : IDisposable
         var hoconDir = FindHoconDirectory();
         var files = Directory.GetFiles(hoconDir, "*.conf");
         Assert.Contains(files, f => f.EndsWith("crabkv.reference.conf", StringComparison.Ordinal));
-        foreach (var file in files.Where(f => !f.EndsWith("cluster.reference.conf", StringComparison.Ordinal)))
+        foreach (var file in files)
         {
             var config = CrabKvConfig.LoadFile(file); // syntax
-            CrabKvSettings.Create(config); // keys and values
+            if (!file.EndsWith("cluster.reference.conf", StringComparison.Ordinal))
+            {
+                CrabKvSettings.Create(config); // keys and values (crabkv.cluster.* is the cluster's to check)
+            }
         }
         Assert.NotEmpty(CrabKvSettings.KnownKeys);
         Assert.Contains("crabkv.write-back.max-dirty-bytes", CrabKvSettings.KnownKeys);
