@@ -30,7 +30,7 @@ public static class CrabKvConfig
         {
             throw new CrabKvConfigurationException($"{path}: the configuration file cannot be read: {e.Message}", e);
         }
-        return ParseString(text, path);
+        return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path)));
     }
 
     /// <summary>
@@ -39,22 +39,47 @@ public static class CrabKvConfig
     /// text in messages (a file name; default "configuration").
     /// </summary>
     /// <exception cref="CrabKvConfigurationException">The text is not valid HOCON: the message names the source and line.</exception>
-    public static Config ParseString(string hocon, string? source = null)
+    public static Config ParseString(string hocon, string? source = null) =>
+        Parse(hocon ?? throw new ArgumentNullException(nameof(hocon)), source ?? "configuration", Environment.CurrentDirectory);
+
+    /// <summary>
+    /// Checks and parses <paramref name="hocon"/>; <c>include "file.conf"</c> (also
+    /// <c>include file("...")</c>) reads that file relative to <paramref name="directory"/>,
+    /// checked the same way and named in its own errors.
+    /// </summary>
+    private static Config Parse(string hocon, string source, string? directory)
     {
-        ArgumentNullException.ThrowIfNull(hocon);
-        source ??= "configuration";
         if (HoconSyntax.FindError(hocon) is { } error)
         {
             throw new CrabKvConfigurationException($"{source} line {error.Line}: HOCON syntax error: {error.Message}", (Exception?)null);
         }
         try
         {
-            return ConfigurationFactory.ParseString(hocon);
+            return ConfigurationFactory.ParseString(hocon, include => Include(include, source, directory));
         }
         catch (Exception e) when (e is not CrabKvConfigurationException)
         {
             throw new CrabKvConfigurationException($"{source}: HOCON error: {e.Message}", e);
         }
+    }
+
+    private static HoconRoot Include(string include, string source, string? directory)
+    {
+        var name = include.Trim();
+        foreach (var wrapper in new[] { "required(", "file(" })
+        {
+            if (name.StartsWith(wrapper, StringComparison.Ordinal) && name.EndsWith(')'))
+            {
+                name = name[wrapper.Length..^1].Trim();
+            }
+        }
+        name = name.Trim('"');
+        var path = Path.Combine(directory ?? Environment.CurrentDirectory, name);
+        if (!File.Exists(path))
+        {
+            throw new CrabKvConfigurationException($"{source}: the included file '{name}' does not exist (looked for {path})", (Exception?)null);
+        }
+        return new HoconRoot(LoadFile(path).Root);
     }
 
     /// <summary>

@@ -136,6 +136,27 @@ public sealed class SettingsValidationTests : IDisposable
         Assert.Contains("cannot be read", missing.Message);
     }
 
+    [Fact]
+    public void LoadFile_reads_included_files_relative_to_the_including_one_and_checks_them_too()
+    {
+        File.WriteAllText(Path.Combine(_dir.Path, "base.conf"), "crabkv.sync-interval = 7ms\ncrabkv.partitions = 3\n");
+        var main = Path.Combine(_dir.Path, "main.conf");
+        File.WriteAllText(main, "include \"base.conf\"\ncrabkv.partitions = 2\n");
+        var s = CrabKvSettings.Create(CrabKvConfig.LoadFile(main));
+        Assert.Equal(TimeSpan.FromMilliseconds(7), s.SyncInterval);
+        Assert.Equal(2, s.Partitions);
+
+        File.WriteAllText(Path.Combine(_dir.Path, "broken.conf"), "crabkv {\n  a =\n}\n");
+        var withBroken = Path.Combine(_dir.Path, "with-broken.conf");
+        File.WriteAllText(withBroken, "include \"broken.conf\"\n");
+        var e = Assert.Throws<CrabKvConfigurationException>(() => CrabKvConfig.LoadFile(withBroken));
+        Assert.StartsWith(Path.Combine(_dir.Path, "broken.conf") + " line 2: HOCON syntax error", e.Message);
+
+        var withMissing = Path.Combine(_dir.Path, "with-missing.conf");
+        File.WriteAllText(withMissing, "include \"nope.conf\"\n");
+        Assert.Contains("the included file 'nope.conf' does not exist", Assert.Throws<CrabKvConfigurationException>(() => CrabKvConfig.LoadFile(withMissing)).Message);
+    }
+
     [Theory]
     [InlineData("crabkv.sync-interval", "crabkv.sync-interval", 0)]
     [InlineData("crabkv.sync-intervall", "crabkv.sync-interval", 1)]
