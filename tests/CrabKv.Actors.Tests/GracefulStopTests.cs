@@ -55,9 +55,20 @@ public sealed class GracefulStopTests : StoreTestBase
         // Exactly what CrabKvStore.Start registers with CoordinatedShutdown's service-stop phase.
         Assert.True(await store.GracefulStop(Timeout, new Shutdown()));
 
-        var seen = DeadLettersSoFar(deadLetters);
-        Assert.DoesNotContain(seen, m => m is ShutdownOk);
-        Assert.Empty(seen);
+        AssertNoStopDeadLetters(DeadLettersSoFar(deadLetters));
+    }
+
+    /// <summary>
+    /// None of the dead letters the stop itself used to produce: the ShutdownOk to a caller without
+    /// a sender, a PartitionStopped, or a partition's death notice to a watcher that had stopped
+    /// first. (A timer tick already queued in a stopping actor's mailbox may still become a dead
+    /// letter; that is Akka's and harmless, so it is not counted here.)
+    /// </summary>
+    private static void AssertNoStopDeadLetters(List<object> seen)
+    {
+        Assert.DoesNotContain(seen, m => m is ShutdownOk or PartitionStopped or Terminated);
+        Assert.DoesNotContain(seen, m => m.GetType().Name == "DeathWatchNotification");
+        Assert.DoesNotContain(seen, m => m is ICrabKvReply);
     }
 
     [Fact]
@@ -70,7 +81,7 @@ public sealed class GracefulStopTests : StoreTestBase
         store.Tell(new Shutdown(7), ActorRefs.NoSender);
         ExpectTerminated(store, Timeout);
 
-        Assert.Empty(DeadLettersSoFar(deadLetters));
+        AssertNoStopDeadLetters(DeadLettersSoFar(deadLetters));
     }
 
     [Fact]
