@@ -11,7 +11,10 @@ namespace CrabKv.Actors;
 /// <summary>
 /// Immutable settings of a CrabKv node, built from the <c>crabkv</c> HOCON section in one
 /// place (<see cref="Create(Config)"/>) and validated there: a bad value fails with a
-/// <see cref="CrabKvConfigurationException"/> naming the key.
+/// <see cref="CrabKvConfigurationException"/> naming the key, and so does a key under
+/// <c>crabkv</c> that the reference configuration does not have ("unknown key
+/// crabkv.sync-intervall; did you mean crabkv.sync-interval?"). Keys under <c>crabkv.cluster</c>
+/// are left to CrabKv.Cluster's settings; those of the dispatcher sections are Akka's.
 /// </summary>
 public sealed record CrabKvSettings
 {
@@ -141,6 +144,19 @@ public sealed record CrabKvSettings
     public static Config DefaultConfig() =>
         ConfigurationFactory.FromResource<CrabKvSettings>("CrabKv.Actors.reference.conf");
 
+    /// <summary>Every key of the reference configuration under <c>crabkv</c> (the known keys of <see cref="CrabKvConfig.CheckKeys"/>).</summary>
+    public static IReadOnlyCollection<string> KnownKeys => ReferenceKeys.Value;
+
+    private static readonly Lazy<HashSet<string>> ReferenceKeys = new(() => new HashSet<string>(CrabKvConfig.KeysUnderCrabKv(DefaultConfig()), StringComparer.Ordinal));
+
+    /// <summary>
+    /// Sections under <c>crabkv</c> whose keys are not the store's: the dispatcher configurations
+    /// (Akka's keys) and <c>crabkv.cluster</c> (checked by CrabKv.Cluster's settings).
+    /// </summary>
+    internal static readonly string[] DispatcherSections = ["crabkv.io-dispatcher-config", "crabkv.compaction-dispatcher-config"];
+
+    private static readonly string[] StoreOpenSections = [.. DispatcherSections, "crabkv.cluster"];
+
     /// <summary>Reads the settings of an actor system (its config falls back to the reference).</summary>
     public static CrabKvSettings Create(ActorSystem system) => Create(system.Settings.Config);
 
@@ -152,6 +168,7 @@ public sealed record CrabKvSettings
         {
             throw new CrabKvConfigurationException("crabkv", "the section is missing");
         }
+        CrabKvConfig.CheckKeys(root, ReferenceKeys.Value, StoreOpenSections);
         var c = root.GetConfig("crabkv");
 
         string Str(string key)
@@ -322,10 +339,33 @@ public sealed record CrabKvSettings
     };
 }
 
-/// <summary>A setting of the <c>crabkv</c> section is missing or out of range.</summary>
-public sealed class CrabKvConfigurationException(string key, string problem)
-    : Exception($"Invalid CrabKv configuration: crabkv.{key} {problem}.")
+/// <summary>
+/// The CrabKv configuration is invalid: a setting of the <c>crabkv</c> section is missing or out
+/// of range, a key is unknown (<see cref="UnknownKey"/>, with the closest known one in
+/// <see cref="Suggestion"/>), or a HOCON file has a syntax error (the message names the file and line).
+/// </summary>
+public sealed class CrabKvConfigurationException : Exception
 {
-    /// <summary>The offending key, relative to <c>crabkv</c>.</summary>
-    public string Key { get; } = key;
+    /// <summary>A setting <c>crabkv.</c><paramref name="key"/> that is missing or wrong: "Invalid CrabKv configuration: crabkv.KEY PROBLEM."</summary>
+    public CrabKvConfigurationException(string key, string problem)
+        : base($"Invalid CrabKv configuration: crabkv.{key} {problem}.")
+    {
+        Key = key;
+    }
+
+    /// <summary>Any other configuration error (syntax, unknown key, unreadable file), with its whole message.</summary>
+    public CrabKvConfigurationException(string message, Exception? innerException)
+        : base(message, innerException)
+    {
+        Key = "";
+    }
+
+    /// <summary>The offending key, relative to <c>crabkv</c> ("" when the error is not about one setting).</summary>
+    public string Key { get; init; }
+
+    /// <summary>The unknown key (full path, e.g. <c>crabkv.sync-intervall</c>) when that is the error.</summary>
+    public string? UnknownKey { get; init; }
+
+    /// <summary>The known key closest to <see cref="UnknownKey"/> (e.g. <c>crabkv.sync-interval</c>).</summary>
+    public string? Suggestion { get; init; }
 }

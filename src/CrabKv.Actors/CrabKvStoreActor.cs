@@ -82,7 +82,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         });
         ReceiveAny(m =>
         {
-            if (!Sender.IsNobody() && !Sender.Equals(Context.System.DeadLetters))
+            if (HasReplyAddress(Sender))
             {
                 Sender.Tell(new CrabKvError(CrabKvErrorCode.UnknownMessage, $"Unknown message {m.GetType().Name}.", m is ICrabKvRequest r ? r.RequestId : 0));
             }
@@ -131,6 +131,9 @@ public sealed class CrabKvStoreActor : ReceiveActor
         base.PostStop();
     }
 
+    /// <summary>False for "no sender" (<c>ActorRefs.NoSender</c>, Nobody, dead letters): nobody to answer.</summary>
+    private bool HasReplyAddress(IActorRef? to) => to is not null && !to.IsNobody() && !to.Equals(Context.System.DeadLetters);
+
     private IActorRef[] Live() => _partitions.Where((_, i) => !_stopped[i]).ToArray();
 
     private void Route(int partition, ICrabKvRequest m)
@@ -162,7 +165,13 @@ public sealed class CrabKvStoreActor : ReceiveActor
         }
         foreach (var (to, id) in _shutdownWaiters)
         {
-            to.Tell(new ShutdownOk(id));
+            // GracefulStop (CoordinatedShutdown's stop task) and a Tell from outside an actor send
+            // Shutdown without a sender: they wait for the Terminated, and a ShutdownOk sent to
+            // them would only be logged as a dead letter on every stop.
+            if (HasReplyAddress(to))
+            {
+                to.Tell(new ShutdownOk(id));
+            }
         }
         _shutdownWaiters.Clear();
         Context.Stop(Self);

@@ -65,11 +65,21 @@ public sealed record CrabKvClusterSettings
         .WithFallback(ClusterSingleton.DefaultConfig())
         .WithFallback(DistributedData.DefaultConfig());
 
+    /// <summary>Every known key under <c>crabkv</c> for a cluster node: the store's reference and the cluster's.</summary>
+    public static IReadOnlyCollection<string> KnownKeys => ReferenceKeys.Value;
+
+    private static readonly Lazy<HashSet<string>> ReferenceKeys = new(() =>
+        new HashSet<string>(CrabKvConfig.KeysUnderCrabKv(DefaultConfig()).Concat(CrabKvSettings.KnownKeys), StringComparer.Ordinal));
+
     /// <summary>Reads the settings of an actor system (its config falls back to the reference).</summary>
     public static CrabKvClusterSettings Create(ActorSystem system) => Create(system.Settings.Config);
 
-    /// <summary>Reads and validates <c>crabkv.cluster</c> of <paramref name="config"/> (with the reference as fallback).</summary>
-    /// <exception cref="CrabKvConfigurationException">A key is missing or out of range; the message names it.</exception>
+    /// <summary>
+    /// Reads and validates <c>crabkv.cluster</c> of <paramref name="config"/> (with the reference as
+    /// fallback), and refuses any key under <c>crabkv</c> that neither the store's nor the
+    /// cluster's reference knows, naming the closest known one.
+    /// </summary>
+    /// <exception cref="CrabKvConfigurationException">A key is missing, out of range or unknown; the message names it.</exception>
     public static CrabKvClusterSettings Create(Config config)
     {
         var root = (config ?? Config.Empty).WithFallback(DefaultConfig());
@@ -77,6 +87,9 @@ public sealed record CrabKvClusterSettings
         {
             throw new CrabKvConfigurationException("cluster", "the section is missing");
         }
+        // The whole crabkv tree: the store's keys and the cluster's (the store's own check leaves
+        // crabkv.cluster to this one).
+        CrabKvConfig.CheckKeys(root.WithFallback(CrabKvSettings.DefaultConfig()), KnownKeys, CrabKvSettings.DispatcherSections);
         var c = root.GetConfig("crabkv.cluster");
 
         T Read<T>(string key, Func<T> read)

@@ -18,27 +18,58 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// become <see cref="CrabKvRequestException"/>, a missing reply a <see cref="TimeoutException"/>.
 /// It works the same against any store endpoint that speaks the public protocol: the store
 /// actor, a shard region or proxy, any actor that forwards to them. Created by
-/// <see cref="ConnectAsync"/> for a store actor of the same actor system, it sends keyed
+/// <see cref="ConnectAsync(IActorRef, TimeSpan?, CancellationToken)"/> for a store actor of the same actor system, it sends keyed
 /// requests straight to the key's partition actor (one hop fewer; a local shortcut, not part
 /// of the protocol). Thread safe.
+/// <para>
+/// With <see cref="CrabKvClientOptions.RetryTransient"/>, replies that say "not now"
+/// (<see cref="CrabKvErrorCode.Overloaded"/>, <see cref="CrabKvErrorCode.PartitionMoving"/>,
+/// <see cref="CrabKvErrorCode.PartitionUnavailable"/>) are retried with a bounded exponential
+/// backoff before they become exceptions; off by default.
+/// </para>
 /// </summary>
 public sealed class CrabKvClient
 {
     private readonly IActorRef _store;
     private readonly IActorRef[] _partitions;
     private readonly TimeSpan _timeout;
+    private readonly CrabKvClientOptions _options;
 
-    /// <summary>A client that sends everything through the store actor.</summary>
-    public CrabKvClient(IActorRef store, TimeSpan? defaultTimeout = null) : this(store, [], defaultTimeout) { }
+    /// <summary>
+    /// A client that sends everything through the store actor. Without <paramref name="defaultTimeout"/>
+    /// it uses the <c>crabkv.client-timeout</c> of the store's actor system.
+    /// </summary>
+    public CrabKvClient(IActorRef store, TimeSpan? defaultTimeout = null) : this(store, [], new CrabKvClientOptions { DefaultTimeout = defaultTimeout }) { }
 
-    private CrabKvClient(IActorRef store, IActorRef[] partitions, TimeSpan? defaultTimeout)
+    /// <summary>A client that sends everything through the store actor, with <paramref name="options"/> (timeout, retries).</summary>
+    public CrabKvClient(IActorRef store, CrabKvClientOptions options) : this(store, [], options) { }
+
+    private CrabKvClient(IActorRef store, IActorRef[] partitions, CrabKvClientOptions options)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         _partitions = partitions;
-        _timeout = defaultTimeout ?? TimeSpan.FromSeconds(10);
-        if (_timeout <= TimeSpan.Zero)
+        _options = options;
+        _timeout = options.DefaultTimeout ?? ConfiguredTimeout(store);
+    }
+
+    /// <summary>
+    /// The <c>crabkv.client-timeout</c> of the actor system <paramref name="store"/> belongs to
+    /// (falling back to the reference configuration's 10 s).
+    /// </summary>
+    internal static TimeSpan ConfiguredTimeout(IActorRef store)
+    {
+        var config = store is IInternalActorRef { Provider: { } provider } ? provider.Settings.Config : null;
+        var c = (config ?? Akka.Configuration.Config.Empty).WithFallback(CrabKvSettings.DefaultConfig());
+        try
         {
-            throw new ArgumentOutOfRangeException(nameof(defaultTimeout), "The client timeout must be positive.");
+            var t = c.GetTimeSpan("crabkv.client-timeout", null, allowInfinite: false);
+            return t > TimeSpan.Zero ? t : throw new CrabKvConfigurationException("client-timeout", "must be positive");
+        }
+        catch (Exception e) when (e is not CrabKvConfigurationException)
+        {
+            throw new CrabKvConfigurationException("client-timeout", $"has a value that cannot be read ({e.Message})");
         }
     }
 
@@ -47,16 +78,24 @@ public sealed class CrabKvClient
     /// (<c>CrabKvStore.Start</c>), keyed requests go straight to its partition actors; any
     /// other endpoint (a shard region or proxy, a forwarding actor, a remote store) gets every
     /// request, exactly as with the constructor. Never sends anything outside the public protocol.
+    /// Without <paramref name="defaultTimeout"/>, the <c>crabkv.client-timeout</c> of the store's
+    /// actor system is the default timeout, and bounds the wait for a local store's partitions.
     /// </summary>
-    public static async Task<CrabKvClient> ConnectAsync(IActorRef store, TimeSpan? defaultTimeout = null, CancellationToken cancellationToken = default)
+    public static Task<CrabKvClient> ConnectAsync(IActorRef store, TimeSpan? defaultTimeout = null, CancellationToken cancellationToken = default) =>
+        ConnectAsync(store, new CrabKvClientOptions { DefaultTimeout = defaultTimeout }, cancellationToken);
+
+    /// <summary>Like <see cref="ConnectAsync(IActorRef, TimeSpan?, CancellationToken)"/>, with <paramref name="options"/> (timeout, retries).</summary>
+    public static async Task<CrabKvClient> ConnectAsync(IActorRef store, CrabKvClientOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         var entry = LocalStores.Of(store)?.Find(store);
         if (entry is null)
         {
-            return new CrabKvClient(store, defaultTimeout);
+            return new CrabKvClient(store, [], options);
         }
-        var timeout = defaultTimeout ?? TimeSpan.FromSeconds(10);
+        var timeout = options.DefaultTimeout ?? ConfiguredTimeout(store);
         IActorRef[] partitions;
         try
         {
@@ -65,14 +104,20 @@ public sealed class CrabKvClient
         }
         catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new CrabKvClient(store, defaultTimeout); // the store stopped: its own replies say so
+            return new CrabKvClient(store, [], options); // the store stopped: its own replies say so
         }
         catch (TimeoutException e)
         {
             throw new TimeoutException($"The CrabKv store {store.Path} did not start its partitions within {timeout}.", e);
         }
-        return new CrabKvClient(store, partitions, defaultTimeout);
+        return new CrabKvClient(store, partitions, options);
     }
+
+    /// <summary>The timeout of a request that gives none.</summary>
+    public TimeSpan DefaultTimeout => _timeout;
+
+    /// <summary>The options this client was created with (retries).</summary>
+    public CrabKvClientOptions Options => _options;
 
     /// <summary>Number of partitions the client routes to directly (0 when every request goes through the endpoint).</summary>
     public int Partitions => _partitions.Length;
@@ -144,21 +189,35 @@ public sealed class CrabKvClient
 
     private async Task<T> AskAsync<T>(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        object reply;
+        for (var retry = 0; ; retry++)
+        {
+            var reply = await AskOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
+            switch (reply)
+            {
+                case T ok:
+                    return ok;
+                case CrabKvError error when _options.RetryTransient && retry < _options.MaxRetries && _options.RetryCodes.Contains(error.Code):
+                    // Refused before anything was applied (see CrabKvClientOptions): send it again after a pause.
+                    await Task.Delay(_options.BackoffBefore(retry + 1), cancellationToken).ConfigureAwait(false);
+                    continue;
+                case CrabKvError error:
+                    throw new CrabKvRequestException(error.Code, retry == 0 ? error.Message : $"{error.Message} (after {retry} retries)");
+                default:
+                    throw new InvalidOperationException($"Unexpected reply {reply.GetType().Name} to {request.GetType().Name}.");
+            }
+        }
+    }
+
+    private async Task<object> AskOnceAsync(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
         var t = timeout ?? _timeout;
         try
         {
-            reply = await target.Ask<object>(request, t, cancellationToken).ConfigureAwait(false);
+            return await target.Ask<object>(request, t, cancellationToken).ConfigureAwait(false);
         }
         catch (AskTimeoutException e)
         {
             throw new TimeoutException($"CrabKv did not answer {request.GetType().Name} within {t}.", e);
         }
-        return reply switch
-        {
-            T ok => ok,
-            CrabKvError error => throw new CrabKvRequestException(error.Code, error.Message),
-            _ => throw new InvalidOperationException($"Unexpected reply {reply.GetType().Name} to {request.GetType().Name}."),
-        };
     }
 }

@@ -13,13 +13,16 @@ public static class CrabKvHostingExtensions
     /// <paramref name="options"/> are prepended (options win), the reference configuration is
     /// appended as the fallback, and the store actor is registered under
     /// <see cref="CrabKvStoreKey"/>. Invalid settings fail the host's start with a
-    /// <see cref="CrabKvConfigurationException"/> naming the key.
+    /// <see cref="CrabKvConfigurationException"/> naming the key: a value out of range, a key under
+    /// <c>crabkv</c> the reference does not know (with the closest known one), or a HOCON syntax
+    /// error in <paramref name="hocon"/> (with its line).
     /// </summary>
     public static AkkaConfigurationBuilder WithCrabKv(this AkkaConfigurationBuilder builder, CrabKvOptions? options = null, string? hocon = null, string actorName = "crabkv")
     {
         if (!string.IsNullOrWhiteSpace(hocon))
         {
-            builder.AddHocon(hocon, HoconAddMode.Prepend);
+            // Syntax checked here: Akka's parser would accept some malformed HOCON silently.
+            builder.AddHocon(CrabKvConfig.ParseString(hocon, "WithCrabKv hocon"), HoconAddMode.Prepend);
         }
         if (options is not null)
         {

@@ -1,4 +1,5 @@
 using Akka.Hosting;
+using CrabKv.Actors;
 using CrabKv.Actors.Hosting;
 
 namespace CrabKv.Cluster.Hosting;
@@ -14,6 +15,8 @@ public static class CrabKvClusterHostingExtensions
     /// raw Tell/Ask work as with a single-node store. <paramref name="hocon"/>, then
     /// <paramref name="storeOptions"/> and <paramref name="options"/> are prepended (options
     /// win); the cluster and store reference configurations are appended as the fallback.
+    /// Invalid settings (out of range, an unknown key under <c>crabkv</c>, a HOCON syntax error in
+    /// <paramref name="hocon"/>) fail the host's start with a <see cref="CrabKvConfigurationException"/>.
     /// </summary>
     public static AkkaConfigurationBuilder WithCrabKvCluster(this AkkaConfigurationBuilder builder, CrabKvClusterOptions? options = null,
         CrabKvOptions? storeOptions = null, string? hocon = null, string actorName = "crabkv")
@@ -21,7 +24,8 @@ public static class CrabKvClusterHostingExtensions
         ArgumentNullException.ThrowIfNull(builder);
         if (!string.IsNullOrWhiteSpace(hocon))
         {
-            builder.AddHocon(hocon, HoconAddMode.Prepend);
+            // Syntax checked here: Akka's parser would accept some malformed HOCON silently.
+            builder.AddHocon(CrabKvConfig.ParseString(hocon, "WithCrabKvCluster hocon"), HoconAddMode.Prepend);
         }
         if (storeOptions is not null)
         {
