@@ -72,6 +72,30 @@ public sealed class CliErrorTests
         Assert.Contains("--config: file '/nonexistent/crabkv.conf' does not exist", r.Stderr);
     }
 
+    [Theory]
+    [InlineData("serve")]
+    [InlineData("verify")]
+    public async Task A_misspelt_configuration_key_is_refused_naming_the_closest_known_one(string command)
+    {
+        using var dir = new TempDir();
+        var conf = dir.Combine("typo.conf");
+        File.WriteAllText(conf, "crabkv.sync-intervall = 1s\n");
+        Directory.CreateDirectory(dir.Combine("data"));
+        var r = await Fails(2, [command, "--config", conf, "--data-dir", dir.Combine("data"), .. command == "serve" ? new[] { "--port", "0" } : []]);
+        Assert.Contains("unknown key crabkv.sync-intervall; did you mean crabkv.sync-interval?", r.Stderr);
+    }
+
+    [Fact]
+    public async Task A_HOCON_syntax_error_says_so_with_the_file_and_line()
+    {
+        using var dir = new TempDir();
+        var conf = dir.Combine("bad.conf");
+        File.WriteAllText(conf, "crabkv {\n  sync-interval = \n}\n");
+        var r = await Fails(2, "serve", "--config", conf, "--data-dir", dir.Combine("data"), "--port", "0");
+        Assert.Contains($"{conf} line 2: HOCON syntax error", r.Stderr);
+        Assert.False(Directory.Exists(dir.Combine("data")), "nothing is created before the configuration is valid");
+    }
+
     [Fact]
     public async Task A_client_command_without_a_running_node_prints_one_line_and_exits_3()
     {

@@ -57,11 +57,13 @@ public static class NodeConfig
         }
         try
         {
-            return ConfigurationFactory.ParseString(File.ReadAllText(path));
+            // Checks the syntax first (Akka's own parser accepts much that is not HOCON and
+            // never returns on an unclosed '['): "FILE line N: HOCON syntax error: ...".
+            return CrabKvConfig.LoadFile(path);
         }
-        catch (Exception e) when (e is not CliException and not IOException and not UnauthorizedAccessException)
+        catch (CrabKvConfigurationException e)
         {
-            throw new CliException(ExitCodes.Error, $"--config: '{path}' is not valid HOCON: {e.Message}");
+            throw new CliException(ExitCodes.Error, $"--config: {e.Message}");
         }
     }
 
