@@ -226,10 +226,11 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
         while (DateTime.UtcNow < deadline)
         {
             List<int> held;
+            LWWDictionary<string, string>? map;
             try
             {
                 var response = await replicator.Ask<IGetResponse>(Dsl.Get(HolderRegistry.Key, ReadLocal.Instance), TimeSpan.FromSeconds(2));
-                var map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
+                map = response is GetSuccess s ? s.Get(HolderRegistry.Key) : null;
                 held = HolderRegistry.HeldBy(map, ctx.NodeId, ctx.Cluster.Partitions).ToList();
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
@@ -238,7 +239,15 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             }
             if (held.Count == 0)
             {
-                break;
+                // Everything moved. The new holders' DeletePartitionCopy messages may still be on
+                // their way (this replica can see the registry write first): delete the stale
+                // copies here, or the node would terminate with them on its disk.
+                if (DeleteStaleCopies(system, ctx, map) == 0)
+                {
+                    break;
+                }
+                await tick.WaitForNextTickAsync(); // a copy still locked by its export: again shortly
+                continue;
             }
             if (!RemainingKvNodes(cluster, ctx).Any())
             {
@@ -273,6 +282,33 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     /// on a busy node to read the registry from a majority and start its transfer.
     /// </summary>
     internal static readonly TimeSpan DrainIdleLimit = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Deletes this node's copies of partitions the registry names another node as holder of;
+    /// returns how many remain (locked by an export not yet released, or failing to delete).
+    /// </summary>
+    private static int DeleteStaleCopies(ActorSystem system, HandoffContext ctx, LWWDictionary<string, string>? map)
+    {
+        var remaining = 0;
+        for (var p = 0; p < ctx.Cluster.Partitions; p++)
+        {
+            var directory = DataDirectory.PartitionDirectory(ctx.DataDir, p);
+            if (HolderRegistry.HolderOf(map, p) is not { } holder || holder.NodeId == ctx.NodeId || !NodeIdentity.HasData(directory, ctx.Files))
+            {
+                continue;
+            }
+            try
+            {
+                PartitionExport.DeleteSource(directory, ctx.Files);
+                system.Log.Info("Partition {0}: local copy deleted while leaving, now held by {1} (epoch {2})", p, holder.NodeId, holder.Epoch);
+            }
+            catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
+            {
+                remaining++;
+            }
+        }
+        return remaining;
+    }
 
     /// <summary>The other kv members that are Up and reachable: those that can take partitions over.</summary>
     private static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, HandoffContext ctx)
