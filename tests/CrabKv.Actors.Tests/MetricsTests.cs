@@ -1,6 +1,9 @@
 using Akka.Actor;
 using CrabKv.Actors.Diagnostics;
+using CrabKv.Actors.Partition;
 using CrabKv.Actors.Tests.Support;
+using CrabKv.Storage.Files;
+using CrabKv.Storage.Tests.TestSupport;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using Xunit;
@@ -82,6 +85,36 @@ public sealed class MetricsTests : StoreTestBase
 
         GracefulStop(store);
         Assert.Equal(0, metrics.Sum(CrabKvMetrics.FsyncRecordsName) - groups.Sum()); // nothing left to make durable at the stop
+    }
+
+    [Fact]
+    public void Failed_writes_and_refusals_while_stopping_are_counted_by_kind_and_code()
+    {
+        using var metrics = new MetricRecorder();
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(FsyncPerAck, disk);
+        Request<PutOk>(store, new Put("a", Bytes("1")));
+        disk.FailEvery(FileOps.Write, WalSegment);
+
+        ExpectError(store, new Put("b", Bytes("2")), CrabKvErrorCode.StoreFailed);  // answered by the WAL writer
+        ExpectError(store, new Delete("a"), CrabKvErrorCode.StoreFailed);           // the writer or the read-only partition
+        Assert.Equal(Bytes("1"), Request<GetResult>(store, new Get("a")).Value);     // reads still served
+
+        var partition = PartitionRef(store);
+        Watch(partition);
+        partition.Tell(StopPartition.Instance, TestActor);
+        partition.Tell(new Put("c", Bytes("3"), RequestId: 9), TestActor);
+        var refused = ExpectMsg<CrabKvError>(Timeout);
+        ExpectMsg<PartitionStopped>(Timeout);
+        ExpectTerminated(partition, Timeout);
+
+        Assert.Equal(1, metrics.Sum(CrabKvMetrics.ErrorsName, Kind("delete"), ("code", "StoreFailed")));
+        Assert.Equal(1, metrics.Sum(CrabKvMetrics.ErrorsName, Kind("put"), ("code", "StoreFailed")));
+        Assert.Equal(CrabKvErrorCode.ShuttingDown, refused.Code);
+        Assert.Equal(1, metrics.Sum(CrabKvMetrics.ErrorsName, Kind("put"), ("code", "ShuttingDown")));
+        Assert.Equal(3, metrics.Sum(CrabKvMetrics.ErrorsName));
+        Assert.Equal(3, metrics.Sum(CrabKvMetrics.OperationsName, Kind("put")));
+        Assert.Equal(1, metrics.Sum(CrabKvMetrics.FsyncRecordsName)); // only "a" was made durable
     }
 
     [Fact]

@@ -297,6 +297,13 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         return true;
     }
 
+    /// <summary>An error reply to the request being handled (or one of <paramref name="kind"/>), counted by the meter.</summary>
+    private CrabKvError ErrorReply(CrabKvErrorCode code, string message, long requestId, OperationKind? kind = null)
+    {
+        CrabKvMetrics.Error(kind ?? _kind, code);
+        return new CrabKvError(code, message, requestId);
+    }
+
     private void ReplyError(object message, CrabKvErrorCode code, string text)
     {
         if (Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters))
@@ -304,13 +311,6 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
             return;
         }
         Sender.Tell(ErrorReply(code, text, message is ICrabKvRequest r ? r.RequestId : 0));
-    }
-
-    /// <summary>An error reply to the request being handled (or one of <paramref name="kind"/>), counted by the meter.</summary>
-    private CrabKvError ErrorReply(CrabKvErrorCode code, string message, long requestId, OperationKind? kind = null)
-    {
-        CrabKvMetrics.Error(kind ?? _kind, code);
-        return new CrabKvError(code, message, requestId);
     }
 
     private void OnGetStats(GetStats m)
