@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Storage;
 using CrabKv.Storage.Caches;
 using CrabKv.Storage.Partition;
@@ -31,6 +32,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     private readonly CrabKvSettings _settings;
     private readonly LruCache _lru;
     private readonly WriteBackBuffer? _dirty;
+    private readonly DirtyBytesSource? _dirtyMetric; // the buffer's bytes as the meter reads them
     private readonly Dictionary<string, (PendingValue Entry, long FlushId)> _flushing = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private long _nextFlushId;
@@ -43,6 +45,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         _settings = settings;
         _lru = new LruCache(settings.CacheMaxEntries, settings.CacheMaxBytes);
         _dirty = settings.WriteBackEnabled ? new WriteBackBuffer(settings.EffectiveMaxDirtyBytes) : null;
+        _dirtyMetric = _dirty is null ? null : DirtyBytesSource.Register();
 
         Receive<ReadRecord>(Read);
         Receive<BufferWrite>(Buffer);
@@ -89,6 +92,9 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>However the actor stops, its dirty bytes stop counting (a crash drops them).</summary>
+    protected override void PostStop() => _dirtyMetric?.Dispose();
+
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     private void Read(ReadRecord m)
@@ -125,6 +131,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
         catch (Exception e) // a failed read is answered, never a dead letter
         {
+            CrabKvMetrics.Error(OperationKind.Get, CrabKvErrorCode.StoreFailed);
             _log.Error(e, "Read of '{0}' failed", m.Key);
             m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Reading '{m.Key}' failed: {e.Message}", m.RequestId));
         }
@@ -154,9 +161,10 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
         if (_dirty!.Offer(m.Key, m.Value, m.Expiry) == WriteBackResult.Full)
         {
-            RefuseFull(m.ReplyTo, m.RequestId);
+            RefuseFull(m.Value is null ? OperationKind.Delete : OperationKind.Put, m.ReplyTo, m.RequestId);
             return;
         }
+        _dirtyMetric!.Set(_dirty.DirtyBytes);
         m.ReplyTo.Tell(m.Value is null ? new DeleteOk(existed, m.RequestId) : new PutOk(m.RequestId));
         MaybeFlushOnSize();
     }
@@ -170,19 +178,21 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
         if (_dirty!.DirtyBytes + extra > _dirty.MaxDirtyBytes)
         {
-            RefuseFull(m.ReplyTo, m.RequestId);
+            RefuseFull(OperationKind.Batch, m.ReplyTo, m.RequestId);
             return;
         }
         foreach (var (key, value, expiry) in m.Entries)
         {
             _dirty.Offer(key, value, expiry);
         }
+        _dirtyMetric!.Set(_dirty.DirtyBytes);
         m.ReplyTo.Tell(new PutBatchOk(m.Entries.Length, m.RequestId));
         MaybeFlushOnSize();
     }
 
-    private void RefuseFull(IActorRef replyTo, long requestId)
+    private void RefuseFull(OperationKind kind, IActorRef replyTo, long requestId)
     {
+        CrabKvMetrics.Error(kind, CrabKvErrorCode.WriteBackBufferFull);
         replyTo.Tell(new CrabKvError(CrabKvErrorCode.WriteBackBufferFull,
             $"Write-back buffer is full ({_dirty!.DirtyBytes} of {_dirty.MaxDirtyBytes} bytes); a flush is under way, retry shortly.", requestId));
         if (_flushesInFlight == 0)
@@ -202,6 +212,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
     private void StartFlush(IActorRef? replyTo, long requestId, bool forStop, bool forCompact)
     {
         var entries = _dirty is null ? [] : _dirty.Drain().ToArray();
+        _dirtyMetric?.Set(0);
         var id = ++_nextFlushId;
         foreach (var (key, entry) in entries)
         {

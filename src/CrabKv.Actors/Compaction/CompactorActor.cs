@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Files;
 
@@ -30,13 +32,16 @@ internal sealed class CompactorActor : ReceiveActor
                     replyTo.Tell(new MergeProgressed(p.Fraction));
                 }
             });
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 var result = Merger.Run(files, m.Request, progress);
+                CrabKvMetrics.Compacted(result.BytesBefore, result.BytesAfter, Stopwatch.GetElapsedTime(started));
                 replyTo.Tell(new MergeDone(m.Request, result));
             }
             catch (Exception e) // any failure is reported: the partition must not wait for a merge that died
             {
+                CrabKvMetrics.CompactionFailed(Stopwatch.GetElapsedTime(started));
                 _log.Error(e, "Merge in '{0}' failed", m.Request.Directory);
                 replyTo.Tell(new MergeFailed(m.Request, e));
             }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors.Cache;
 using CrabKv.Actors.Compaction;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Wal;
 using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Segments;
@@ -44,7 +45,7 @@ internal sealed partial class PartitionActor
     {
         if (_compactorDead)
         {
-            replyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot compact: its compactor stopped.", requestId));
+            replyTo.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot compact: its compactor stopped.", requestId, OperationKind.Compact));
             return;
         }
         _compactWaiters.Add((replyTo, requestId, shutdown));
@@ -156,7 +157,7 @@ internal sealed partial class PartitionActor
         var shutdown = _currentWaiters.Any(w => w.Shutdown);
         foreach (var (to, id, _) in _currentWaiters)
         {
-            to.Tell(outcome is not null ? new CompactOk(outcome, id) : new CrabKvError(CrabKvErrorCode.StoreFailed, error!, id));
+            to.Tell(outcome is not null ? new CompactOk(outcome, id) : ErrorReply(CrabKvErrorCode.StoreFailed, error!, id, OperationKind.Compact));
         }
         _currentWaiters.Clear();
         if (_mergeAgain && !_compactorDead)
@@ -229,11 +230,11 @@ internal sealed partial class PartitionActor
         }
     }
 
-    private static void FailWaiters(List<(IActorRef To, long RequestId, bool Shutdown)> waiters, CrabKvErrorCode code, string message)
+    private void FailWaiters(List<(IActorRef To, long RequestId, bool Shutdown)> waiters, CrabKvErrorCode code, string message)
     {
         foreach (var (to, id, _) in waiters)
         {
-            to.Tell(new CrabKvError(code, message, id));
+            to.Tell(ErrorReply(code, message, id, OperationKind.Compact));
         }
         waiters.Clear();
     }

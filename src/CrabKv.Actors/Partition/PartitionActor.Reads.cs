@@ -41,7 +41,7 @@ internal sealed partial class PartitionActor
         }
         if (_cacheDead)
         {
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot read: its cache actor stopped.", m.RequestId));
+            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot read: its cache actor stopped.", m.RequestId));
             return;
         }
         _cache.Tell(new ReadRecord(m.Key, keyBytes, location, segment, inFlight, Sender, m.RequestId));

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors.Cache;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Wal;
 
 namespace CrabKv.Actors.Partition;
@@ -36,7 +37,8 @@ internal sealed partial class PartitionActor
             {
                 if (answerPending && p.ReplyTo is not null)
                 {
-                    p.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {reason}", p.RequestId));
+                    p.ReplyTo.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Write failed: {reason}", p.RequestId,
+                        p.Records.Length > 1 ? OperationKind.Batch : p.Records[0].Value is null ? OperationKind.Delete : OperationKind.Put));
                 }
             }
         }

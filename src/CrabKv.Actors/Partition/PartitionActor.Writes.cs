@@ -164,7 +164,7 @@ internal sealed partial class PartitionActor
         {
             return false;
         }
-        Sender.Tell(new CrabKvError(CrabKvErrorCode.Overloaded, $"Partition {_partition} has {_inFlight.Bytes} bytes of writes in flight (limit {_inFlight.MaxBytes}); retry shortly.", requestId));
+        Sender.Tell(ErrorReply(CrabKvErrorCode.Overloaded, $"Partition {_partition} has {_inFlight.Bytes} bytes of writes in flight (limit {_inFlight.MaxBytes}); retry shortly.", requestId));
         return true;
     }
 
@@ -188,7 +188,7 @@ internal sealed partial class PartitionActor
         {
             return false;
         }
-        Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest,
+        Sender.Tell(ErrorReply(CrabKvErrorCode.InvalidRequest,
             $"Key '{key}' belongs to partition {owner} of {_settings.Partitions}, not to partition {_partition}; send keyed requests to the store (or the partition KeyPartitioner names). Nothing was written.", requestId));
         return true;
     }

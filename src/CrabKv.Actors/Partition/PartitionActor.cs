@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors.Cache;
 using CrabKv.Actors.Compaction;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Wal;
 using CrabKv.Storage.Partition;
 using CrabKv.Storage.Recovery;
@@ -83,6 +84,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
 
     // Counters
     private long _puts, _gets, _deletes, _fsyncs, _walWrites, _expiredSwept;
+    private OperationKind _kind; // the request being handled, for the meter (Diagnostics/CrabKvMetrics)
 
     public PartitionActor(int partition, string directory, CrabKvSettings settings)
     {
@@ -109,6 +111,17 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     private bool IsStopping => _lifecycle >= Lifecycle.Stopping;
+
+    /// <summary>Counts every request once for the meter: requests stashed while opening are counted when replayed.</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        _kind = CrabKvMetrics.KindOf(message);
+        if (_lifecycle != Lifecycle.Opening)
+        {
+            CrabKvMetrics.Operation(_kind);
+        }
+        return base.AroundReceive(receive, message);
+    }
 
     // ------------------------------------------------------------------ states
 
@@ -162,6 +175,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
             };
             if (_stashed >= MaxStashed || _stashedBytes + bytes > MaxInFlightBytes)
             {
+                CrabKvMetrics.Operation(_kind); // refused, never replayed: counted here
                 ReplyError(m, CrabKvErrorCode.Overloaded, "The partition is still opening and its queue is full; retry shortly.");
                 return;
             }
@@ -199,7 +213,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     {
         Receive<Get>(OnGet);
         Receive<ICrabKvRequest>(m => m is Put or Delete or PutBatch or Flush or Compact or CompactAndShutdown, m =>
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId)));
+            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId)));
         Open();
     }
 
@@ -211,7 +225,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             if (_readOnlyReason is not null)
             {
-                Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
                 return;
             }
             OnFlush(m);
@@ -224,7 +238,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     private void Closing()
     {
         Receive<Get>(OnGet);
-        Receive<Flush>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down; its stop flushes everything.", m.RequestId)));
+        Receive<Flush>(m => Sender.Tell(ErrorReply(CrabKvErrorCode.ShuttingDown, "The store is shutting down; its stop flushes everything.", m.RequestId)));
         RefuseWhileStopping("The store is shutting down.");
         Open();
     }
@@ -242,10 +256,10 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             if (m is Compact or CompactAndShutdown && _readOnlyReason is not null)
             {
-                Sender.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
                 return;
             }
-            Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, message, m.RequestId));
+            Sender.Tell(ErrorReply(CrabKvErrorCode.ShuttingDown, message, m.RequestId));
         });
     }
 
@@ -286,8 +300,15 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             return false;
         }
-        Sender.Tell(new CrabKvError(r.Code, r.Message, requestId));
+        Sender.Tell(ErrorReply(r.Code, r.Message, requestId));
         return true;
+    }
+
+    /// <summary>An error reply to the request being handled (or one of <paramref name="kind"/>), counted by the meter.</summary>
+    private CrabKvError ErrorReply(CrabKvErrorCode code, string message, long requestId, OperationKind? kind = null)
+    {
+        CrabKvMetrics.Error(kind ?? _kind, code);
+        return new CrabKvError(code, message, requestId);
     }
 
     private void ReplyError(object message, CrabKvErrorCode code, string text)
@@ -296,7 +317,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             return;
         }
-        Sender.Tell(new CrabKvError(code, text, message is ICrabKvRequest r ? r.RequestId : 0));
+        Sender.Tell(ErrorReply(code, text, message is ICrabKvRequest r ? r.RequestId : 0));
     }
 
     private void OnGetStats(GetStats m)

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
 using CrabKv.Storage.Partition;
@@ -51,6 +53,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private readonly List<(IActorRef To, object Reply)> _replies = new();
     private readonly List<long> _roundSeqs = new();
     private long _writes;
+    private long _recordsSinceSync; // written since the last fsync: the next one's group-commit size
     private string? _failure;
 
     public WalWriterActor(string directory, int partition, CrabKvSettings settings)
@@ -131,7 +134,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         });
         Receive<SyncTick>(_ => Guard(() =>
         {
-            Wal.Sync();
+            Sync();
             Context.Parent.Tell(new WalSynced(Fsyncs));
             Context.System.EventStream.Publish(new TimerSyncCompleted(_partition, Fsyncs));
         }));
@@ -141,7 +144,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             Guard(() =>
             {
                 CompleteRound();
-                Wal.Sync();
+                Sync();
                 ok = true;
             });
             if (ok)
@@ -151,6 +154,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             }
             else
             {
+                CrabKvMetrics.Error(OperationKind.Flush, CrabKvErrorCode.StoreFailed);
                 m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Flush failed: {_failure}", RequestIdOf(m.Reply)));
             }
         });
@@ -183,7 +187,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Closed()
     {
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.ShuttingDown, "The store is shutting down."));
-        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", RequestIdOf(m.Reply))));
+        Receive<WalSync>(m => ReplyError(m.ReplyTo, m.Reply, CrabKvErrorCode.ShuttingDown, "The store is shutting down."));
         Receive<WalRoll>(_ => Sender.Tell(WalRolled.Instance));
         Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
         ReceiveAny(_ => { });
@@ -192,7 +196,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Failed()
     {
         Receive<WalAppend>(m => Reject(m, CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}"));
-        Receive<WalSync>(m => m.ReplyTo.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}", RequestIdOf(m.Reply))));
+        Receive<WalSync>(m => ReplyError(m.ReplyTo, m.Reply, CrabKvErrorCode.StoreFailed, $"The partition failed and is read-only: {_failure}"));
         Receive<WalClose>(_ => Sender.Tell(WalClosed.Instance));
         Receive<WalRoll>(_ => Sender.Tell(WalRolled.Instance));
         ReceiveAny(_ => { });
@@ -200,8 +204,40 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
 
     private void Reject(WalAppend m, CrabKvErrorCode code, string message)
     {
-        m.ReplyTo?.Tell(new CrabKvError(code, message, RequestIdOf(m.Reply)));
+        ReplyError(m.ReplyTo, m.Reply, code, message);
         Context.Parent.Tell(new WalFailed([m.Seq], message));
+    }
+
+    /// <summary>Answers the client of a write (if it has one) with an error in place of <paramref name="reply"/>, counted by the request's kind.</summary>
+    private static void ReplyError(IActorRef? replyTo, object? reply, CrabKvErrorCode code, string message)
+    {
+        if (replyTo is null)
+        {
+            return; // a write-back flush: no client waits for it
+        }
+        CrabKvMetrics.Error(CrabKvMetrics.KindOfReply(reply), code);
+        replyTo.Tell(new CrabKvError(code, message, RequestIdOf(reply)));
+    }
+
+    /// <summary>fsyncs the log, timed; the records written since the last fsync are its group commit.</summary>
+    private void Sync()
+    {
+        var before = Wal.SyncCount;
+        var started = Stopwatch.GetTimestamp();
+        Wal.Sync();
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        Synced(Wal.SyncCount - before, elapsed);
+    }
+
+    /// <summary>Records <paramref name="count"/> fsyncs (a Sync, or the seal of a roll or close: counted, not timed).</summary>
+    private void Synced(long count, TimeSpan? elapsed)
+    {
+        if (count <= 0)
+        {
+            return;
+        }
+        CrabKvMetrics.Fsynced(count, elapsed, _recordsSinceSync);
+        _recordsSinceSync = 0;
     }
 
     private static long RequestIdOf(object? reply) => reply is ICrabKvReply r ? r.RequestId : 0;
@@ -223,6 +259,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             var offsets = new uint[m.Records.Length];
             var sizes = new uint[m.Records.Length];
             var segment = Wal.Append(m.Records, stored, m.IsBatch, offsets, sizes);
+            _recordsSinceSync += m.Records.Length;
             _round.Add(new WalAppended(m.Seq, segment, offsets, sizes));
             _roundSeqs.Add(m.Seq);
             if (m.ReplyTo is not null && m.Reply is not null)
@@ -248,7 +285,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         _writes++;
         if (_settings.SyncInterval == TimeSpan.Zero)
         {
-            Wal.Sync();
+            Sync();
         }
         else if (!Timers.IsTimerActive(SyncTick.Instance))
         {
@@ -268,7 +305,9 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private void Roll()
     {
         CompleteRound();
+        var syncs = Wal.SyncCount;
         var sealedSegment = Wal.Roll();
+        Synced(Wal.SyncCount - syncs, null);
         sealedSegment.Segment?.Dispose(); // the partition reads through its own handle
         Context.Parent.Tell(new SegmentSealed(sealedSegment.Id, sealedSegment.Length));
         AnnounceActive();
@@ -276,7 +315,9 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
 
     private void CloseLog()
     {
+        var syncs = Wal.SyncCount;
         var sealedSegment = Wal.Close();
+        Synced(Wal.SyncCount - syncs, null);
         sealedSegment.Segment?.Dispose();
         _wal = null;
         Context.Parent.Tell(new SegmentSealed(sealedSegment.Id, sealedSegment.Length));
@@ -298,12 +339,12 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             _log.Error(e, "Partition {0}: write-ahead log failed; the partition is read-only from now on", _partition);
             foreach (var (to, reply) in _replies)
             {
-                to.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}", RequestIdOf(reply)));
+                ReplyError(to, reply, CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}");
             }
             var failed = _roundSeqs.ToList();
             if (current is not null && !failed.Contains(current.Seq))
             {
-                current.ReplyTo?.Tell(new CrabKvError(CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}", RequestIdOf(current.Reply)));
+                ReplyError(current.ReplyTo, current.Reply, CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}");
                 failed.Add(current.Seq);
             }
             Context.Parent.Tell(new WalFailed(failed.ToArray(), e.Message));

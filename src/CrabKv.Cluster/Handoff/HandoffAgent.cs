@@ -4,6 +4,7 @@ using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.DistributedData;
 using Akka.Event;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Transfer;
 using CrabKv.Storage.Files;
 using CrabKv.Storage.Transfer;
@@ -129,6 +130,7 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             try
             {
                 PartitionExport.DeleteSource(directory, _ctx.Files);
+                CrabKvMetrics.PartitionMoved(incoming: false, completed: true);
                 _log.Info("Partition {0}: local copy deleted, now held by {1} (epoch {2})", r.Message.Partition, r.Message.NewHolder, r.Message.Epoch);
             }
             catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
@@ -136,6 +138,7 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                 if (r.Attempt + 1 >= MaxDeleteAttempts)
                 {
                     _log.Warning("Partition {0}: could not delete the handed-off copy ({1}); it stays on disk, not recorded as this node's", r.Message.Partition, e.Message);
+                    CrabKvMetrics.PartitionMoved(incoming: false, completed: false);
                     return;
                 }
                 Timers.StartSingleTimer("delete-" + r.Message.Partition, r with { Attempt = r.Attempt + 1 }, TimeSpan.FromMilliseconds(500));

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.DistributedData;
 using Akka.Event;
 using CrabKv.Actors;
+using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Partition;
 using CrabKv.Actors.Transfer;
 using CrabKv.Cluster.Handoff;
@@ -129,6 +130,7 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         {
             Context.Unwatch(_sink);
             _sink = ActorRefs.Nobody;
+            CrabKvMetrics.PartitionMoved(incoming: true, completed: false);
             RetryLater($"the transfer failed: {m.Reason}");
         });
         Receive<Terminated>(t => t.ActorRef.Equals(_sink), _ => RetryLater("the transfer sink stopped"));
@@ -154,6 +156,7 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
             Context.Unwatch(_sink);
             _sink = ActorRefs.Nobody;
             _log.Info("Partition {0}: pulled {1} bytes in {2}", _partition, m.Bytes, m.Duration);
+            CrabKvMetrics.PartitionMoved(incoming: true, completed: true);
             Record(_pending!);
         });
         Waiting();
@@ -175,7 +178,7 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
             Self.Tell(Resolve.Instance);
         });
         Receive<StopPartition>(_ => StopBeforeServing());
-        Receive<ICrabKvRequest>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionUnavailable, _unavailableReason, m.RequestId)));
+        Receive<ICrabKvRequest>(m => Sender.Tell(Refused(m, CrabKvErrorCode.PartitionUnavailable, _unavailableReason)));
         Receive<ProtocolBatch>(b => RefuseBatch(b, CrabKvErrorCode.PartitionUnavailable, _unavailableReason));
         ReceiveAny(m => _log.Debug("Partition {0} (unavailable): ignored {1}", _partition, m.GetType().Name));
     }
@@ -188,8 +191,8 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         {
             if (_waiting >= _handoff!.Cluster.MaxWaitingRequests)
             {
-                Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionMoving,
-                    $"Partition {_partition} is moving to this node and {_waiting} requests already wait for it; retry shortly.", m.RequestId));
+                Sender.Tell(Refused(m, CrabKvErrorCode.PartitionMoving,
+                    $"Partition {_partition} is moving to this node and {_waiting} requests already wait for it; retry shortly."));
                 return;
             }
             _waiting++;
@@ -322,8 +325,8 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         Become(() =>
         {
             Receive<StopNow>(_ => Context.Stop(Self));
-            Receive<ICrabKvRequest>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.PartitionMoving,
-                $"Partition {_partition} is moving; retry shortly.", m.RequestId)));
+            Receive<ICrabKvRequest>(m => Sender.Tell(Refused(m, CrabKvErrorCode.PartitionMoving,
+                $"Partition {_partition} is moving; retry shortly.")));
             Receive<ProtocolBatch>(b => RefuseBatch(b, CrabKvErrorCode.PartitionMoving, $"Partition {_partition} is moving; retry shortly."));
             ReceiveAny(_ => { });
         });
@@ -372,7 +375,14 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
     /// </summary>
     /// <summary>Answers every request of a combined batch with one error, batched back to its origin.</summary>
     private void RefuseBatch(ProtocolBatch batch, CrabKvErrorCode code, string message) =>
-        Sender.Tell(new ProtocolBatch(batch.Messages.OfType<ICrabKvRequest>().Select(r => (ICrabKvMessage)new CrabKvError(code, message, r.RequestId)).ToList()));
+        Sender.Tell(new ProtocolBatch(batch.Messages.OfType<ICrabKvRequest>().Select(r => (ICrabKvMessage)Refused(r, code, message)).ToList()));
+
+    /// <summary>The error answering a request refused here (it never reaches the partition actor), counted by the meter.</summary>
+    private static CrabKvError Refused(ICrabKvRequest request, CrabKvErrorCode code, string message)
+    {
+        CrabKvMetrics.Refused(request, code);
+        return new CrabKvError(code, message, request.RequestId);
+    }
 
     private void Unbatch(ProtocolBatch batch)
     {
