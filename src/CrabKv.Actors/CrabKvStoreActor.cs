@@ -1,3 +1,4 @@
+using CrabKv.Actors.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using CrabKv.Actors.Internal;
@@ -44,6 +45,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
             }
             if (!KeyPartitioner.TryPartitionOfBatch(m.Entries.Select(e => e.Key), _partitions.Length, out var partition))
             {
+                CrabKvMetrics.Refused(m, CrabKvErrorCode.InvalidRequest);
                 Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest, KeyPartitioner.CrossPartitionBatchMessage(_partitions.Length), m.RequestId));
                 return;
             }
@@ -84,6 +86,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         {
             if (HasReplyAddress(Sender))
             {
+                CrabKvMetrics.Refused(m, CrabKvErrorCode.UnknownMessage);
                 Sender.Tell(new CrabKvError(CrabKvErrorCode.UnknownMessage, $"Unknown message {m.GetType().Name}.", m is ICrabKvRequest r ? r.RequestId : 0));
             }
         });
@@ -140,6 +143,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
     {
         if (_stopped[partition])
         {
+            CrabKvMetrics.Refused(m, CrabKvErrorCode.ShuttingDown);
             Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", m.RequestId));
             return;
         }
@@ -151,6 +155,7 @@ public sealed class CrabKvStoreActor : ReceiveActor
         var live = Live();
         if (live.Length < _partitions.Length && m is not GetStats)
         {
+            CrabKvMetrics.Refused(m, CrabKvErrorCode.ShuttingDown);
             Sender.Tell(new CrabKvError(CrabKvErrorCode.ShuttingDown, "The store is shutting down.", requestId));
             return;
         }
