@@ -114,7 +114,11 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         Receive<Resolve>(_ => _replicator.Tell(Dsl.Get(HolderRegistry.Key, new ReadMajority(_handoff!.Cluster.RegistryTimeout))));
         Receive<IGetResponse>(OnRegistry);
         // A claim leaves an entry it finds at its epoch or later alone: read again (a majority) and follow what it says.
-        Receive<UpdateSuccess>(u => u.Request is Claimed, _ => Self.Tell(Resolve.Instance));
+        Receive<UpdateSuccess>(u => u.Request is Claimed, u =>
+        {
+            _claimed = ((Claimed)u.Request!).Holder;
+            Self.Tell(Resolve.Instance);
+        });
         Receive<IUpdateResponse>(u => u.Request is Claimed, u => RetryLater($"recording this node as the holder failed ({u.GetType().Name})"));
         Waiting();
     }
@@ -165,6 +169,9 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
     private sealed record RecordAgain(Recorded Recorded) : INoSerializationVerificationNeeded;
 
     private Recorded? _pending;
+
+    /// <summary>What this entity last claimed (a claim is read back before serving).</summary>
+    private Holder? _claimed;
 
     private void Record(Recorded r) =>
         _replicator.Tell(Dsl.Update(HolderRegistry.Key, LWWDictionary<string, string>.Empty, new WriteMajority(_handoff!.Cluster.RegistryTimeout), r,
@@ -243,8 +250,9 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         }
         if (holder.Value.NodeId == me)
         {
-            if (!NodeIdentity.HasData(_directory, _handoff.Files))
+            if (holder != _claimed && !NodeIdentity.HasData(_directory, _handoff.Files))
             {
+                // (Not after this entity's own claim of a new, empty partition.)
                 _log.Warning("Partition {0}: the registry names this node as its holder (epoch {1}) but '{2}' has no segment; serving it as it is",
                     _partition, holder.Value.Epoch, _directory);
             }
