@@ -18,37 +18,15 @@ namespace CrabKv.Cluster.Tests;
 /// the same data directory. Slow (tens of seconds each on two shared cores): kept to three.
 /// </summary>
 [Collection(HandoffCollection.Name)]
-public sealed class HandoffTests : IAsyncLifetime
+public sealed class HandoffTests : OwnClusterTest
 {
     private const int Partitions = ClusterFixture.Partitions;
     private static readonly TimeSpan Patience = ClusterFixture.Patience;
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "crabkv-handoff-tests-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ActorSystem> _systems = new();
     private readonly ITestOutputHelper _output;
 
     public HandoffTests(ITestOutputHelper output) => _output = output;
 
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(_root);
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Task.WhenAll(_systems.Select(s => s.Terminate())).WaitAsync(TimeSpan.FromSeconds(120));
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private string Dir(string node) => Path.Combine(_root, node);
-
-    private static Config Config(string dataDir, int minMembers, string extra = "") => ConfigurationFactory.ParseString($"""
+    private static Config Config(int minMembers, string extra = "") => ConfigurationFactory.ParseString($"""
         akka.cluster.role.crabkv.min-nr-of-members = {minMembers}
         akka.cluster.sharding.rebalance-interval = 2s
         akka.cluster.split-brain-resolver.stable-after = 8s
@@ -56,17 +34,11 @@ public sealed class HandoffTests : IAsyncLifetime
         crabkv.cluster.ensure-partitions-interval = 2s
         crabkv.cluster.handoff-retry-interval = 500ms
         {extra}
-        """).WithFallback(ClusterFixture.NodeConfig(dataDir));
+        """);
 
-    private (ActorSystem System, CrabKvClusterNode Node) Start(string dataDir, int minMembers, Address? seed, string extra = "")
-    {
-        var system = ActorSystem.Create("crabkv-test", Config(dataDir, minMembers, extra));
-        _systems.Add(system);
-        var node = CrabKvCluster.Start(system);
-        var cluster = Akka.Cluster.Cluster.Get(system);
-        cluster.Join(seed ?? cluster.SelfAddress);
-        return (system, node);
-    }
+    /// <summary>Starts kv node <paramref name="node"/> (its directory under the test's root).</summary>
+    private (ActorSystem System, CrabKvClusterNode Node) Start(string node, int minMembers, Address? seed, string extra = "") =>
+        StartNode(node, Config(minMembers, extra), seed);
 
     private static async Task AllPartitionsAnswer(CrabKvClusterNode node) =>
         await ClusterFixture.WaitUntil(async () =>
@@ -78,12 +50,6 @@ public sealed class HandoffTests : IAsyncLifetime
         var region = await node.Ready;
         var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(20));
         return state.Shards.Select(s => int.Parse(s.ShardId)).ToHashSet();
-    }
-
-    private static bool HasSegments(string dataDir, int partition)
-    {
-        var dir = DataDirectory.PartitionDirectory(dataDir, partition);
-        return Directory.Exists(dir) && Directory.EnumerateFiles(dir, "seg-*.data").Any();
     }
 
     private static string ValueOf(string key) => "value of " + key;
@@ -161,8 +127,8 @@ public sealed class HandoffTests : IAsyncLifetime
     [Fact]
     public async Task A_node_joins_with_rebalancing_on_and_partitions_move_with_their_data_without_a_not_found()
     {
-        var (a, nodeA) = Start(Dir("a"), 2, null, "crabkv.cluster.rebalance = on");
-        var (_, nodeB) = Start(Dir("b"), 2, Akka.Cluster.Cluster.Get(a).SelfAddress, "crabkv.cluster.rebalance = on");
+        var (a, nodeA) = Start("a", 2, null, "crabkv.cluster.rebalance = on");
+        var (_, nodeB) = Start("b", 2, Akka.Cluster.Cluster.Get(a).SelfAddress, "crabkv.cluster.rebalance = on");
         await Task.WhenAll(nodeA.Ready, nodeB.Ready).WaitAsync(Patience);
         await AllPartitionsAnswer(nodeA);
 
@@ -210,20 +176,20 @@ public sealed class HandoffTests : IAsyncLifetime
             }
         })).ToList();
 
-        var (_, nodeC) = Start(Dir("c"), 2, Akka.Cluster.Cluster.Get(a).SelfAddress, "crabkv.cluster.rebalance = on");
+        var (_, nodeC) = Start("c", 2, Akka.Cluster.Cluster.Get(a).SelfAddress, "crabkv.cluster.rebalance = on");
         await nodeC.Ready.WaitAsync(Patience);
         await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count >= 3, "the new node hosting at least 3 of the 12 partitions");
         var onC = await ShardsOf(nodeC);
         // The moved partitions' data is on C, and their old copies are deleted.
         try
         {
-            await ClusterFixture.WaitUntil(() => onC.All(p => HasSegments(Dir("c"), p) && !HasSegments(Dir("a"), p) && !HasSegments(Dir("b"), p)),
+            await ClusterFixture.WaitUntil(() => onC.All(p => HasSegments("c", p) && !HasSegments("a", p) && !HasSegments("b", p)),
                 "the moved partitions' data on the new node only");
         }
         catch (TimeoutException e)
         {
             throw new TimeoutException(e.Message + " Segments now: " +
-                string.Join("; ", onC.Order().Select(p => $"p{p}: c {HasSegments(Dir("c"), p)} a {HasSegments(Dir("a"), p)} b {HasSegments(Dir("b"), p)}")), e);
+                string.Join("; ", onC.Order().Select(p => $"p{p}: c {HasSegments("c", p)} a {HasSegments("a", p)} b {HasSegments("b", p)}")), e);
         }
         stop.Cancel();
         await Task.WhenAll(readers);
@@ -239,10 +205,10 @@ public sealed class HandoffTests : IAsyncLifetime
     public async Task A_node_leaves_gracefully_and_no_key_is_lost_write_back_entries_included()
     {
         const string writeBack = "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h";
-        var (a, nodeA) = Start(Dir("a"), 3, null, writeBack);
+        var (a, nodeA) = Start("a", 3, null, writeBack);
         var seed = Akka.Cluster.Cluster.Get(a).SelfAddress;
-        var (_, nodeB) = Start(Dir("b"), 3, seed, writeBack);
-        var (c, nodeC) = Start(Dir("c"), 3, seed, writeBack);
+        var (_, nodeB) = Start("b", 3, seed, writeBack);
+        var (c, nodeC) = Start("c", 3, seed, writeBack);
         await Task.WhenAll(nodeA.Ready, nodeB.Ready, nodeC.Ready).WaitAsync(Patience);
         await AllPartitionsAnswer(nodeA);
         var onC = await ShardsOf(nodeC);
@@ -262,8 +228,8 @@ public sealed class HandoffTests : IAsyncLifetime
         await ExpectAllAsync(nodeA.Endpoint, keys);
         await ExpectAllAsync(nodeB.Endpoint, keys);
         // C's partitions now live on A and B; C's copies were deleted after the registry named their new holders.
-        Assert.All(onC, p => Assert.False(HasSegments(Dir("c"), p), $"partition {p} still has segments on the node that left"));
-        Assert.All(onC, p => Assert.True(HasSegments(Dir("a"), p) || HasSegments(Dir("b"), p), $"partition {p} has no data on the remaining nodes"));
+        Assert.All(onC, p => Assert.False(HasSegments("c", p), $"partition {p} still has segments on the node that left"));
+        Assert.All(onC, p => Assert.True(HasSegments("a", p) || HasSegments("b", p), $"partition {p} has no data on the remaining nodes"));
     }
 
     [Fact]
@@ -275,12 +241,12 @@ public sealed class HandoffTests : IAsyncLifetime
         // allocates again: with 3 and one of 3 nodes dead, it would never allocate.)
         const string rebalance = "crabkv.cluster.rebalance = on";
         const string abrupt = rebalance + "\nakka.coordinated-shutdown.run-by-actor-system-terminate = off";
-        var (a, nodeA) = Start(Dir("a"), 2, null, rebalance);
+        var (a, nodeA) = Start("a", 2, null, rebalance);
         var seed = Akka.Cluster.Cluster.Get(a).SelfAddress;
-        var (_, nodeB) = Start(Dir("b"), 2, seed, rebalance);
+        var (_, nodeB) = Start("b", 2, seed, rebalance);
         await Task.WhenAll(nodeA.Ready, nodeB.Ready).WaitAsync(Patience);
         await AllPartitionsAnswer(nodeA);
-        var (c, nodeC) = Start(Dir("c"), 2, seed, abrupt);
+        var (c, nodeC) = Start("c", 2, seed, abrupt);
         await nodeC.Ready.WaitAsync(Patience);
         await ClusterFixture.WaitUntil(async () => (await ShardsOf(nodeC)).Count == 4, "the new node hosting 4 of the 12 partitions (rebalancing settled)");
         await AllPartitionsAnswer(nodeA);
@@ -326,7 +292,7 @@ public sealed class HandoffTests : IAsyncLifetime
         }
 
         // C returns on the same data directory (a new address, the same NODE-ID): every acknowledged write is served.
-        var (_, nodeC2) = Start(Dir("c"), 2, seed, abrupt);
+        var (_, nodeC2) = Start("c", 2, seed, abrupt);
         await nodeC2.Ready.WaitAsync(Patience);
         await ExpectAllAsync(nodeA.Endpoint, keys);
         await ExpectAllAsync(nodeC2.Endpoint, keys);
@@ -338,8 +304,8 @@ public sealed class HandoffTests : IAsyncLifetime
         // A and B stop together, abruptly: the holder registry (DistributedData, memory only) is
         // gone with them; each node's durable copy of it (HOLDERS) remains.
         const string abrupt = "akka.coordinated-shutdown.run-by-actor-system-terminate = off";
-        var (a, nodeA) = Start(Dir("a"), 2, null, abrupt);
-        var (b, nodeB) = Start(Dir("b"), 2, Akka.Cluster.Cluster.Get(a).SelfAddress, abrupt);
+        var (a, nodeA) = Start("a", 2, null, abrupt);
+        var (b, nodeB) = Start("b", 2, Akka.Cluster.Cluster.Get(a).SelfAddress, abrupt);
         await Task.WhenAll(nodeA.Ready, nodeB.Ready).WaitAsync(Patience);
         await AllPartitionsAnswer(nodeA);
         var onB = await ShardsOf(nodeB);
@@ -353,7 +319,7 @@ public sealed class HandoffTests : IAsyncLifetime
 
         // A comes back alone: B's partitions are allocated to A, whose copy names B as their
         // holder: PartitionUnavailable, never an empty claim ("not found").
-        var (a2, nodeA2) = Start(Dir("a"), 1, null, abrupt);
+        var (a2, nodeA2) = Start("a", 1, null, abrupt);
         await nodeA2.Ready.WaitAsync(Patience);
         var notFound = 0;
         await ClusterFixture.WaitUntil(async () =>
@@ -370,10 +336,10 @@ public sealed class HandoffTests : IAsyncLifetime
             }
         }, "PartitionUnavailable for a key of the node still away");
         Assert.True(notFound == 0, $"{keysOnB[0]} answered 'not found' {notFound} times while its holder was away");
-        Assert.True(HasSegments(Dir("b"), KeyPartitioner.PartitionOf(keysOnB[0], Partitions)), "the away node's data is still on its disk");
+        Assert.True(HasSegments("b", KeyPartitioner.PartitionOf(keysOnB[0], Partitions)), "the away node's data is still on its disk");
 
         // B returns: A pulls B's partitions from it, and every acknowledged write is served.
-        var (_, nodeB2) = Start(Dir("b"), 1, Akka.Cluster.Cluster.Get(a2).SelfAddress, abrupt);
+        var (_, nodeB2) = Start("b", 1, Akka.Cluster.Cluster.Get(a2).SelfAddress, abrupt);
         await nodeB2.Ready.WaitAsync(Patience);
         await ExpectAllAsync(nodeA2.Endpoint, keys);
     }

@@ -18,50 +18,15 @@ namespace CrabKv.Cluster.Tests;
 /// Runs in the handoff collection (alone, not in parallel with other clusters).
 /// </summary>
 [Collection(HandoffCollection.Name)]
-public sealed class MetricsTests : IAsyncLifetime
+public sealed class MetricsTests : OwnClusterTest
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "crabkv-metrics-tests-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ActorSystem> _systems = new();
-
-    public Task InitializeAsync()
-    {
-        Directory.CreateDirectory(_root);
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Task.WhenAll(_systems.Select(s => s.Terminate())).WaitAsync(TimeSpan.FromSeconds(120));
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private CrabKvClusterNode Start(string name, Address? seed)
-    {
-        var system = ActorSystem.Create("crabkv-test", ConfigurationFactory.ParseString("""
-            akka.cluster.role.crabkv.min-nr-of-members = 1
-            akka.cluster.sharding.rebalance-interval = 2s
-            crabkv.cluster.ensure-partitions-interval = 2s
-            crabkv.cluster.handoff-retry-interval = 500ms
-            crabkv.cluster.rebalance = on
-            """).WithFallback(ClusterFixture.NodeConfig(Path.Combine(_root, name))));
-        _systems.Add(system);
-        var node = CrabKvCluster.Start(system);
-        var cluster = Akka.Cluster.Cluster.Get(system);
-        cluster.Join(seed ?? cluster.SelfAddress);
-        return node;
-    }
-
-    private bool HasSegments(string node, int partition)
-    {
-        var dir = DataDirectory.PartitionDirectory(Path.Combine(_root, node), partition);
-        return Directory.Exists(dir) && Directory.EnumerateFiles(dir, "seg-*.data").Any();
-    }
+    private CrabKvClusterNode Start(string name, Address? seed) => StartNode(name, ConfigurationFactory.ParseString("""
+        akka.cluster.role.crabkv.min-nr-of-members = 1
+        akka.cluster.sharding.rebalance-interval = 2s
+        crabkv.cluster.ensure-partitions-interval = 2s
+        crabkv.cluster.handoff-retry-interval = 500ms
+        crabkv.cluster.rebalance = on
+        """), seed).Node;
 
     [Fact]
     public async Task Partition_moves_are_counted_in_and_out()
@@ -104,7 +69,7 @@ public sealed class MetricsTests : IAsyncLifetime
         }
         Assert.Empty(moves);
 
-        var nodeB = Start("b", Akka.Cluster.Cluster.Get(_systems[0]).SelfAddress);
+        var nodeB = Start("b", Akka.Cluster.Cluster.Get(Systems[0]).SelfAddress);
         var region = await nodeB.Ready.WaitAsync(ClusterFixture.Patience);
         ISet<int> onB = new HashSet<int>();
         await ClusterFixture.WaitUntil(async () =>
