@@ -70,13 +70,14 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
     /// <param name="directory">Its directory on this node.</param>
     /// <param name="settings">Settings of the partition.</param>
     /// <param name="handoff">The node's handoff context; null: serve the local directory at once (no registry).</param>
-    public PartitionEntity(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff)
+    /// <param name="replicator">The DistributedData replicator holding the registry (default: the system's; a test probe in tests).</param>
+    public PartitionEntity(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff, IActorRef? replicator = null)
     {
         _partition = partition;
         _directory = directory;
         _settings = settings;
         _handoff = handoff;
-        _replicator = handoff is null ? ActorRefs.Nobody : DistributedData.Get(Context.System).Replicator;
+        _replicator = handoff is null ? ActorRefs.Nobody : replicator ?? DistributedData.Get(Context.System).Replicator;
         Become(Resolving);
     }
 
@@ -84,8 +85,8 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff = null) =>
-        Akka.Actor.Props.Create(() => new PartitionEntity(partition, directory, settings, handoff));
+    public static Props Props(int partition, string directory, CrabKvSettings settings, HandoffContext? handoff = null, IActorRef? replicator = null) =>
+        Akka.Actor.Props.Create(() => new PartitionEntity(partition, directory, settings, handoff, replicator));
 
     /// <summary>Never restarted: a restart would lose the partition's in-flight state.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
