@@ -74,6 +74,46 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
     }
 
     [Fact]
+    public async Task A_read_that_timed_out_is_asked_again_when_asked_to_but_a_write_never_is()
+    {
+        var options = Retrying() with { DefaultTimeout = TimeSpan.FromMilliseconds(300), RetryReadTimeouts = true };
+        var client = new CrabKvClient(TestActor, options);
+
+        // The first Get is lost (no answer): the client asks again, and the second is answered.
+        var get = client.GetStringAsync("k");
+        ExpectMsg<Get>(Wait);
+        ExpectMsg<Get>(Wait);
+        LastSender.Tell(new GetResult("k", true, "v"u8.ToArray(), 0));
+        Assert.Equal("v", await get.WaitAsync(Wait));
+
+        // A put that timed out may have been applied: it is not sent again.
+        var put = client.PutAsync("k", "w");
+        ExpectMsg<Put>(Wait);
+        await Assert.ThrowsAsync<TimeoutException>(() => put.WaitAsync(Wait));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // Bounded: with every read lost, the timeout is thrown after MaxRetries retries.
+        var bounded = new CrabKvClient(TestActor, options with { MaxRetries = 2 });
+        var lost = bounded.GetAsync("k");
+        for (var i = 0; i < 3; i++)
+        {
+            ExpectMsg<Get>(Wait);
+        }
+        await Assert.ThrowsAsync<TimeoutException>(() => lost.WaitAsync(Wait));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Without_the_option_a_read_that_timed_out_is_thrown_at_once()
+    {
+        var client = new CrabKvClient(TestActor, Retrying() with { DefaultTimeout = TimeSpan.FromMilliseconds(300) });
+        var get = client.GetAsync("k");
+        ExpectMsg<Get>(Wait);
+        await Assert.ThrowsAsync<TimeoutException>(() => get.WaitAsync(Wait));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
     public async Task Retries_are_bounded_and_the_last_refusal_is_thrown()
     {
         var client = new CrabKvClient(TestActor, Retrying(maxRetries: 2));

@@ -191,7 +191,17 @@ public sealed class CrabKvClient
     {
         for (var retry = 0; ; retry++)
         {
-            var reply = await AskOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
+            object reply;
+            try
+            {
+                reply = await AskOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (_options.RetryReadTimeouts && request is Get or GetStats && retry < _options.MaxRetries)
+            {
+                // A read changes nothing: ask again (see CrabKvClientOptions.RetryReadTimeouts).
+                await Task.Delay(_options.BackoffBefore(retry + 1), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
             switch (reply)
             {
                 case T ok:

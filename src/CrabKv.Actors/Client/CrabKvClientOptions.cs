@@ -24,6 +24,16 @@ public sealed record CrabKvClientOptions
     /// <summary>Retry the replies whose code is in <see cref="RetryCodes"/> (off by default).</summary>
     public bool RetryTransient { get; init; }
 
+    /// <summary>
+    /// Also retry a read (<see cref="Get"/>, <see cref="GetStats"/>) that got no answer within its
+    /// timeout (off by default). A read changes nothing, so sending it again is always safe; in a
+    /// cluster it covers the requests Akka drops while a shard is handed off ("Dropping buffered
+    /// messages … to avoid re-ordering"), which are neither answered nor refused. Writes are never
+    /// retried after a timeout: one may have been applied, and a late duplicate could overwrite a
+    /// newer write of the same key. Counts against <see cref="MaxRetries"/>.
+    /// </summary>
+    public bool RetryReadTimeouts { get; init; }
+
     /// <summary>Retries after the first attempt (default 5); the last error reply is thrown after them.</summary>
     public int MaxRetries { get; init; } = 5;
 
