@@ -126,23 +126,17 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                     r.Message.Partition, holder.Value.Epoch, r.Message.Epoch);
                 return;
             }
-            var directory = DataDirectory.PartitionDirectory(_ctx.DataDir, r.Message.Partition);
-            try
+            if (TryDeleteHandedOffCopy(_ctx, r.Message.Partition, new Holder(r.Message.NewHolder, r.Message.Epoch), _log) is not { } why)
             {
-                PartitionExport.DeleteSource(directory, _ctx.Files);
-                CrabKvMetrics.PartitionMoved(incoming: false, completed: true);
-                _log.Info("Partition {0}: local copy deleted, now held by {1} (epoch {2})", r.Message.Partition, r.Message.NewHolder, r.Message.Epoch);
+                return;
             }
-            catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
+            if (r.Attempt + 1 >= MaxDeleteAttempts)
             {
-                if (r.Attempt + 1 >= MaxDeleteAttempts)
-                {
-                    _log.Warning("Partition {0}: could not delete the handed-off copy ({1}); it stays on disk, not recorded as this node's", r.Message.Partition, e.Message);
-                    CrabKvMetrics.PartitionMoved(incoming: false, completed: false);
-                    return;
-                }
-                Timers.StartSingleTimer("delete-" + r.Message.Partition, r with { Attempt = r.Attempt + 1 }, TimeSpan.FromMilliseconds(500));
+                _log.Warning("Partition {0}: could not delete the handed-off copy ({1}); it stays on disk, not recorded as this node's", r.Message.Partition, why);
+                CrabKvMetrics.PartitionMoved(incoming: false, completed: false);
+                return;
             }
+            Timers.StartSingleTimer("delete-" + r.Message.Partition, r with { Attempt = r.Attempt + 1 }, TimeSpan.FromMilliseconds(500));
         });
     }
 
@@ -300,17 +294,32 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             {
                 continue;
             }
-            try
-            {
-                PartitionExport.DeleteSource(directory, ctx.Files);
-                system.Log.Info("Partition {0}: local copy deleted while leaving, now held by {1} (epoch {2})", p, holder.NodeId, holder.Epoch);
-            }
-            catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
+            if (TryDeleteHandedOffCopy(ctx, p, holder, system.Log) is not null)
             {
                 remaining++;
             }
         }
         return remaining;
+    }
+
+    /// <summary>
+    /// Deletes this node's copy of <paramref name="partition"/>, handed off to <paramref name="newHolder"/>,
+    /// and counts the move out. Returns null, or why the copy could not be deleted (still locked by
+    /// its export, an I/O error): the caller decides whether to try again.
+    /// </summary>
+    private static string? TryDeleteHandedOffCopy(HandoffContext ctx, int partition, Holder newHolder, ILoggingAdapter log)
+    {
+        try
+        {
+            PartitionExport.DeleteSource(DataDirectory.PartitionDirectory(ctx.DataDir, partition), ctx.Files);
+        }
+        catch (Exception e) when (e is StoreLockedException or IOException or UnauthorizedAccessException)
+        {
+            return e.Message;
+        }
+        CrabKvMetrics.PartitionMoved(incoming: false, completed: true);
+        log.Info("Partition {0}: local copy deleted, now held by {1} (epoch {2})", partition, newHolder.NodeId, newHolder.Epoch);
+        return null;
     }
 
     /// <summary>The other kv members that are Up and reachable: those that can take partitions over.</summary>
