@@ -204,7 +204,9 @@ public sealed class HandoffTests : OwnClusterTest
     [Fact]
     public async Task A_node_leaves_gracefully_and_no_key_is_lost_write_back_entries_included()
     {
-        const string writeBack = "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h";
+        // On two shared cores a pull can take its time: the leaving node may wait up to 60 s for them.
+        const string writeBack = "crabkv.write-back.enabled = on\ncrabkv.write-back.flush-interval = 1h\n" +
+                                 "crabkv.cluster.leave-drain-timeout = 60s\nakka.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout = 70s";
         var (a, nodeA) = Start("a", 3, null, writeBack);
         var seed = Akka.Cluster.Cluster.Get(a).SelfAddress;
         var (_, nodeB) = Start("b", 3, seed, writeBack);
@@ -223,7 +225,7 @@ public sealed class HandoffTests : OwnClusterTest
         }
 
         Akka.Cluster.Cluster.Get(c).Leave(Akka.Cluster.Cluster.Get(c).SelfAddress);
-        await c.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(90));
+        await c.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(150));
 
         await ExpectAllAsync(nodeA.Endpoint, keys);
         await ExpectAllAsync(nodeB.Endpoint, keys);

@@ -258,7 +258,7 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                 last = held.Count;
                 lastChange = DateTime.UtcNow;
             }
-            else if (DateTime.UtcNow - lastChange >= DrainIdleLimit)
+            else if (DateTime.UtcNow - lastChange >= DrainIdleLimit(ctx.Cluster))
             {
                 system.Log.Warning("CrabKv node {0} leaves holding {1} partitions nobody pulled: they answer PartitionUnavailable until it returns", ctx.NodeId, held.Count);
                 break;
@@ -275,10 +275,12 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
 
     /// <summary>
     /// How long a leaving node waits without any of its partitions moving before it gives up
-    /// (nobody is pulling, e.g. the whole cluster is shutting down). Long enough for a new owner
-    /// on a busy node to read the registry from a majority and start its transfer.
+    /// (nobody is pulling, e.g. the whole cluster is shutting down): half of
+    /// <c>leave-drain-timeout</c>, at least 10 s — long enough for a new owner on a busy node to
+    /// read the registry from a majority (a read that times out is retried) and start its transfer.
     /// </summary>
-    internal static readonly TimeSpan DrainIdleLimit = TimeSpan.FromSeconds(10);
+    internal static TimeSpan DrainIdleLimit(CrabKvClusterSettings settings) =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(10).Ticks, settings.LeaveDrainTimeout.Ticks / 2));
 
     /// <summary>
     /// Deletes this node's copies of partitions the registry names another node as holder of;
