@@ -56,6 +56,13 @@ public sealed class ThreeNodeTests
                 Assert.True(lines[i].Item2 == r.Stdout, $"get {lines[i].Item1}: expected '{lines[i].Item2}'; {r}");
             }
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The nodes' own logs say why (which partition waited for what): keep them with the failure.
+            var log = Path.Combine(Path.GetTempPath(), $"crabkv-three-node-{Guid.NewGuid():N}.log");
+            File.WriteAllText(log, string.Join("\n\n", nodes.Select((n, i) => $"==== node {i + 1} (port {n.Port}) stdout\n{n.Process.Stdout}\n==== stderr\n{n.Process.Stderr}")));
+            throw new Xunit.Sdk.XunitException($"{e.Message}\n(the three nodes' logs: {log})");
+        }
         finally
         {
             foreach (var n in nodes)
