@@ -56,6 +56,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         crabkv.segment.preallocate = 3 MiB
         crabkv.io-dispatcher-config.dedicated-thread-pool.thread-count = 2
         crabkv.compaction-dispatcher-config.dedicated-thread-pool.thread-count = 1
+        {{FileLogger.Hocon}}
         """).WithFallback(CrabKvClusterSettings.FullDefaultConfig());
 
     public async Task InitializeAsync()
