@@ -250,6 +250,27 @@ public sealed class TransferTests : IDisposable
         Assert.False(Directory.Exists(PartitionDir(_sinkDir) + PartitionImport.StagingSuffix));
     }
 
+    [Fact]
+    public async Task The_source_reports_its_exports_and_the_chunks_it_served_so_a_leaving_node_waits_for_a_pull_in_progress()
+    {
+        var (system, source) = await StartSourceNode(writeData: true);
+        var sink = Inbox.Create(system);
+        async Task<TransferActivity> Activity() => await source.Ask<TransferActivity>(GetTransferActivity.Instance, Timeout);
+
+        Assert.Equal(new TransferActivity(0, 0), await Activity());
+        sink.Send(source, new TransferManifestRequest(0, 7));
+        var manifest = Assert.IsType<TransferManifest>(await sink.ReceiveAsync(Timeout));
+        Assert.Equal(new TransferActivity(1, 0), await Activity());
+
+        var file = manifest.Files[0];
+        sink.Send(source, new ChunkRequest(7, file.Name, 0, (int)Math.Min(file.Length, 1024)));
+        Assert.IsType<ChunkData>(await sink.ReceiveAsync(Timeout));
+        Assert.Equal(new TransferActivity(1, 1), await Activity());
+
+        sink.Send(source, new TransferDone(7));
+        Assert.Equal(new TransferActivity(0, 1), await Activity());
+    }
+
     /// <summary>Completes a task with the first message of one of the given types, then stops.</summary>
     private sealed class FirstOf : ReceiveActor
     {

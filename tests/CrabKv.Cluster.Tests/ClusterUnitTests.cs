@@ -50,13 +50,15 @@ public sealed class ClusterUnitTests : TestKit
             MaxSimultaneousMoves = 2,
             HandoffRetryInterval = TimeSpan.FromSeconds(2),
             RegistryTimeout = TimeSpan.FromSeconds(5),
-            LeaveDrainTimeout = TimeSpan.FromSeconds(25),
+            LeaveDrainTimeout = TimeSpan.FromSeconds(60),
         }, s);
         var full = CrabKvClusterSettings.FullDefaultConfig();
         Assert.Equal("keep-majority", full.GetString("akka.cluster.split-brain-resolver.active-strategy"));
         Assert.Equal("crabkv", full.GetString("akka.cluster.split-brain-resolver.keep-majority.role"));
         Assert.Empty(full.GetStringList("akka.cluster.sharding.distributed-data.durable.keys"));
         Assert.Equal("crabkv-data", full.GetString("crabkv.data-dir")); // the store's reference is the fallback
+        // The drain runs inside this phase: the phase must outlast it, or the node leaves mid-drain.
+        Assert.True(full.GetTimeSpan("akka.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout") > s.LeaveDrainTimeout);
     }
 
     [Fact]

@@ -13,6 +13,7 @@ namespace CrabKv.Actors.Transfer;
 /// <see cref="ChunkRequest"/>s are answered with <see cref="ChunkData"/>, and the export is
 /// released on <see cref="TransferDone"/>, when the sink stops, or after
 /// <c>transfer.idle-timeout</c> without a request. Errors are <see cref="TransferRefused"/>.
+/// <see cref="GetTransferActivity"/> tells what it is serving.
 /// Runs on <c>crabkv.io-dispatcher</c> (every request reads files).
 /// </summary>
 public sealed class PartitionTransferSource : ReceiveActor, IWithTimers
@@ -21,6 +22,7 @@ public sealed class PartitionTransferSource : ReceiveActor, IWithTimers
     private readonly string _dataDir;
     private readonly TransferSettings _settings;
     private readonly Dictionary<long, Held> _held = new();
+    private long _chunksServed;
 
     /// <summary>Creates the source for <paramref name="dataDir"/> (a node's data directory).</summary>
     public PartitionTransferSource(string dataDir, TransferSettings settings)
@@ -30,6 +32,7 @@ public sealed class PartitionTransferSource : ReceiveActor, IWithTimers
         Receive<TransferManifestRequest>(OnManifestRequest);
         Receive<ChunkRequest>(OnChunkRequest);
         Receive<TransferDone>(m => Release(m.TransferId, "done"));
+        Receive<GetTransferActivity>(_ => Sender.Tell(new TransferActivity(_held.Count, _chunksServed)));
         Receive<Terminated>(t =>
         {
             foreach (var id in _held.Where(h => h.Value.Sink.Equals(t.ActorRef)).Select(h => h.Key).ToList())
@@ -93,6 +96,7 @@ public sealed class PartitionTransferSource : ReceiveActor, IWithTimers
             return;
         }
         held.Idle.Restart();
+        _chunksServed++;
         try
         {
             Sender.Tell(new ChunkData(m.TransferId, m.File, m.Offset, held.Export.ReadChunk(m.File, m.Offset, m.Length)));

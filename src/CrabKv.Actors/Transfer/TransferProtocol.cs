@@ -48,3 +48,21 @@ public sealed record TransferProgress(int Partition, long TransferId, long Bytes
 /// stopped, after the idle timeout, or on an I/O error. Local only: never sent.
 /// </summary>
 public sealed record TransferReleased(int Partition, long TransferId, string Reason);
+
+/// <summary>
+/// Local only: asks a <see cref="PartitionTransferSource"/> what it is serving, answered with
+/// <see cref="TransferActivity"/> (a leaving node waits while its partitions are being pulled).
+/// </summary>
+public sealed class GetTransferActivity : Akka.Actor.INoSerializationVerificationNeeded
+{
+    /// <summary>The one instance.</summary>
+    public static readonly GetTransferActivity Instance = new();
+
+    private GetTransferActivity()
+    {
+    }
+}
+
+/// <summary>What a <see cref="PartitionTransferSource"/> serves: exports held open, and chunks served since it started (grows while a pull progresses).</summary>
+public sealed record TransferActivity(int ExportsHeld, long ChunksServed) : Akka.Actor.INoSerializationVerificationNeeded;
+

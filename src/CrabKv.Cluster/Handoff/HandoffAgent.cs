@@ -201,7 +201,8 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     /// <summary>
     /// The wait of a leaving node (phase cluster-sharding-shutdown-region, beside the region's own
     /// handoff): until no partition is recorded as this node's, <c>leave-drain-timeout</c> passes,
-    /// or <see cref="DrainIdleLimit"/> passes without any of them moving. Every second it asks the
+    /// or <see cref="DrainIdleLimit"/> passes without any of them moving and without the node's
+    /// transfer source serving a pull. Every second it asks the
     /// shard regions of the remaining kv nodes to start the partitions this node still holds
     /// (<c>ShardRegion.StartEntity</c>, idempotent): the coordinator allocates them to a remaining
     /// region at once, whose entity pulls the data from here, instead of waiting for a request or
@@ -214,10 +215,12 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             return Done.Instance;
         }
         var replicator = DistributedData.Get(system).Replicator;
+        var source = system.ActorSelection("/system/" + Name + "/" + SourceName);
         var cluster = Akka.Cluster.Cluster.Get(system);
         var deadline = DateTime.UtcNow + ctx.Cluster.LeaveDrainTimeout;
         var lastChange = DateTime.UtcNow;
         var last = -1;
+        TransferActivity? lastActivity = null;
         using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
         var nextNudge = DateTime.UtcNow;
         while (DateTime.UtcNow < deadline)
@@ -232,7 +235,13 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             }
             catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
             {
-                break; // the replicator is gone: nothing to wait for
+                if (replicator.IsNobody() || system.WhenTerminated.IsCompleted)
+                {
+                    break; // the replicator is gone: nothing to wait for
+                }
+                // A busy replicator (a loaded machine): leaving now would strand the partitions.
+                system.Log.Warning("CrabKv node {0}: the local registry replica did not answer within 2 s; still draining", ctx.NodeId);
+                continue;
             }
             if (held.Count == 0)
             {
@@ -253,9 +262,13 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                 system.Log.Info("CrabKv node {0} leaves as the last kv node: its {1} partitions stay on its disk", ctx.NodeId, held.Count);
                 break;
             }
-            if (held.Count != last)
+            // Progress: a partition moved, or a pull from this node's source went on (a large
+            // partition takes its time; the node never leaves in the middle of serving it).
+            var activity = await ActivityOf(source);
+            if (held.Count != last || (activity is not null && (activity.ExportsHeld > 0 || activity != lastActivity)))
             {
                 last = held.Count;
+                lastActivity = activity;
                 lastChange = DateTime.UtcNow;
             }
             else if (DateTime.UtcNow - lastChange >= DrainIdleLimit(ctx.Cluster))
@@ -270,17 +283,35 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             }
             await tick.WaitForNextTickAsync();
         }
+        if (DateTime.UtcNow >= deadline)
+        {
+            system.Log.Warning("CrabKv node {0}: leave-drain-timeout ({1}) reached; the partitions it still holds answer PartitionUnavailable until it returns",
+                ctx.NodeId, ctx.Cluster.LeaveDrainTimeout);
+        }
         return Done.Instance;
     }
 
+    /// <summary>What the node's transfer source is serving; null when it did not answer in time.</summary>
+    private static async Task<TransferActivity?> ActivityOf(ActorSelection source)
+    {
+        try
+        {
+            return await source.Ask<TransferActivity>(GetTransferActivity.Instance, TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException or ActorNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>
-    /// How long a leaving node waits without any of its partitions moving before it gives up
-    /// (nobody is pulling, e.g. the whole cluster is shutting down): half of
+    /// How long a leaving node waits without any of its partitions moving and without a chunk
+    /// served by its transfer source (nobody is pulling) before it gives up: a quarter of
     /// <c>leave-drain-timeout</c>, at least 10 s — long enough for a new owner on a busy node to
     /// read the registry from a majority (a read that times out is retried) and start its transfer.
     /// </summary>
     internal static TimeSpan DrainIdleLimit(CrabKvClusterSettings settings) =>
-        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(10).Ticks, settings.LeaveDrainTimeout.Ticks / 2));
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(10).Ticks, settings.LeaveDrainTimeout.Ticks / 4));
 
     /// <summary>
     /// Deletes this node's copies of partitions the registry names another node as holder of;
