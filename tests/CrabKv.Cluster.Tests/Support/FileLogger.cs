@@ -24,12 +24,25 @@ public sealed class FileLogger : ReceiveActor
             {
                 return;
             }
-            var line = $"{e.Timestamp:HH:mm:ss.fff} {e.LogLevel().ToString().Replace("Level", "", StringComparison.Ordinal).ToUpperInvariant()} {Context.System.Name}@{Akka.Cluster.Cluster.Get(Context.System).SelfAddress.Port} [{e.LogSource}] {e.Message}{(e.Cause is null ? "" : " :: " + e.Cause.GetType().Name + ": " + e.Cause.Message)}\n";
+            var line = $"{e.Timestamp:HH:mm:ss.fff} {e.LogLevel().ToString().Replace("Level", "", StringComparison.Ordinal).ToUpperInvariant()} {Port()} [{e.LogSource}] {e.Message}{(e.Cause is null ? "" : " :: " + e.Cause.GetType().Name + ": " + e.Cause.Message)}\n";
             lock (Gate)
             {
                 File.AppendAllText(path, line);
             }
         });
+    }
+
+    /// <summary>This system's port (which node logged), once remoting has started; never the cluster extension (not yet there while the system starts).</summary>
+    private string Port()
+    {
+        try
+        {
+            return ((ExtendedActorSystem)Context.System).Provider.DefaultAddress?.Port?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?";
+        }
+        catch (Exception)
+        {
+            return "?";
+        }
     }
 
     /// <summary>The HOCON that turns it on at INFO when the variable is set; empty otherwise.</summary>
