@@ -24,8 +24,7 @@ internal static class ClaimsMeasurement
         var md = new StringBuilder();
         try
         {
-            md.AppendLine(CultureInfo.InvariantCulture,
-                $"`claims{(quick ? " --quick" : "")}`: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}, scratch {Path.GetTempPath()}");
+            md.AppendLine(RunHeader.Describe("claims" + (quick ? " --quick" : "")));
             md.AppendLine();
             StderrProgress.Run(ctx =>
             {
@@ -33,6 +32,7 @@ internal static class ClaimsMeasurement
                 CompressionClaim.Print(CompressionClaim.Run(root, quick, ctx), md);
                 return 0;
             });
+            md.AppendLine(CultureInfo.InvariantCulture, $"(finished {DateTime.UtcNow:HH:mm} UTC, {RunHeader.LoadAverage()})");
             return 0;
         }
         finally

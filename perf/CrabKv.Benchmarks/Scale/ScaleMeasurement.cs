@@ -56,9 +56,7 @@ internal static class ScaleMeasurement
         var md = new StringBuilder();
         try
         {
-            md.AppendLine(CultureInfo.InvariantCulture,
-                $"`scale --keys {keys}`: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}, " +
-                $"scratch {Path.GetTempPath()} ({free / 1e9:F0} GB free before)");
+            md.AppendLine(RunHeader.Describe($"scale --keys {keys}") + string.Create(CultureInfo.InvariantCulture, $", {free / 1e9:F0} GB free before"));
             md.AppendLine();
             StderrProgress.Run(ctx =>
             {
@@ -66,6 +64,7 @@ internal static class ScaleMeasurement
                 WriteBackMemory.Run(Path.Combine(root, "write-back"), quick, ctx, md);
                 return 0;
             });
+            md.AppendLine(CultureInfo.InvariantCulture, $"(finished {DateTime.UtcNow:HH:mm} UTC, {RunHeader.LoadAverage()})");
             return 0;
         }
         finally

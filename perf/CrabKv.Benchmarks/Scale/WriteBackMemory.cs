@@ -11,10 +11,12 @@ using Spectre.Console;
 namespace CrabKv.Benchmarks.Scale;
 
 /// <summary>
-/// Resident memory under sustained write-back load: 64 callers put 1 KiB values through
+/// Resident memory under sustained write-back load: 64 callers put 4 KiB values through
 /// <see cref="CrabKvClient"/> into an actor store (2 partitions, write-back on, sync interval
-/// 100 ms, auto-compaction on) for a fixed time, over a key space of 200,000 keys (so the key
-/// directory stops growing early and what can grow is the dirty buffer). Every 200 ms: the
+/// 100 ms, auto-compaction on) for a fixed time, over a key space of 50,000 keys (so the key
+/// directory stops growing early and what can grow is the dirty buffer). The flush interval is
+/// 30 s, longer than the run, so only the byte limit makes the partitions flush (at half their
+/// share); max-value-bytes is 64 KiB so that the share is not raised to one 16 MiB value. Every 200 ms: the
 /// process working set, the GC heap (not collected first: garbage included), and the dirty bytes
 /// the partitions report. Run at two <c>crabkv.write-back.max-dirty-bytes</c> limits; a put
 /// refused with WriteBackBufferFull is counted and its caller waits 1 ms.
@@ -22,7 +24,8 @@ namespace CrabKv.Benchmarks.Scale;
 internal static class WriteBackMemory
 {
     private const int Callers = 64;
-    private const int KeySpace = 200_000;
+    private const int KeySpace = 50_000;
+    private const int ValueBytes = 4096;
 
     private sealed record Run_(long LimitBytes, long EffectiveBytes, double PutsPerSecond, long Refused, long PeakDirty, long PeakWorkingSet, long PeakHeap,
         long StartWorkingSet, long StartHeap, long EndHeapCollected, int Samples, long DiskBytes);
@@ -38,7 +41,7 @@ internal static class WriteBackMemory
             task.Done();
         }
         md.AppendLine(CultureInfo.InvariantCulture,
-            $"### Memory under sustained write-back load (actor store, 2 partitions, {Callers} callers, 1 KiB values over {KeySpace:N0} keys, {duration.TotalSeconds:F0} s per limit)");
+            $"### Memory under sustained write-back load (actor store, 2 partitions, {Callers} callers, {ValueBytes / 1024} KiB values over {KeySpace:N0} keys, flush-interval 30 s, {duration.TotalSeconds:F0} s per limit)");
         md.AppendLine();
         md.AppendLine("| max-dirty-bytes (node) | in force (sum of partitions) | puts/s | refused (buffer full) | peak dirty bytes | working set at start → peak | GC heap at start → peak (sampled) | GC heap at end (after full GC) | disk at end |");
         md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -65,6 +68,8 @@ internal static class WriteBackMemory
             crabkv.sync-interval = 100ms
             crabkv.write-back.enabled = on
             crabkv.write-back.max-dirty-bytes = {{limitMiB}} MiB
+            crabkv.write-back.flush-interval = 30s
+            crabkv.limits.max-value-bytes = 64 KiB
             """).WithFallback(CrabKvSettings.DefaultConfig()));
         var store = CrabKvStore.Start(system, null, "crabkv", out var settings);
         var client = CrabKvClient.ConnectAsync(store, TimeSpan.FromMinutes(2)).GetAwaiter().GetResult();
@@ -76,7 +81,7 @@ internal static class WriteBackMemory
         self.Refresh();
         var (startWs, startHeap) = (self.WorkingSet64, GC.GetTotalMemory(false));
         var keys = BenchData.Keys(KeySpace);
-        var value = new byte[1024];
+        var value = new byte[ValueBytes];
         new Random(9).NextBytes(value);
 
         long puts = 0, refused = 0;
