@@ -83,6 +83,7 @@ internal static class ScaleMeasurement
         // 1. Build.
         var build = progress.Step($"build: {keys:N0} puts + {overwrites:N0} overwrites", keys + overwrites);
         var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
+        var cpuBuild = Cpu();
         var watch = Stopwatch.StartNew();
         long allocated, keyBytes;
         int count;
@@ -102,7 +103,7 @@ internal static class ScaleMeasurement
             var heapAfter = GC.GetTotalMemory(forceFullCollection: true);
             (allocated, keyBytes, count) = (store.KeyDirectory.AllocatedBytes, store.KeyDirectory.KeyBytes, store.Count);
             rows.Add(("build", string.Create(CultureInfo.InvariantCulture, $"{(keys + overwrites) / elapsed.TotalSeconds:N0} puts/s"),
-                string.Create(CultureInfo.InvariantCulture, $"{keys + overwrites:N0} puts in {elapsed.TotalSeconds:F1} s (Sync() once at the end), {count:N0} keys")));
+                string.Create(CultureInfo.InvariantCulture, $"{keys + overwrites:N0} puts in {elapsed.TotalSeconds:F1} s ({(Cpu() - cpuBuild).TotalSeconds:F1} s CPU; Sync() once at the end), {count:N0} keys")));
             rows.Add(("key directory after the build: KeyDirectory.AllocatedBytes / key", PerKey(allocated, count),
                 string.Create(CultureInfo.InvariantCulture, $"{allocated / 1048576.0:F0} MiB; key UTF-8 bytes {keyBytes / (double)count:F1} / key included")));
             rows.Add(("GC heap growth of the build / key", PerKey(heapAfter - heapBefore, count),
@@ -117,46 +118,49 @@ internal static class ScaleMeasurement
         var scan = progress.Step("open without hints (scan)");
         BenchData.Quiesce();
         CompactionOutcome outcome;
-        TimeSpan compactWall;
+        TimeSpan compactWall, compactCpu;
         {
-            var (store, openTime, heapDelta) = TimedOpen(dir);
+            var (store, openTime, openCpu, heapDelta) = TimedOpen(dir);
             using (store)
             {
                 scan.Done();
                 rows.Add(("open without hints", string.Create(CultureInfo.InvariantCulture, $"{openTime.TotalSeconds:F2} s"),
-                    string.Create(CultureInfo.InvariantCulture, $"{store.Count:N0} keys ({store.Count / openTime.TotalSeconds / 1e6:F2} M keys/s), {store.LastRecovery.SegmentsScanned} segments scanned, {store.LastRecovery.SegmentsFromHints} from hints")));
+                    string.Create(CultureInfo.InvariantCulture, $"{openCpu.TotalSeconds:F2} s CPU; {store.Count:N0} keys ({store.Count / openTime.TotalSeconds / 1e6:F2} M keys/s), {store.LastRecovery.SegmentsScanned} segments scanned, {store.LastRecovery.SegmentsFromHints} from hints")));
                 rows.Add(("GC heap growth of that open / key", PerKey(heapDelta, store.Count),
                     string.Create(CultureInfo.InvariantCulture, $"{heapDelta / 1048576.0:F0} MiB; KeyDirectory.AllocatedBytes {PerKey(store.KeyDirectory.AllocatedBytes, store.Count)}")));
                 var compact = progress.Step("compaction (writes hint files)");
                 BenchData.Quiesce();
+                compactCpu = Cpu();
                 var cw = Stopwatch.StartNew();
                 outcome = store.Compact();
                 compactWall = cw.Elapsed;
+                compactCpu = Cpu() - compactCpu;
                 compact.Done();
             }
         }
         rows.Add(("compaction", string.Create(CultureInfo.InvariantCulture, $"{outcome.BytesAfter / 1e6 / compactWall.TotalSeconds:F0} MB/s written"),
             string.Create(CultureInfo.InvariantCulture,
-                $"{outcome.BytesBefore / 1e6:F0} MB read → {outcome.BytesAfter / 1e6:F0} MB written in {compactWall.TotalSeconds:F2} s ({outcome.BytesBefore / 1e6 / compactWall.TotalSeconds:F0} MB/s read), " +
+                $"{outcome.BytesBefore / 1e6:F0} MB read → {outcome.BytesAfter / 1e6:F0} MB written in {compactWall.TotalSeconds:F2} s ({compactCpu.TotalSeconds:F2} s CPU; {outcome.BytesBefore / 1e6 / compactWall.TotalSeconds:F0} MB/s read), " +
                 $"{outcome.SegmentsMerged} → {outcome.SegmentsWritten} segments, {outcome.RecordsDropped:N0} records dropped")));
 
         // The raw disk, same run, same byte count as the compaction wrote.
         var raw = progress.Step($"raw sequential write of {outcome.BytesAfter / 1e6:F0} MB + fsync");
         BenchData.Quiesce();
+        var rawCpu = Cpu();
         var rawTime = RawSequentialWrite(Path.Combine(Path.GetDirectoryName(dir)!, "raw-write.bin"), outcome.BytesAfter);
         raw.Done();
         rows.Add(("raw sequential write (FileStream 1 MiB writes + fsync)", string.Create(CultureInfo.InvariantCulture, $"{outcome.BytesAfter / 1e6 / rawTime.TotalSeconds:F0} MB/s"),
-            string.Create(CultureInfo.InvariantCulture, $"{outcome.BytesAfter / 1e6:F0} MB in {rawTime.TotalSeconds:F2} s; compaction wrote at {rawTime.TotalSeconds / compactWall.TotalSeconds:P0} of this rate")));
+            string.Create(CultureInfo.InvariantCulture, $"{outcome.BytesAfter / 1e6:F0} MB in {rawTime.TotalSeconds:F2} s ({(Cpu() - rawCpu).TotalSeconds:F2} s CPU); compaction wrote at {rawTime.TotalSeconds / compactWall.TotalSeconds:P0} of this rate")));
 
         // 4. Open with hints.
         var hinted = progress.Step("open with hints");
         BenchData.Quiesce();
         {
-            var (store, openTime, heapDelta) = TimedOpen(dir);
+            var (store, openTime, openCpu, heapDelta) = TimedOpen(dir);
             using (store)
             {
                 rows.Add(("open with hints", string.Create(CultureInfo.InvariantCulture, $"{openTime.TotalSeconds:F2} s"),
-                    string.Create(CultureInfo.InvariantCulture, $"{store.Count:N0} keys ({store.Count / openTime.TotalSeconds / 1e6:F2} M keys/s), {store.LastRecovery.SegmentsFromHints} segments from hints, {store.LastRecovery.SegmentsScanned} scanned; {Directory.GetFiles(dir, "*.hint").Length} hint files, {HintBytes(dir) / 1048576.0:F0} MiB")));
+                    string.Create(CultureInfo.InvariantCulture, $"{openCpu.TotalSeconds:F2} s CPU; {store.Count:N0} keys ({store.Count / openTime.TotalSeconds / 1e6:F2} M keys/s), {store.LastRecovery.SegmentsFromHints} segments from hints, {store.LastRecovery.SegmentsScanned} scanned; {Directory.GetFiles(dir, "*.hint").Length} hint files, {HintBytes(dir) / 1048576.0:F0} MiB")));
                 rows.Add(("GC heap growth of that open / key", PerKey(heapDelta, store.Count),
                     string.Create(CultureInfo.InvariantCulture, $"{heapDelta / 1048576.0:F0} MiB; KeyDirectory.AllocatedBytes {PerKey(store.KeyDirectory.AllocatedBytes, store.Count)}")));
             }
@@ -176,14 +180,16 @@ internal static class ScaleMeasurement
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static (EmbeddedStore Store, TimeSpan Open, long HeapDelta) TimedOpen(string dir)
+    private static (EmbeddedStore Store, TimeSpan Open, TimeSpan Cpu, long HeapDelta) TimedOpen(string dir)
     {
         var before = GC.GetTotalMemory(forceFullCollection: true);
+        var cpu = Cpu();
         var watch = Stopwatch.StartNew();
         var store = EmbeddedStore.Open(dir, new StoreOptions { AutoCompact = false, ReadCacheEntries = 0 });
         var open = watch.Elapsed;
+        cpu = Cpu() - cpu;
         var after = GC.GetTotalMemory(forceFullCollection: true);
-        return (store, open, after - before);
+        return (store, open, cpu, after - before);
     }
 
     private static TimeSpan RawSequentialWrite(string path, long bytes)
@@ -203,6 +209,8 @@ internal static class ScaleMeasurement
         File.Delete(path);
         return elapsed;
     }
+
+    private static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
 
     private static long DataBytes(string dir) => Directory.EnumerateFiles(dir, "*.data").Sum(f => new FileInfo(f).Length);
 
