@@ -14,6 +14,8 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- claims [--quick]          the seed's async-compaction latency and Snappy disk claims, measured
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "keydir")
@@ -40,6 +42,8 @@ if (args.Length > 0 && args[0] == "handoff")
 {
     return HandoffMeasurement.Run(args[1..]);
 }
+if (args.Length > 0 && args[0] == "claims") { return CrabKv.Benchmarks.Claims.ClaimsMeasurement.Run(args[1..]); }
+if (args.Length > 0 && args[0] == "scale") { return CrabKv.Benchmarks.Scale.ScaleMeasurement.Run(args[1..]); }
 
 var rest = new List<string>(args);
 if (rest.Remove("--quick"))
