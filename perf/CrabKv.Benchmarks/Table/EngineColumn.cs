@@ -43,7 +43,7 @@ internal sealed class EngineColumn : ITableColumn, IAsyncDisposable
             {
                 var policy = new SyncPolicy(store, row);
                 var perOp = row == TableRow.Batch100 ? TableWorkload.BatchSize : 1;
-                var batches = row == TableRow.Batch100 ? TableWorkload.Batches(1, TableWorkload.WriteKeys) : [];
+                var batches = row == TableRow.Batch100 ? TableWorkload.Batches(1, TableWorkload.WriteKeys, fullOnly: true) : [];
                 Action<long> op = row == TableRow.Batch100
                     ? i => policy.AfterWrite(() => store.PutBatch(batches[(int)(i % batches.Length)]))
                     : i => policy.AfterWrite(() => store.Put(TableWorkload.WriteKey(i), TableWorkload.ValueFor(row, i)));
@@ -82,7 +82,7 @@ internal sealed class EngineColumn : ITableColumn, IAsyncDisposable
     {
         var directory = Path.Combine(options.Root, "engine-preloaded");
         var store = EmbeddedStore.Open(directory, Options(TableRow.GetHit));
-        foreach (var batch in TableWorkload.Batches(1, options.PreloadKeys))
+        foreach (var batch in TableWorkload.Batches(1, options.PreloadKeys, fullOnly: false))
         {
             store.PutBatch(batch);
         }

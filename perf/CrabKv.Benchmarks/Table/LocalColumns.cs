@@ -40,8 +40,8 @@ internal sealed class LocalStore : IStoreUnderTest
     public static async Task<LocalStore> StartAsync(string directory, TableRow row)
     {
         var config = ConfigurationFactory.ParseString($"""
-            akka.loglevel = WARNING
-            akka.stdout-loglevel = WARNING
+            akka.loglevel = ERROR
+            akka.stdout-loglevel = ERROR
             crabkv.data-dir = "{directory}"
             crabkv.partitions = 0
             {StoreColumn.RowHocon(row)}
@@ -52,6 +52,9 @@ internal sealed class LocalStore : IStoreUnderTest
         var partitions = await (LocalStores.PartitionsOf(store) ?? throw new InvalidOperationException("The local store did not register its partitions."));
         return new LocalStore(directory, system, client, partitions);
     }
+
+    /// <inheritdoc />
+    public Task<long> DiskBytesAsync() => Task.FromResult(TableWorkload.DirectoryBytes(_directory));
 
     /// <inheritdoc />
     public async Task<long> StopAsync()

@@ -17,23 +17,34 @@ internal interface IStoreUnderTest
 
     /// <summary>Stops the store; returns the bytes its data takes on disk.</summary>
     Task<long> StopAsync();
+
+    /// <summary>The bytes its data takes on disk now, the store running (for stores that serve several rows).</summary>
+    Task<long> DiskBytesAsync();
 }
 
 /// <summary>
-/// The flow every actor-path column shares, per row: start a store configured for the row
-/// (<see cref="RowHocon"/>); for a compaction row preload stale data; warm up on the same
-/// store; start the compaction (the store's <see cref="Compact"/> request, not awaited) for a
-/// compaction row; time the row; stop the store and measure its data on disk. The get rows
-/// share one store preloaded with <see cref="TableOptions.PreloadKeys"/> keys (kept between the
-/// hit and the miss row). Subclasses say how the store starts and how requests are driven.
+/// The flow every actor-path column shares, per row: a store configured for the row
+/// (<see cref="RowHocon"/>); for a compaction row, stale data preloaded; a warm-up on the same
+/// store; for a compaction row, the compaction started (the store's <see cref="Compact"/>
+/// request, not awaited) just before the timed part, which ends with it or at its limit; the
+/// timed part; then the data on disk. A store serves the next row too when it has the same
+/// settings and either the column reuses stores (<see cref="ReuseAcrossRows"/>: the cluster,
+/// whose start takes seconds) or both rows are get rows (they share one store preloaded with
+/// <see cref="TableOptions.PreloadKeys"/> keys); otherwise each row starts a fresh store.
+/// Subclasses say how a store starts and how requests are driven.
 /// </summary>
 internal abstract class StoreColumn : ITableColumn, IAsyncDisposable
 {
-    private IStoreUnderTest? _preloaded;
+    private IStoreUnderTest? _store;
+    private string? _storeHocon;
     private int _preloadedKeys;
+    private int _stores;
 
     /// <inheritdoc />
     public abstract string Name { get; }
+
+    /// <summary>Whether a store serves every following row with the same settings (bytes on disk then come from <see cref="IStoreUnderTest.DiskBytesAsync"/>).</summary>
+    protected virtual bool ReuseAcrossRows => false;
 
     /// <summary>Starts a store for <paramref name="row"/> with its data under <paramref name="directory"/>.</summary>
     protected abstract Task<IStoreUnderTest> StartAsync(string directory, TableRow row, TableOptions options);
@@ -53,79 +64,85 @@ internal abstract class StoreColumn : ITableColumn, IAsyncDisposable
     /// <inheritdoc />
     public async Task<Cell?> MeasureAsync(TableRow row, TableOptions options, IProgress<double>? progress, CancellationToken cancellationToken)
     {
-        if (!TableWorkload.Writes(row))
+        var hocon = RowHocon(row);
+        var getRow = !TableWorkload.Writes(row);
+        var reuse = _store is not null && _storeHocon == hocon && (ReuseAcrossRows || (getRow && _preloadedKeys > 0));
+        if (!reuse)
         {
-            if (_preloaded is null)
-            {
-                var dir = Path.Combine(options.Root, $"{Slug}-preloaded");
-                _preloaded = await StartAsync(dir, TableRow.GetHit, options);
-                await PreloadAsync(_preloaded, options.PreloadKeys, 1, cancellationToken);
-                _preloadedKeys = options.PreloadKeys;
-                BenchData.Quiesce();
-            }
-            var getOps = new RowOps(row, _preloadedKeys, []);
-            await DriveAsync(_preloaded, row, getOps, 0, TableWorkload.WarmUpOps(row, options), TableWorkload.WarmUpTime(options), null, cancellationToken, null);
-            var gets = await DriveAsync(_preloaded, row, getOps, 0, TableWorkload.MaxOps(row, options), TableWorkload.MaxTime(options), progress, cancellationToken, null);
-            return Cell.From(gets.Histogram, gets.Values, gets.Elapsed);
+            await DisposeAsync();
+            _store = await StartAsync(Path.Combine(options.Root, $"{Name.Replace(' ', '-')}-{_stores++}"), row, options);
+            _storeHocon = hocon;
         }
-
-        await DisposeAsync();
-        var directory = Path.Combine(options.Root, $"{Slug}-{row}");
+        var store = _store!;
+        var keep = ReuseAcrossRows || getRow;
         try
         {
-            var store = await StartAsync(directory, row, options);
-            long records = 0, diskBytes = 0;
-            Measured measured;
-            string? note = null;
-            try
+            if (getRow)
             {
-                if (TableWorkload.Compacts(row))
+                if (_preloadedKeys == 0)
                 {
-                    records += await PreloadAsync(store, TableWorkload.StaleKeys(options), TableWorkload.StaleVersions, cancellationToken);
+                    await PreloadAsync(store, options.PreloadKeys, 1, cancellationToken);
+                    _preloadedKeys = options.PreloadKeys;
                     BenchData.Quiesce();
                 }
-                var perValue = row == TableRow.Batch100 ? TableWorkload.BatchSize : 1;
-                var ops = new RowOps(row, 0, row == TableRow.Batch100 ? TableWorkload.Batches(store.BatchPartitions, TableWorkload.WriteKeys) : []);
-                var warmUp = await DriveAsync(store, row, ops, 0, TableWorkload.WarmUpOps(row, options), TableWorkload.WarmUpTime(options), null, cancellationToken, null);
-                Task<CompactOk>? compaction = null;
-                var compactionStart = Stopwatch.GetTimestamp();
-                if (TableWorkload.Compacts(row))
-                {
-                    compaction = store.Client.CompactAsync(TimeSpan.FromMinutes(10), cancellationToken);
-                }
-                measured = await DriveAsync(store, row, ops, warmUp.Values, TableWorkload.MaxOps(row, options), TableWorkload.MaxTime(options), progress, cancellationToken, compaction);
-                records += (warmUp.Values + measured.Values) * perValue;
-                measured = measured with { Values = measured.Values * perValue };
-                if (compaction is not null)
-                {
-                    var outlasted = !compaction.IsCompleted;
-                    var outcome = await compaction;
-                    note = string.Create(CultureInfo.InvariantCulture,
-                        $"compaction of {outcome.Outcome.BytesBefore / 1e6:F0} MB ran {Stopwatch.GetElapsedTime(compactionStart).TotalSeconds:F1} s{(outlasted ? ", longer than the timed part" : "; the timed part stopped with it")}");
-                }
+                var getOps = new RowOps(row, _preloadedKeys, []);
+                await DriveAsync(store, row, getOps, 0, TableWorkload.WarmUpOps(row, options), TableWorkload.WarmUpTime(options), null, cancellationToken, null);
+                var gets = await DriveAsync(store, row, getOps, 0, TableWorkload.MaxOps(row, options), TableWorkload.MaxTime(options), progress, cancellationToken, null);
+                return Cell.From(gets.Histogram, gets.Values, gets.Elapsed);
             }
-            finally
+
+            var bytesBefore = keep ? await store.DiskBytesAsync() : 0;
+            long records = 0;
+            if (TableWorkload.Compacts(row))
             {
-                // Stopped in the finally so a failed row does not leave its store running.
+                records += await PreloadAsync(store, TableWorkload.StaleKeys(options), TableWorkload.StaleVersions, cancellationToken);
+                BenchData.Quiesce();
+            }
+            var perValue = row == TableRow.Batch100 ? TableWorkload.BatchSize : 1;
+            var ops = new RowOps(row, 0, row == TableRow.Batch100 ? TableWorkload.Batches(store.BatchPartitions, TableWorkload.WriteKeys, fullOnly: true) : []);
+            var warmUp = await DriveAsync(store, row, ops, 0, TableWorkload.WarmUpOps(row, options), TableWorkload.WarmUpTime(options), null, cancellationToken, null);
+            Task<CompactOk>? compaction = null;
+            var compactionStart = Stopwatch.GetTimestamp();
+            if (TableWorkload.Compacts(row))
+            {
+                compaction = store.Client.CompactAsync(TimeSpan.FromMinutes(10), cancellationToken);
+            }
+            var measured = await DriveAsync(store, row, ops, warmUp.Values, TableWorkload.MaxOps(row, options), TableWorkload.MaxTime(options), progress, cancellationToken, compaction);
+            records += (warmUp.Values + measured.Values) * perValue;
+            string? note = null;
+            if (compaction is not null)
+            {
+                var outlasted = !compaction.IsCompleted;
+                var outcome = await compaction;
+                note = string.Create(CultureInfo.InvariantCulture,
+                    $"compaction of {outcome.Outcome.BytesBefore / 1e6:F0} MB ran {Stopwatch.GetElapsedTime(compactionStart).TotalSeconds:F1} s{(outlasted ? ", longer than the timed part" : "; the timed part stopped with it")}");
+            }
+            long diskBytes;
+            if (keep)
+            {
+                diskBytes = await store.DiskBytesAsync() - bytesBefore;
+            }
+            else
+            {
+                _store = null;
                 diskBytes = await store.StopAsync();
             }
-            return Cell.From(measured.Histogram, measured.Values, measured.Elapsed, (double)diskBytes / records, note);
+            return Cell.From(measured.Histogram, measured.Values * perValue, measured.Elapsed, (double)diskBytes / records, note);
         }
-        finally
+        catch
         {
-            TableWorkload.DeleteDirectory(directory);
+            await DisposeAsync(); // a failed row does not leave its store running
+            throw;
         }
     }
 
-    private string Slug => Name.Replace(' ', '-');
-
     /// <summary>
     /// Writes keys 0 .. <paramref name="keys"/>-1 <paramref name="versions"/> times in batches of
-    /// 100 (8 concurrent batches), then flushes; returns the records written.
+    /// up to 100 (8 concurrent batches), then flushes; returns the records written.
     /// </summary>
     private static async Task<long> PreloadAsync(IStoreUnderTest store, int keys, int versions, CancellationToken cancellationToken)
     {
-        var batches = TableWorkload.Batches(store.BatchPartitions, keys);
+        var batches = TableWorkload.Batches(store.BatchPartitions, keys, fullOnly: false);
         var total = (long)batches.Length * versions;
         var next = -1L;
         var loops = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
@@ -138,16 +155,19 @@ internal abstract class StoreColumn : ITableColumn, IAsyncDisposable
         }, cancellationToken));
         await Task.WhenAll(loops);
         await store.Client.FlushAsync(TimeSpan.FromSeconds(60), cancellationToken);
-        return total * TableWorkload.BatchSize;
+        return (long)keys * versions;
     }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        if (_preloaded is { } p)
+        var store = _store;
+        _store = null;
+        _storeHocon = null;
+        _preloadedKeys = 0;
+        if (store is not null)
         {
-            _preloaded = null;
-            await p.StopAsync();
+            await store.StopAsync();
         }
     }
 }
