@@ -100,7 +100,7 @@ internal static class TableWorkload
     public static TimeSpan WarmUpTime(TableOptions options) => options.Quick ? TimeSpan.FromSeconds(0.3) : TimeSpan.FromSeconds(1);
 
     /// <summary>Distinct keys of the stale data a compaction row preloads (each written <see cref="StaleVersions"/> times).</summary>
-    public static int StaleKeys(TableOptions options) => options.Quick ? 100_000 : 1_000_000;
+    public static int StaleKeys(TableOptions options) => options.Quick ? 100_000 : 400_000;
 
     /// <summary>Versions of each stale key: all but the last are garbage the compaction drops.</summary>
     public const int StaleVersions = 3;
