@@ -16,8 +16,13 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- claims [--quick]          the seed's async-compaction latency and Snappy disk claims, measured
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
+if (args.Length > 0 && args[0] == "table")
+{
+    return await CrabKv.Benchmarks.Table.TableCommand.Run(args[1..]);
+}
 if (args.Length > 0 && args[0] == "keydir")
 {
     return KeyDirMeasurement.Run(args[1..]);
@@ -42,8 +47,14 @@ if (args.Length > 0 && args[0] == "handoff")
 {
     return HandoffMeasurement.Run(args[1..]);
 }
-if (args.Length > 0 && args[0] == "claims") { return CrabKv.Benchmarks.Claims.ClaimsMeasurement.Run(args[1..]); }
-if (args.Length > 0 && args[0] == "scale") { return CrabKv.Benchmarks.Scale.ScaleMeasurement.Run(args[1..]); }
+if (args.Length > 0 && args[0] == "claims")
+{
+    return CrabKv.Benchmarks.Claims.ClaimsMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "scale")
+{
+    return CrabKv.Benchmarks.Scale.ScaleMeasurement.Run(args[1..]);
+}
 
 var rest = new List<string>(args);
 if (rest.Remove("--quick"))

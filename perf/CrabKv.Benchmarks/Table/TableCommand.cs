@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using Spectre.Console;
+
+namespace CrabKv.Benchmarks.Table;
+
+/// <summary>
+/// <c>-- table [--quick] [--json] [--columns a,b] [--rows x,y]</c>: measures every selected
+/// column × row in this one process (column by column, each column's rows in table order),
+/// shows progress on stderr, then prints the table (markdown, or JSON with <c>--json</c>) on
+/// stdout and writes the markdown to <c>BenchmarkDotNet.Artifacts/results/table.md</c>.
+/// </summary>
+public static class TableCommand
+{
+    private const string Usage = """
+        usage: table [--quick] [--json] [--columns a,b] [--rows x,y]
+          --quick     smoke run: a tenth of the operations, 1 s per cell, 100k preloaded keys (about 2 minutes)
+          --json      print JSON instead of markdown (the markdown file is written either way)
+          --columns   column names, comma-separated (case and '-' for ' ' ignored), e.g. "engine 1t,client-64"
+          --rows      row names, comma-separated, e.g. FsyncPerWrite,GetHit
+        """;
+
+    /// <summary>Runs the command; 0 when every cell was measured, 1 when some failed, 2 for bad arguments.</summary>
+    public static async Task<int> Run(string[] args)
+    {
+        bool quick = false, json = false;
+        string[]? columnNames = null, rowNames = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    quick = true;
+                    break;
+                case "--json":
+                    json = true;
+                    break;
+                case "--columns" when i + 1 < args.Length:
+                    columnNames = Split(args[++i]);
+                    break;
+                case "--rows" when i + 1 < args.Length:
+                    rowNames = Split(args[++i]);
+                    break;
+                case "-h" or "--help":
+                    Console.Error.WriteLine(Usage);
+                    return 0;
+                default:
+                    Console.Error.WriteLine($"table: unknown or incomplete argument '{args[i]}'.");
+                    Console.Error.WriteLine(Usage);
+                    return 2;
+            }
+        }
+
+        var columns = TableColumns.All.ToList();
+        if (columnNames is not null)
+        {
+            var unknown = columnNames.Where(n => !columns.Any(c => Same(c.Name, n))).ToList();
+            if (unknown.Count > 0)
+            {
+                Console.Error.WriteLine($"table: unknown column(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the columns are: {string.Join(", ", columns.Select(c => c.Name))}.");
+                return 2;
+            }
+            columns = columns.Where(c => columnNames.Any(n => Same(c.Name, n))).ToList();
+        }
+        var rows = Enum.GetValues<TableRow>().ToList();
+        if (rowNames is not null)
+        {
+            var unknown = rowNames.Where(n => !Enum.TryParse<TableRow>(n, ignoreCase: true, out _)).ToList();
+            if (unknown.Count > 0)
+            {
+                Console.Error.WriteLine($"table: unknown row(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; the rows are: {string.Join(", ", rows)}.");
+                return 2;
+            }
+            var wanted = rowNames.Select(n => Enum.Parse<TableRow>(n, ignoreCase: true)).ToHashSet();
+            rows = rows.Where(wanted.Contains).ToList();
+        }
+
+        var root = Path.Combine(Path.GetTempPath(), $"crabkv-table-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
+        var options = new TableOptions(root, quick);
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        var results = new List<TableResult>();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            await stderr.Progress()
+                .AutoClear(false)
+                .HideCompleted(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+                .StartAsync(async ctx =>
+                {
+                    var tasks = columns.ToDictionary(c => c, c => rows.ToDictionary(r => r, r => ctx.AddTask($"{c.Name} · {r}", autoStart: false, maxValue: 1)));
+                    foreach (var column in columns)
+                    {
+                        try
+                        {
+                            foreach (var row in TableWorkload.MeasureOrder.Where(rows.Contains))
+                            {
+                                var task = tasks[column][row];
+                                task.StartTask();
+                                results.Add(await MeasureCell(column, row, options, new TaskProgress(task), cancel.Token));
+                                task.Value = 1;
+                                task.StopTask();
+                            }
+                        }
+                        finally
+                        {
+                            if (column is IAsyncDisposable disposable)
+                            {
+                                await disposable.DisposeAsync();
+                            }
+                        }
+                    }
+                });
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("table: cancelled; printing the cells measured so far.");
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+            TableWorkload.DeleteDirectory(root);
+        }
+
+        var report = new TableReport(results, columns.Select(c => c.Name).ToList(), rows, quick, watch.Elapsed);
+        var markdown = report.Markdown();
+        Console.WriteLine(json ? report.Json() : markdown);
+        var file = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts", "results", "table.md");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await File.WriteAllTextAsync(file, markdown);
+        Console.Error.WriteLine($"table: written to {file} ({watch.Elapsed.TotalMinutes:F1} min)");
+        return results.Any(r => r.Error is not null) ? 1 : 0;
+    }
+
+    private static async Task<TableResult> MeasureCell(ITableColumn column, TableRow row, TableOptions options, IProgress<double> progress, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new TableResult(row, column.Name, await column.MeasureAsync(row, options, progress, cancellationToken), null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"table: {column.Name} · {row} failed: {e.GetType().Name}: {e.Message}");
+            return new TableResult(row, column.Name, null, e.GetType().Name + ": " + e.Message);
+        }
+    }
+
+    private static string[] Split(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static bool Same(string name, string wanted) =>
+        string.Equals(name.Replace('-', ' '), wanted.Replace('-', ' ').Replace('_', ' '), StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>perf/CrabKv.Benchmarks (where the .csproj is), or the current directory.</summary>
+    private static string ProjectDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "CrabKv.Benchmarks.csproj")))
+            {
+                return dir.FullName;
+            }
+        }
+        return Directory.GetCurrentDirectory();
+    }
+
+    /// <summary>Reports a cell's progress straight into its progress-bar task (no synchronisation context hop).</summary>
+    private sealed class TaskProgress(ProgressTask task) : IProgress<double>
+    {
+        public void Report(double value) => task.Value = Math.Clamp(value, 0, 1);
+    }
+}
+
+/// <summary>One cell of a run: its measurement, null when the row does not apply, or the error that ended it.</summary>
+internal sealed record TableResult(TableRow Row, string Column, Cell? Cell, string? Error);
