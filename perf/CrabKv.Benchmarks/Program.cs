@@ -14,8 +14,10 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
+if (args.Length > 0 && args[0] == "peers") return CrabKv.Benchmarks.Peers.PeersCommand.Run(args[1..]);
 if (args.Length > 0 && args[0] == "keydir")
 {
     return KeyDirMeasurement.Run(args[1..]);
