@@ -40,6 +40,7 @@ internal sealed class RocksDbColumn : PeerColumn
         private readonly WriteOptions _load = new WriteOptions().SetSync(false);
         private readonly WriteBatch _batch = new();
         private readonly byte[] _readBuffer = new byte[4096];
+        private readonly bool _syncWrites;
 
         public RocksDbPeerStore(TableRow row, string directory)
         {
@@ -51,7 +52,8 @@ internal sealed class RocksDbColumn : PeerColumn
             {
                 Native.Instance.rocksdb_options_set_manual_wal_flush(_options.Handle, 1);
             }
-            _write = new WriteOptions().SetSync(row is TableRow.FsyncPerWrite or TableRow.Batch100);
+            _syncWrites = row is TableRow.FsyncPerWrite or TableRow.Batch100;
+            _write = new WriteOptions().SetSync(_syncWrites);
             _db = RocksDb.Open(_options, directory);
         }
 
@@ -72,13 +74,22 @@ internal sealed class RocksDbColumn : PeerColumn
             _db.Write(_batch, options);
         }
 
-        /// <summary>FlushWAL(sync = true): writes the buffered WAL (manual_wal_flush) and fsyncs it.</summary>
-        public override void Sync() => Native.Instance.rocksdb_flush_wal(_db.Handle, 1);
+        /// <summary>
+        /// FlushWAL(sync = true): writes the buffered WAL (manual_wal_flush) and fdatasyncs it;
+        /// nothing when every write was already written with Sync = true (no second fdatasync).
+        /// </summary>
+        public override void Sync()
+        {
+            if (!_syncWrites)
+            {
+                Native.Instance.rocksdb_flush_wal(_db.Handle, 1);
+            }
+        }
 
         /// <summary>After a load: the memtable flushed to an SST file (each stale version its own file).</summary>
         public override void AfterLoad()
         {
-            Sync();
+            Native.Instance.rocksdb_flush_wal(_db.Handle, 1);
             _db.Flush(new FlushOptions().SetWaitForFlush(true));
         }
 
