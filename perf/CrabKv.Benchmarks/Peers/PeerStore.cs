@@ -204,9 +204,22 @@ internal abstract class PeerColumn : ITableColumn, IAsyncDisposable
         }
         var perOp = row == TableRow.Batch100 ? PeerWorkload.BatchSize : 1;
         var records = (warmUp.Values + measured.Values) * perOp + staleRecords;
-        var note = string.Join("; ", new[] { Note(row), compactionNote }.Where(n => n is not null));
+        var note = string.Join("; ", new[] { Note(row), compactionNote, StallNote(measured) }.Where(n => n is not null));
         return Cell.From(measured.Histogram, measured.Values * perOp, measured.Elapsed,
             (double)PeerWorkload.DirectoryBytes(directory) / records, note.Length == 0 ? null : note);
+    }
+
+    /// <summary>"longest op N ms" when one op took over 10 ms and 10× the p99.9 (a stall the percentiles hide).</summary>
+    private static string? StallNote(PeerMeasured measured)
+    {
+        var h = measured.Histogram;
+        if (h.TotalCount == 0)
+        {
+            return null;
+        }
+        var maxMs = h.GetMaxValue() * 1e3 / System.Diagnostics.Stopwatch.Frequency;
+        var p999Ms = h.GetValueAtPercentile(99.9) * 1e3 / System.Diagnostics.Stopwatch.Frequency;
+        return maxMs > 10 && maxMs > 10 * p999Ms ? $"longest op {maxMs:N0} ms" : null;
     }
 
     /// <inheritdoc />

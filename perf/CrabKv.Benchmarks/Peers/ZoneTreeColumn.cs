@@ -86,10 +86,16 @@ internal sealed class ZoneTreeColumn : PeerColumn
         public override bool Get(int key, bool miss) =>
             _tree.TryGet(in (miss ? LazyMissKeys.Value : LazyKeys.Value)[key], out _);
 
+        /// <summary>
+        /// Moves the mutable segment forward and merges; the maintainer may have started that
+        /// merge itself (then StartMergeOperation returns null), so the task waits for the
+        /// maintainer's threads too.
+        /// </summary>
         public override Task StartCompaction() => Task.Factory.StartNew(() =>
         {
             _tree.Maintenance.MoveMutableSegmentForward();
             _tree.Maintenance.StartMergeOperation()?.Join();
+            _maintainer.WaitForBackgroundThreads();
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
         public override void Dispose()
