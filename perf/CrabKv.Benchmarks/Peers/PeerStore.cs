@@ -1,4 +1,5 @@
 using CrabKv.Benchmarks.Table;
+using HdrHistogram;
 
 namespace CrabKv.Benchmarks.Peers;
 
