@@ -17,11 +17,16 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- claims [--quick]          the seed's async-compaction latency and Snappy disk claims, measured
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "table")
 {
     return await CrabKv.Benchmarks.Table.TableCommand.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "peers")
+{
+    return CrabKv.Benchmarks.Peers.PeersCommand.Run(args[1..]);
 }
 if (args.Length > 0 && args[0] == "keydir")
 {

@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using CrabKv.Benchmarks.Table;
+using HdrHistogram;
+
+namespace CrabKv.Benchmarks.Peers;
+
+/// <summary>
+/// What each row does for the peer stores: the same keys, values, op and time limits as the
+/// project's own columns (12-byte keys <c>key:00000123</c>, 100-byte values, ~1 KiB JSON for the
+/// Snappy rows, 100 records per batch, 3 versions of stale data under the compaction rows),
+/// as byte arrays the peers take directly.
+/// </summary>
+internal static class PeerWorkload
+{
+    /// <summary>Records per batch in <see cref="TableRow.Batch100"/>.</summary>
+    public const int BatchSize = 100;
+
+    /// <summary>Distinct keys a write row cycles through.</summary>
+    public const int WriteKeys = 1_000_000;
+
+    /// <summary>Distinct keys the miss row asks for (<c>nok:00000123</c>, never written).</summary>
+    public const int MissKeyCount = 100_000;
+
+    /// <summary>Bytes per key.</summary>
+    public const int KeyBytes = 12;
+
+    /// <summary>Versions of each stale key a compaction row preloads: all but the last are garbage.</summary>
+    public const int StaleVersions = 3;
+
+    private const int JsonValueCount = 1_000;
+
+    private static readonly Lazy<byte[]> LazyKeyBlock = new(() => KeyBlock("key:", WriteKeys));
+    private static readonly Lazy<byte[]> LazyMissKeyBlock = new(() => KeyBlock("nok:", MissKeyCount));
+    private static readonly Lazy<byte[][]> LazyKeys = new(() => Split(LazyKeyBlock.Value));
+    private static readonly Lazy<byte[][]> LazyMissKeys = new(() => Split(LazyMissKeyBlock.Value));
+    private static readonly Lazy<byte[][]> LazyJson = new(() => BenchData.JsonValues(JsonValueCount).Select(Pinned).ToArray());
+
+    /// <summary>Every write key back to back in one pinned array (key i at i * <see cref="KeyBytes"/>).</summary>
+    public static byte[] KeyBlock() => LazyKeyBlock.Value;
+
+    /// <summary>Every miss key back to back in one pinned array.</summary>
+    public static byte[] MissKeyBlock() => LazyMissKeyBlock.Value;
+
+    /// <summary>Write key i as its own array.</summary>
+    public static byte[][] Keys => LazyKeys.Value;
+
+    /// <summary>Miss key i as its own array.</summary>
+    public static byte[][] MissKeys => LazyMissKeys.Value;
+
+    /// <summary>The 100-byte value (seeded random bytes, incompressible), pinned.</summary>
+    public static byte[] SmallValue { get; } = Pinned(BenchData.Value());
+
+    /// <summary>Whether the row writes (bytes on disk per record apply).</summary>
+    public static bool Writes(TableRow row) => row is not (TableRow.GetHit or TableRow.GetMiss);
+
+    /// <summary>Whether the row writes ~1 KiB JSON values with compression on.</summary>
+    public static bool Json(TableRow row) => row is TableRow.Snappy or TableRow.AllCombined;
+
+    /// <summary>Whether the row puts beside a background compaction of preloaded stale data.</summary>
+    public static bool Compacts(TableRow row) => row is TableRow.AsyncCompaction or TableRow.AllCombined;
+
+    /// <summary>Whether the row buffers writes in memory (write-back): durable within 1 s rather than 100 ms.</summary>
+    public static bool WriteBack(TableRow row) => row is TableRow.WriteBack or TableRow.AllCombined;
+
+    /// <summary>The value put by op <paramref name="i"/> of <paramref name="row"/> (pinned).</summary>
+    public static byte[] ValueFor(TableRow row, long i) => Json(row) ? LazyJson.Value[(int)(i % JsonValueCount)] : SmallValue;
+
+    /// <summary>The key index of write op <paramref name="i"/>.</summary>
+    public static int WriteKey(long i) => (int)(i % WriteKeys);
+
+    /// <summary>The key index of get op <paramref name="i"/>: a pseudo-random preloaded key (Fibonacci hashing), or a miss key.</summary>
+    public static int GetKey(TableRow row, long i, int preloaded) => row == TableRow.GetMiss
+        ? (int)(i % MissKeyCount)
+        : (int)((ulong)(i * unchecked((long)0x9E3779B97F4A7C15UL)) % (ulong)preloaded);
+
+    /// <summary>Op limit of the timed part (batches for the batch row; the time limit usually ends it first).</summary>
+    public static long MaxOps(TableRow row, TableOptions options) => row switch
+    {
+        TableRow.FsyncPerWrite => options.Ops(5_000),
+        TableRow.Batch100 => options.Ops(1_000_000) / BatchSize,
+        TableRow.GetHit or TableRow.GetMiss => options.Ops(3_000_000),
+        _ => options.Ops(1_000_000),
+    };
+
+    /// <summary>Time limit of the timed part.</summary>
+    public static TimeSpan MaxTime(TableOptions options) => options.Quick ? TimeSpan.FromSeconds(1.5) : TimeSpan.FromSeconds(6);
+
+    /// <summary>Op limit of the warm-up (same store, before the timed part).</summary>
+    public static long WarmUpOps(TableRow row, TableOptions options) => Math.Max(1, MaxOps(row, options) / 10);
+
+    /// <summary>Time limit of the warm-up.</summary>
+    public static TimeSpan WarmUpTime(TableOptions options) => options.Quick ? TimeSpan.FromSeconds(0.3) : TimeSpan.FromSeconds(1);
+
+    /// <summary>Distinct keys of the stale data a compaction row preloads.</summary>
+    public static int StaleKeys(TableOptions options) => options.Quick ? 200_000 : 1_000_000;
+
+    /// <summary>Sum of the file lengths under <paramref name="directory"/> (0 when it does not exist).</summary>
+    public static long DirectoryBytes(string directory) => Directory.Exists(directory)
+        ? new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length)
+        : 0;
+
+    /// <summary>Deletes a cell's directory; one a closing store still holds is left for the OS temp cleaner.</summary>
+    public static void DeleteDirectory(string directory)
+    {
+        try
+        {
+            BenchData.DeleteDirectory(directory);
+        }
+        catch (IOException)
+        {
+            // A store still closing its files.
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // Same, on a file system that reports it this way.
+        }
+    }
+
+    /// <summary>
+    /// Runs one part of a cell on a thread of its own: op <c>firstIndex</c>, the next, ... until
+    /// the op or the time limit, one latency (stopwatch ticks) per op.
+    /// </summary>
+    public static Task<PeerMeasured> Run(long firstIndex, long maxOps, TimeSpan maxTime, Action<long> op,
+        IProgress<double>? progress, CancellationToken cancellationToken) => Task.Factory.StartNew(() =>
+    {
+        var h = Cell.NewHistogram();
+        var start = Stopwatch.GetTimestamp();
+        var deadline = start + (long)(maxTime.TotalSeconds * Stopwatch.Frequency);
+        long done = 0;
+        for (var i = firstIndex; i < firstIndex + maxOps && !cancellationToken.IsCancellationRequested; i++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            if (t0 >= deadline)
+            {
+                break;
+            }
+            op(i);
+            h.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - t0, 1, h.HighestTrackableValue));
+            if ((++done & 255) == 0)
+            {
+                progress?.Report(Math.Clamp(Math.Max((double)done / maxOps, (double)(Stopwatch.GetTimestamp() - start) / (deadline - start)), 0, 1));
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        progress?.Report(1);
+        return new PeerMeasured(h, done, Stopwatch.GetElapsedTime(start));
+    }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private static byte[] KeyBlock(string prefix, int count)
+    {
+        var block = GC.AllocateUninitializedArray<byte>(count * KeyBytes, pinned: true);
+        for (var i = 0; i < count; i++)
+        {
+            var written = Encoding.ASCII.GetBytes(prefix + i.ToString("D8", CultureInfo.InvariantCulture), block.AsSpan(i * KeyBytes, KeyBytes));
+            if (written != KeyBytes)
+            {
+                throw new InvalidOperationException($"peer key {i} is {written} bytes, expected {KeyBytes}.");
+            }
+        }
+        return block;
+    }
+
+    private static byte[][] Split(byte[] block)
+    {
+        var keys = new byte[block.Length / KeyBytes][];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = block.AsSpan(i * KeyBytes, KeyBytes).ToArray();
+        }
+        return keys;
+    }
+
+    private static byte[] Pinned(byte[] source)
+    {
+        var pinned = GC.AllocateUninitializedArray<byte>(source.Length, pinned: true);
+        source.CopyTo(pinned, 0);
+        return pinned;
+    }
+}
+
+/// <summary>What a timed (or warm-up) part did: latencies in stopwatch ticks, the values recorded, wall time.</summary>
+internal sealed record PeerMeasured(LongHistogram Histogram, long Values, TimeSpan Elapsed);
