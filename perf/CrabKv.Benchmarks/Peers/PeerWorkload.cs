@@ -8,17 +8,17 @@ namespace CrabKv.Benchmarks.Peers;
 
 /// <summary>
 /// What each row does for the peer stores: the same keys, values, op and time limits as the
-/// project's own columns (12-byte keys <c>key:00000123</c>, 100-byte values, ~1 KiB JSON for the
+/// project's own columns (the limits and row rules are <see cref="TableWorkload"/>'s) (12-byte keys <c>key:00000123</c>, 100-byte values, ~1 KiB JSON for the
 /// Snappy rows, 100 records per batch, 3 versions of stale data under the compaction rows),
 /// as byte arrays the peers take directly.
 /// </summary>
 internal static class PeerWorkload
 {
     /// <summary>Records per batch in <see cref="TableRow.Batch100"/>.</summary>
-    public const int BatchSize = 100;
+    public const int BatchSize = TableWorkload.BatchSize;
 
     /// <summary>Distinct keys a write row cycles through.</summary>
-    public const int WriteKeys = 1_000_000;
+    public const int WriteKeys = TableWorkload.WriteKeys;
 
     /// <summary>Distinct keys the miss row asks for (<c>nok:00000123</c>, never written).</summary>
     public const int MissKeyCount = 100_000;
@@ -27,7 +27,7 @@ internal static class PeerWorkload
     public const int KeyBytes = 12;
 
     /// <summary>Versions of each stale key a compaction row preloads: all but the last are garbage.</summary>
-    public const int StaleVersions = 3;
+    public const int StaleVersions = TableWorkload.StaleVersions;
 
     private const int JsonValueCount = 1_000;
 
@@ -53,13 +53,13 @@ internal static class PeerWorkload
     public static byte[] SmallValue { get; } = Pinned(BenchData.Value());
 
     /// <summary>Whether the row writes (bytes on disk per record apply).</summary>
-    public static bool Writes(TableRow row) => row is not (TableRow.GetHit or TableRow.GetMiss);
+    public static bool Writes(TableRow row) => TableWorkload.Writes(row);
 
     /// <summary>Whether the row writes ~1 KiB JSON values with compression on.</summary>
-    public static bool Json(TableRow row) => row is TableRow.Snappy or TableRow.AllCombined;
+    public static bool Json(TableRow row) => TableWorkload.Json(row);
 
     /// <summary>Whether the row puts beside a background compaction of preloaded stale data.</summary>
-    public static bool Compacts(TableRow row) => row is TableRow.AsyncCompaction or TableRow.AllCombined;
+    public static bool Compacts(TableRow row) => TableWorkload.Compacts(row);
 
     /// <summary>Whether the row buffers writes in memory (write-back): durable within 1 s rather than 100 ms.</summary>
     public static bool WriteBack(TableRow row) => row is TableRow.WriteBack or TableRow.AllCombined;
@@ -76,47 +76,25 @@ internal static class PeerWorkload
         : (int)((ulong)(i * unchecked((long)0x9E3779B97F4A7C15UL)) % (ulong)preloaded);
 
     /// <summary>Op limit of the timed part (batches for the batch row; the time limit usually ends it first).</summary>
-    public static long MaxOps(TableRow row, TableOptions options) => row switch
-    {
-        TableRow.FsyncPerWrite => options.Ops(5_000),
-        TableRow.Batch100 => options.Ops(1_000_000) / BatchSize,
-        TableRow.GetHit or TableRow.GetMiss => options.Ops(3_000_000),
-        _ => options.Ops(1_000_000),
-    };
+    public static long MaxOps(TableRow row, TableOptions options) => TableWorkload.MaxOps(row, options);
 
     /// <summary>Time limit of the timed part.</summary>
-    public static TimeSpan MaxTime(TableOptions options) => options.Quick ? TimeSpan.FromSeconds(1.5) : TimeSpan.FromSeconds(6);
+    public static TimeSpan MaxTime(TableOptions options) => TableWorkload.MaxTime(options);
 
     /// <summary>Op limit of the warm-up (same store, before the timed part).</summary>
-    public static long WarmUpOps(TableRow row, TableOptions options) => Math.Max(1, MaxOps(row, options) / 10);
+    public static long WarmUpOps(TableRow row, TableOptions options) => TableWorkload.WarmUpOps(row, options);
 
     /// <summary>Time limit of the warm-up.</summary>
-    public static TimeSpan WarmUpTime(TableOptions options) => options.Quick ? TimeSpan.FromSeconds(0.3) : TimeSpan.FromSeconds(1);
+    public static TimeSpan WarmUpTime(TableOptions options) => TableWorkload.WarmUpTime(options);
 
     /// <summary>Distinct keys of the stale data a compaction row preloads.</summary>
-    public static int StaleKeys(TableOptions options) => options.Quick ? 200_000 : 1_000_000;
+    public static int StaleKeys(TableOptions options) => TableWorkload.StaleKeys(options);
 
     /// <summary>Sum of the file lengths under <paramref name="directory"/> (0 when it does not exist).</summary>
-    public static long DirectoryBytes(string directory) => Directory.Exists(directory)
-        ? new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length)
-        : 0;
+    public static long DirectoryBytes(string directory) => TableWorkload.DirectoryBytes(directory);
 
     /// <summary>Deletes a cell's directory; one a closing store still holds is left for the OS temp cleaner.</summary>
-    public static void DeleteDirectory(string directory)
-    {
-        try
-        {
-            BenchData.DeleteDirectory(directory);
-        }
-        catch (IOException)
-        {
-            // A store still closing its files.
-        }
-        catch (UnauthorizedAccessException)
-        {
-            // Same, on a file system that reports it this way.
-        }
-    }
+    public static void DeleteDirectory(string directory) => TableWorkload.DeleteDirectory(directory);
 
     /// <summary>
     /// Runs one part of a cell on a thread of its own: op <c>firstIndex</c>, the next, ... until
