@@ -143,7 +143,7 @@ internal static class HandoffMeasurement
         akka.remote.dot-netty.tcp.hostname = 127.0.0.1
         akka.remote.dot-netty.tcp.port = 0
         akka.cluster.roles = [crabkv]
-        akka.cluster.role.crabkv.min-nr-of-members = 2
+        akka.cluster.min-nr-of-members = 2
         akka.coordinated-shutdown.exit-clr = off
         crabkv.cluster.partitions = {{partitions}}
         crabkv.cluster.leave-drain-timeout = 25s

@@ -42,6 +42,7 @@ public static class CrabKvCluster
         clusterSettings ??= CrabKvClusterSettings.Create(system);
         RequireBinarySerializers(system);
         var cluster = Akka.Cluster.Cluster.Get(system);
+        RefuseRoleMinimum(cluster, clusterSettings);
         var hostsPartitions = cluster.SelfRoles.Contains(clusterSettings.Role);
 
         DataDirectory? dataDirectory = null;
@@ -121,6 +122,25 @@ public static class CrabKvCluster
             throw new CrabKvConfigurationException("cluster",
                 "needs the CrabKv and DistributedData serializer bindings in the actor system's configuration from its creation " +
                 "(include CrabKvClusterSettings.FullDefaultConfig(), or use WithCrabKvCluster); otherwise CrabKv messages would cross the network as JSON");
+        }
+    }
+
+    /// <summary>
+    /// Akka's shard coordinator reads <c>akka.cluster.role.&lt;role&gt;.min-nr-of-members</c> too: each
+    /// time it starts (on the oldest kv node, again whenever that node leaves or dies) it answers
+    /// no shard location until that many regions have registered. With 3 and a 3-node cluster,
+    /// the oldest node leaving stalls every moved partition for good. The cluster is formed with
+    /// all nodes at once by <c>akka.cluster.min-nr-of-members</c> instead, which the coordinator
+    /// does not read when a role is set.
+    /// </summary>
+    private static void RefuseRoleMinimum(Akka.Cluster.Cluster cluster, CrabKvClusterSettings settings)
+    {
+        if (cluster.Settings.MinNrOfMembersOfRole.TryGetValue(settings.Role, out var minimum) && minimum > 1)
+        {
+            throw new CrabKvConfigurationException(
+                $"Invalid CrabKv configuration: akka.cluster.role.{settings.Role}.min-nr-of-members is {minimum}: Akka's shard coordinator would answer no shard location after it moves (the oldest kv node leaving or dying) " +
+                $"while fewer than {minimum} kv nodes remain, stalling the partitions that moved. " +
+                $"To form the cluster with all nodes at once, set akka.cluster.min-nr-of-members = {minimum} instead.", innerException: null);
         }
     }
 

@@ -41,6 +41,31 @@ public sealed class ClusterSettingsValidationTests
     }
 
     [Fact]
+    public async Task A_per_role_min_nr_of_members_is_refused_naming_the_setting_to_use_instead()
+    {
+        var system = Akka.Actor.ActorSystem.Create("crabkv-role-min", ConfigurationFactory.ParseString("""
+            akka.loglevel = WARNING
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            akka.cluster.roles = [crabkv]
+            akka.cluster.role.crabkv.min-nr-of-members = 3
+            akka.coordinated-shutdown.exit-clr = off
+            crabkv.data-dir = "/nonexistent/never-opened"
+            """).WithFallback(CrabKvClusterSettings.FullDefaultConfig()));
+        try
+        {
+            var e = Assert.Throws<CrabKvConfigurationException>(() => CrabKvCluster.Start(system));
+            Assert.Contains("akka.cluster.role.crabkv.min-nr-of-members is 3", e.Message);
+            Assert.Contains("set akka.cluster.min-nr-of-members = 3 instead", e.Message);
+        }
+        finally
+        {
+            await system.Terminate().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+    }
+
+    [Fact]
     public async Task WithCrabKvCluster_fails_the_host_start_on_an_unknown_key()
     {
         var dir = Path.Combine(Path.GetTempPath(), "crabkv-cluster-validation-" + Guid.NewGuid().ToString("N"));

@@ -21,7 +21,7 @@ namespace CrabKv.Cluster.Tests;
 public sealed class MetricsTests : OwnClusterTest
 {
     private CrabKvClusterNode Start(string name, Address? seed) => StartNode(name, ConfigurationFactory.ParseString("""
-        akka.cluster.role.crabkv.min-nr-of-members = 1
+        akka.cluster.min-nr-of-members = 1
         akka.cluster.sharding.rebalance-interval = 2s
         crabkv.cluster.ensure-partitions-interval = 2s
         crabkv.cluster.handoff-retry-interval = 500ms

@@ -34,7 +34,7 @@ public sealed class TestNode : IDisposable
         var path = dir.Combine(name);
         File.WriteAllText(path, $"""
             crabkv.cluster.partitions = {partitions}
-            akka.cluster.role.crabkv.min-nr-of-members = {minMembers}
+            akka.cluster.min-nr-of-members = {minMembers}
             crabkv.segment.max-bytes = 1 MiB
             crabkv.segment.preallocate = 3 MiB
             crabkv.cache.max-bytes = 1 MiB

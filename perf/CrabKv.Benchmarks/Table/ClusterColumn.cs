@@ -64,7 +64,7 @@ internal sealed class ClusterColumn(int callers) : StoreColumn
         akka.remote.dot-netty.tcp.hostname = 127.0.0.1
         akka.remote.dot-netty.tcp.port = 0
         akka.cluster.roles = [crabkv]
-        akka.cluster.role.crabkv.min-nr-of-members = 2
+        akka.cluster.min-nr-of-members = 2
         akka.coordinated-shutdown.exit-clr = off
         crabkv.data-dir = "{dataDir}"
         crabkv.cluster.partitions = {Partitions}

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using CrabKv.Actors;
@@ -21,8 +22,9 @@ namespace CrabKv.Cluster.Internal;
 ///   Refused (every request: StoreFailed naming both counts, or the failure)
 /// </code>
 /// Requests that arrive before Serving wait (bounded by <c>max-waiting-requests</c>).
-/// On kv nodes every partition is started once this node is Up and again at
-/// <c>ensure-partitions-interval</c> (<c>ShardRegion.StartEntity</c>, idempotent).
+/// On kv nodes every partition is started once this node is Up and the coordinator knows the
+/// region of every Up kv node (at most 10 s), and again at <c>ensure-partitions-interval</c>
+/// (<c>ShardRegion.StartEntity</c>, idempotent).
 /// </summary>
 internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
@@ -32,6 +34,12 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     }
 
     private sealed record RegionStarted(IActorRef Region) : INoSerializationVerificationNeeded;
+
+    /// <summary>The coordinator's registered regions, against the kv nodes Up when asked.</summary>
+    private sealed record RegionsSeen(int Registered, int KvNodesUp) : INoSerializationVerificationNeeded;
+
+    /// <summary>The first start of every partition waits at most this long for every Up kv node's region to register.</summary>
+    private static readonly TimeSpan FormationWait = TimeSpan.FromSeconds(10);
 
     private sealed record RegionFailed(Exception Cause) : INoSerializationVerificationNeeded;
 
@@ -43,6 +51,8 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     private IActorRef _region = ActorRefs.Nobody;
     private IActorRef _ackSink = ActorRefs.Nobody;
     private int _waiting;
+    private bool _formed;
+    private DateTime? _formingSince;
 
     /// <param name="settings">The cluster settings.</param>
     /// <param name="entityProps">Props of a partition entity by entity id on kv nodes; null on client-only nodes.</param>
@@ -132,12 +142,47 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
             m.RequestId)));
         Receive<EnsurePartitions>(_ =>
         {
-            for (var p = 0; p < _settings.Partitions; p++)
+            if (_formed)
             {
-                _region.Tell(new ShardRegion.StartEntity(_extractor.IdOf(p)), _ackSink);
+                StartEveryPartition();
+                return;
             }
+            // The first start waits until the coordinator knows the region of every kv node that
+            // is Up (akka.cluster.min-nr-of-members brings them Up together): the first
+            // allocation then spreads the partitions over all of them.
+            _formingSince ??= DateTime.UtcNow;
+            var cluster = Akka.Cluster.Cluster.Get(Context.System);
+            var kvNodesUp = cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(_settings.Role));
+            _region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(3))
+                .PipeTo(Self, success: r => new RegionsSeen(r.Regions.Count, kvNodesUp), failure: _ => new RegionsSeen(0, kvNodesUp));
+        });
+        Receive<RegionsSeen>(m =>
+        {
+            if (_formed)
+            {
+                return;
+            }
+            if (m.Registered >= m.KvNodesUp || DateTime.UtcNow - _formingSince >= FormationWait)
+            {
+                if (m.Registered < m.KvNodesUp)
+                {
+                    _log.Warning("CrabKv: {0} of {1} kv nodes' shard regions registered after {2}; starting the partitions anyway", m.Registered, m.KvNodesUp, FormationWait);
+                }
+                _formed = true;
+                StartEveryPartition();
+                return;
+            }
+            Timers.StartSingleTimer("formation", EnsurePartitions.Instance, TimeSpan.FromMilliseconds(250));
         });
         ReceiveAny(Unknown);
+    }
+
+    private void StartEveryPartition()
+    {
+        for (var p = 0; p < _settings.Partitions; p++)
+        {
+            _region.Tell(new ShardRegion.StartEntity(_extractor.IdOf(p)), _ackSink);
+        }
     }
 
     private void Refused(string message)

@@ -10,8 +10,9 @@ namespace CrabKv.Cluster.Tests.Support;
 /// <summary>
 /// Three kv nodes (role crabkv, each with its own data directory) and one client-only node
 /// (a shard-region proxy), four ActorSystems in this process on 127.0.0.1 with ports from the
-/// OS, all joined to the first node's actual address; the cluster forms when the three kv nodes
-/// are up (min-nr-of-members), so the first allocation spreads the partitions evenly. Shared by
+/// OS, all joined to the first node's actual address; the cluster forms when all four have joined
+/// (<c>akka.cluster.min-nr-of-members = 4</c>), so the first allocation spreads the partitions
+/// evenly over the three kv nodes. Shared by
 /// the tests of a class (xunit class fixture); shut down and its directories deleted in Dispose.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
@@ -44,7 +45,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         akka.remote.dot-netty.tcp.hostname = 127.0.0.1
         akka.remote.dot-netty.tcp.port = 0
         akka.cluster.roles = {{(dataDir is null ? "[]" : "[crabkv]")}}
-        akka.cluster.role.crabkv.min-nr-of-members = 3
+        akka.cluster.min-nr-of-members = 4
         akka.coordinated-shutdown.exit-clr = off
         akka.actor.serializers.json = "CrabKv.Cluster.Tests.Support.RecordingJsonSerializer, CrabKv.Cluster.Tests"
         crabkv.cluster.partitions = {{partitions}}
