@@ -28,3 +28,17 @@ internal sealed record PartitionCountReply(int Partitions) : ICrabKvClusterMessa
 /// with WriteMajority); delete the local copy unless the registry says this node holds it again.
 /// </summary>
 internal sealed record DeletePartitionCopy(int Partition, string NewHolder, long Epoch) : ICrabKvClusterMessage;
+
+/// <summary>
+/// Internal. A leaving node's drain → a remaining node's endpoint: start partition
+/// <paramref name="Partition"/> through your shard region (<c>ShardRegion.StartEntity</c>), so that
+/// it is allocated and pulled now. Answered with <see cref="StartPartitionAnswer"/>.
+/// </summary>
+internal sealed record StartPartition(int Partition) : ICrabKvClusterMessage;
+
+/// <summary>
+/// Internal. The answer to <see cref="StartPartition"/>: false when the answering node is shutting
+/// down itself (it starts nothing: a region that is stopping would only buffer the request).
+/// </summary>
+internal sealed record StartPartitionAnswer(bool Accepted) : ICrabKvClusterMessage;
+

@@ -63,7 +63,7 @@ public static class CrabKvCluster
             try
             {
                 handoff = new HandoffContext(NodeIdentity.LoadOrCreate(directory.Path, partitionSettings.Files), directory.Path, clusterSettings,
-                    TransferSettings.Create(system), partitionSettings.Files);
+                    TransferSettings.Create(system), partitionSettings.Files, name);
                 SettleCrashedPartitions(system, directory, entitySettings);
             }
             catch

@@ -104,7 +104,7 @@ public sealed class ClusterUnitTests : TestKit
 
     // ------------------------------------------------------------------ wire format
 
-    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply", "delete-copy", "error-moving", "error-unavailable" };
+    public static TheoryData<string> ClusterMessageNames() => new() { "envelope-stats", "envelope-put", "envelope-stop", "query", "reply", "delete-copy", "error-moving", "error-unavailable", "start", "start-accepted", "start-refused" };
 
     private static object Sample(string name) => name switch
     {
@@ -113,6 +113,9 @@ public sealed class ClusterUnitTests : TestKit
         "envelope-stop" => new PartitionEnvelope(1023, StopPartition.Instance),
         "query" => new PartitionCountQuery(7),
         "delete-copy" => new DeletePartitionCopy(1023, "0123456789abcdef0123456789abcdef", long.MaxValue),
+        "start" => new StartPartition(63),
+        "start-accepted" => new StartPartitionAnswer(true),
+        "start-refused" => new StartPartitionAnswer(false),
         "error-moving" => new PartitionEnvelope(3, new CrabKvError(CrabKvErrorCode.PartitionMoving, "moving", 5)),
         "error-unavailable" => new PartitionEnvelope(4, new CrabKvError(CrabKvErrorCode.PartitionUnavailable, "unavailable", 6)),
         _ => new PartitionCountReply(64),
@@ -155,7 +158,7 @@ public sealed class ClusterUnitTests : TestKit
     {
         var types = typeof(ICrabKvClusterMessage).Assembly.GetTypes()
             .Where(t => typeof(ICrabKvClusterMessage).IsAssignableFrom(t) && t is { IsClass: true, IsAbstract: false }).ToList();
-        Assert.Equal(4, types.Count);
+        Assert.Equal(6, types.Count);
         Assert.All(types, t => Assert.IsType<CrabKvClusterSerializer>(Sys.Serialization.FindSerializerForType(t)));
         var serializer = (CrabKvClusterSerializer)Sys.Serialization.FindSerializerForType(typeof(PartitionEnvelope));
         Assert.Throws<SerializationException>(() => serializer.FromBinary([1], "ZZ"));

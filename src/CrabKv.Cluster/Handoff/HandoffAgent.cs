@@ -12,7 +12,7 @@ using CrabKv.Storage.Transfer;
 namespace CrabKv.Cluster.Handoff;
 
 /// <summary>Internal. What a partition entity and the handoff agent of a kv node need to know.</summary>
-internal sealed record HandoffContext(string NodeId, string DataDir, CrabKvClusterSettings Cluster, TransferSettings Transfer, FileLayer Files);
+internal sealed record HandoffContext(string NodeId, string DataDir, CrabKvClusterSettings Cluster, TransferSettings Transfer, FileLayer Files, string EndpointName = "crabkv");
 
 /// <summary>
 /// Internal. The handoff agent of a kv node, at <c>/system/crabkv-handoff</c> (the same path on every
@@ -202,11 +202,13 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     /// The wait of a leaving node (phase cluster-sharding-shutdown-region, beside the region's own
     /// handoff): until no partition is recorded as this node's, <c>leave-drain-timeout</c> passes,
     /// or <see cref="DrainIdleLimit"/> passes without any of them moving and without the node's
-    /// transfer source serving a pull. Every second it asks the
-    /// shard regions of the remaining kv nodes to start the partitions this node still holds
-    /// (<c>ShardRegion.StartEntity</c>, idempotent): the coordinator allocates them to a remaining
-    /// region at once, whose entity pulls the data from here, instead of waiting for a request or
-    /// for that node's next <c>ensure-partitions-interval</c> tick (10 s by default).
+    /// transfer source serving a pull. Every second it asks the endpoints of the remaining kv
+    /// nodes to start the partitions this node still holds (<see cref="StartPartition"/>, which
+    /// they pass to their region as <c>ShardRegion.StartEntity</c>, idempotent): the coordinator
+    /// allocates them to a remaining region at once, whose entity pulls the data from here,
+    /// instead of waiting for a request or for that node's next <c>ensure-partitions-interval</c>
+    /// tick (10 s by default). When every one of them answers that it is stopping too (the whole
+    /// cluster stopping), it stops waiting.
     /// </summary>
     public static async Task<Done> DrainAsync(ActorSystem system, HandoffContext ctx)
     {
@@ -279,7 +281,14 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             if (DateTime.UtcNow >= nextNudge)
             {
                 nextNudge = DateTime.UtcNow + TimeSpan.FromSeconds(1);
-                NudgeRemainingRegions(system, cluster, ctx, held);
+                var (stopping, asked) = await NudgeRemainingNodes(system, cluster, ctx, held);
+                if (asked > 0 && stopping == asked)
+                {
+                    // The whole cluster is stopping: nobody will pull. The partitions stay here,
+                    // stopped cleanly and recorded as this node's, as for the last kv node.
+                    system.Log.Info("CrabKv node {0}: every other kv node is stopping too; its {1} partitions stay on its disk", ctx.NodeId, held.Count);
+                    break;
+                }
             }
             await tick.WaitForNextTickAsync();
         }
@@ -363,22 +372,39 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                                         && !state.Unreachable.Any(u => u.Address.Equals(m.Address)));
     }
 
-    private static void NudgeRemainingRegions(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
+    /// <summary>
+    /// Asks the endpoints of the remaining kv nodes to start the partitions this node still holds
+    /// (one node per partition, round robin). Returns how many of those nodes answered that they
+    /// are shutting down themselves, and how many were asked.
+    /// </summary>
+    private static async Task<(int Stopping, int Asked)> NudgeRemainingNodes(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
     {
         var targets = RemainingKvNodes(cluster, ctx).ToList();
         if (targets.Count == 0)
         {
-            return;
+            return (0, 0);
         }
-        var regionPath = "system/sharding/" + Uri.EscapeDataString(ctx.Cluster.TypeName);
+        var asks = new List<(Address Node, Task<StartPartitionAnswer?> Answer)>();
         for (var i = 0; i < held.Count; i++)
         {
-            // One node per partition (round robin): the region asks the coordinator, which
-            // allocates; the acknowledgement is not needed (the registry shows the move).
             var target = targets[i % targets.Count];
-            var region = system.ActorSelection(new RootActorPath(target.Address) / regionPath.Split('/'));
-            _ = region.Ask<object>(new ShardRegion.StartEntity(held[i].ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                TimeSpan.FromSeconds(5)).ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+            var endpoint = system.ActorSelection(new RootActorPath(target.Address) / "user" / ctx.EndpointName);
+            asks.Add((target.Address, AnswerOf(endpoint, new StartPartition(held[i]))));
+        }
+        await Task.WhenAll(asks.Select(a => a.Answer));
+        var stopping = asks.GroupBy(a => a.Node).Count(g => g.All(a => a.Answer.Result is { Accepted: false }));
+        return (stopping, asks.Select(a => a.Node).Distinct().Count());
+    }
+
+    private static async Task<StartPartitionAnswer?> AnswerOf(ActorSelection endpoint, StartPartition message)
+    {
+        try
+        {
+            return await endpoint.Ask<StartPartitionAnswer>(message, TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException or ActorNotFoundException)
+        {
+            return null; // busy or gone: not counted as stopping
         }
     }
 }

@@ -16,15 +16,16 @@ namespace CrabKv.Cluster.Internal;
 /// here with the single-node store's error; store-wide requests fan out to every partition in
 /// a <see cref="PartitionEnvelope"/> through a ScatterGather child and get one reply.
 /// <code>
-///   Checking ──PartitionCountChecked──▶ Starting ──region started──▶ Serving
+///   Checking ──PartitionCountChecked──▶ Starting ──region started──▶ Forming ──every Up kv region registered──▶ Serving
 ///      │ PartitionCountRefused              │ start failed
 ///      ▼                                    ▼
 ///   Refused (every request: StoreFailed naming both counts, or the failure)
 /// </code>
 /// Requests that arrive before Serving wait (bounded by <c>max-waiting-requests</c>).
-/// On kv nodes every partition is started once this node is Up and the coordinator knows the
-/// region of every Up kv node (at most 10 s), and again at <c>ensure-partitions-interval</c>
-/// (<c>ShardRegion.StartEntity</c>, idempotent).
+/// Between Starting and Serving, Forming: requests wait until this node is Up and the
+/// coordinator knows the region of every Up kv node (at most 10 s), so the first allocation is
+/// even. On kv nodes every partition is then started, and again at
+/// <c>ensure-partitions-interval</c> (<c>ShardRegion.StartEntity</c>, idempotent).
 /// </summary>
 internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
@@ -38,7 +39,12 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     /// <summary>The coordinator's registered regions, against the kv nodes Up when asked.</summary>
     private sealed record RegionsSeen(int Registered, int KvNodesUp) : INoSerializationVerificationNeeded;
 
-    /// <summary>The first start of every partition waits at most this long for every Up kv node's region to register.</summary>
+    private sealed class CheckFormation : INoSerializationVerificationNeeded, IDeadLetterSuppression
+    {
+        public static readonly CheckFormation Instance = new();
+    }
+
+    /// <summary>Requests wait at most this long (after this node is Up) for every Up kv node's region to register.</summary>
     private static readonly TimeSpan FormationWait = TimeSpan.FromSeconds(10);
 
     private sealed record RegionFailed(Exception Cause) : INoSerializationVerificationNeeded;
@@ -51,7 +57,6 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     private IActorRef _region = ActorRefs.Nobody;
     private IActorRef _ackSink = ActorRefs.Nobody;
     private int _waiting;
-    private bool _formed;
     private DateTime? _formingSince;
 
     /// <param name="settings">The cluster settings.</param>
@@ -95,22 +100,59 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
         Receive<RegionStarted>(m =>
         {
             _region = m.Region;
+            Become(Forming);
+            var self = Self;
+            Akka.Cluster.Cluster.Get(Context.System).RegisterOnMemberUp(() => self.Tell(CheckFormation.Instance));
+            _ready.TrySetResult(m.Region);
+        });
+        Receive<RegionFailed>(m => Refuse($"The CrabKv shard region could not start: {m.Cause.Message}", m.Cause));
+        ReceiveAny(Wait);
+    }
+
+    /// <summary>
+    /// Until the coordinator knows the region of every kv node that is Up (those brought Up
+    /// together by <c>akka.cluster.min-nr-of-members</c>), at most <see cref="FormationWait"/>
+    /// after this node is Up: requests wait, so that the first allocation of each partition
+    /// spreads them over every kv node. (Akka's per-role min-nr-of-members would gate the
+    /// coordinator itself, but also every later coordinator: see CrabKvCluster.RefuseRoleMinimum.)
+    /// </summary>
+    private void Forming()
+    {
+        Receive<CheckFormation>(_ =>
+        {
+            _formingSince ??= DateTime.UtcNow;
+            var cluster = Akka.Cluster.Cluster.Get(Context.System);
+            // Joining members count too: the read view may still show them Joining when this
+            // node's MemberUp has fired, and a joining node's region registers as well.
+            var kvNodesUp = cluster.State.Members.Count(m => m.Status is MemberStatus.Up or MemberStatus.Joining or MemberStatus.WeaklyUp && m.HasRole(_settings.Role));
+            _region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(3))
+                .PipeTo(Self, success: r => new RegionsSeen(r.Regions.Count, kvNodesUp), failure: _ => new RegionsSeen(0, kvNodesUp));
+        });
+        Receive<RegionsSeen>(m =>
+        {
+            if (m.Registered < m.KvNodesUp && DateTime.UtcNow - _formingSince < FormationWait)
+            {
+                Timers.StartSingleTimer(CheckFormation.Instance, CheckFormation.Instance, TimeSpan.FromMilliseconds(250));
+                return;
+            }
+            if (m.Registered < m.KvNodesUp)
+            {
+                _log.Warning("CrabKv: {0} of {1} kv nodes' shard regions registered after {2}; serving anyway", m.Registered, m.KvNodesUp, FormationWait);
+            }
             Become(Serving);
             Timers.StartPeriodicTimer(SweepPending.Instance, SweepPending.Instance, _settings.FanOutTimeout);
             if (_entityProps is not null)
             {
                 _ackSink = Context.ActorOf(Akka.Actor.Props.Create<AckSink>(), "start-acks");
-                var self = Self;
-                Akka.Cluster.Cluster.Get(Context.System).RegisterOnMemberUp(() => self.Tell(EnsurePartitions.Instance));
+                Self.Tell(EnsurePartitions.Instance);
                 if (_settings.EnsurePartitionsInterval > TimeSpan.Zero)
                 {
                     Timers.StartPeriodicTimer(EnsurePartitions.Instance, EnsurePartitions.Instance, _settings.EnsurePartitionsInterval);
                 }
             }
-            _ready.TrySetResult(m.Region);
+            _waiting = 0;
             Stash.UnstashAll();
         });
-        Receive<RegionFailed>(m => Refuse($"The CrabKv shard region could not start: {m.Cause.Message}", m.Cause));
         ReceiveAny(Wait);
     }
 
@@ -140,42 +182,28 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
         Receive<Shutdown>(m => Sender.Tell(new CrabKvError(CrabKvErrorCode.InvalidRequest,
             "A cluster node is not shut down by a message: it leaves the cluster (CoordinatedShutdown: Ctrl-C, SIGTERM, ActorSystem.Terminate), handing its partitions off through their graceful stop.",
             m.RequestId)));
+        Receive<StartPartition>(m =>
+        {
+            // From a leaving node's drain. A node that is stopping too starts nothing: its region
+            // would buffer the request until the shutdown phase times out (the whole cluster stopping).
+            var accepted = _entityProps is not null && !ShuttingDown && m.Partition >= 0 && m.Partition < _settings.Partitions;
+            if (accepted)
+            {
+                _region.Tell(new ShardRegion.StartEntity(_extractor.IdOf(m.Partition)), _ackSink);
+            }
+            Sender.Tell(new StartPartitionAnswer(accepted));
+        });
         Receive<EnsurePartitions>(_ =>
         {
-            if (_formed)
+            if (!ShuttingDown)
             {
-                StartEveryPartition();
-                return;
+                StartEveryPartition(); // not while the partitions are being handed off: it would only be buffered
             }
-            // The first start waits until the coordinator knows the region of every kv node that
-            // is Up (akka.cluster.min-nr-of-members brings them Up together): the first
-            // allocation then spreads the partitions over all of them.
-            _formingSince ??= DateTime.UtcNow;
-            var cluster = Akka.Cluster.Cluster.Get(Context.System);
-            var kvNodesUp = cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(_settings.Role));
-            _region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(3))
-                .PipeTo(Self, success: r => new RegionsSeen(r.Regions.Count, kvNodesUp), failure: _ => new RegionsSeen(0, kvNodesUp));
-        });
-        Receive<RegionsSeen>(m =>
-        {
-            if (_formed)
-            {
-                return;
-            }
-            if (m.Registered >= m.KvNodesUp || DateTime.UtcNow - _formingSince >= FormationWait)
-            {
-                if (m.Registered < m.KvNodesUp)
-                {
-                    _log.Warning("CrabKv: {0} of {1} kv nodes' shard regions registered after {2}; starting the partitions anyway", m.Registered, m.KvNodesUp, FormationWait);
-                }
-                _formed = true;
-                StartEveryPartition();
-                return;
-            }
-            Timers.StartSingleTimer("formation", EnsurePartitions.Instance, TimeSpan.FromMilliseconds(250));
         });
         ReceiveAny(Unknown);
     }
+
+    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
 
     private void StartEveryPartition()
     {

@@ -6,6 +6,8 @@
 //   PQ        PartitionCountQuery   partitions:int
 //   pq        PartitionCountReply   partitions:int
 //   DC        DeletePartitionCopy   partition:int newHolder:string epoch:long
+//   SP        StartPartition        partition:int
+//   sp        StartPartitionAnswer  accepted:int (1 or 0)
 //
 // The envelope's message is serialized by whatever serializer the actor system binds to its
 // type (the crabkv serializer, 4242, for the public protocol), so the envelope never needs to
@@ -36,6 +38,8 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
         public const string PartitionCountQuery = "PQ";
         public const string PartitionCountReply = "pq";
         public const string DeletePartitionCopy = "DC";
+        public const string StartPartition = "SP";
+        public const string StartPartitionAnswer = "sp";
     }
 
     /// <summary>Created by Akka's serialization extension from the HOCON binding.</summary>
@@ -53,6 +57,8 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
         PartitionCountQuery => Manifests.PartitionCountQuery,
         PartitionCountReply => Manifests.PartitionCountReply,
         DeletePartitionCopy => Manifests.DeletePartitionCopy,
+        StartPartition => Manifests.StartPartition,
+        StartPartitionAnswer => Manifests.StartPartitionAnswer,
         _ => throw CannotSerialize(o),
     };
 
@@ -77,6 +83,10 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
                 return Int(q.Partitions);
             case PartitionCountReply r:
                 return Int(r.Partitions);
+            case StartPartition sp:
+                return Int(sp.Partition);
+            case StartPartitionAnswer a:
+                return Int(a.Accepted ? 1 : 0);
             case DeletePartitionCopy d:
             {
                 var measure = WireWriter.Measuring();
@@ -114,6 +124,17 @@ public sealed class CrabKvClusterSerializer : SerializerWithStringManifest
                 break;
             case Manifests.PartitionCountReply:
                 message = new PartitionCountReply(r.Int());
+                break;
+            case Manifests.StartPartition:
+                message = new StartPartition(r.Int());
+                break;
+            case Manifests.StartPartitionAnswer:
+                message = new StartPartitionAnswer(r.Int() switch
+                {
+                    0 => false,
+                    1 => true,
+                    var other => throw new SerializationException($"StartPartitionAnswer with accepted = {other} (expected 0 or 1)."),
+                });
                 break;
             case Manifests.DeletePartitionCopy:
                 var deleted = r.Int();
