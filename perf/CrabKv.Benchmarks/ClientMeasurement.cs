@@ -9,7 +9,7 @@ using CrabKv.Actors.Internal;
 namespace CrabKv.Benchmarks;
 
 /// <summary>
-/// <c>client [seconds] [callers]</c>: the typed client's gap in one short run, for profiling
+/// <c>client [seconds] [callers] [row prefix] [client-only]</c>: the typed client's gap in one short run, for profiling
 /// (dotnet-trace attaches to a steady loop) and same-run ratios: for put with write-back, put
 /// with a 100 ms sync and get hit, <paramref name="callers"/> awaiting callers through
 /// <see cref="CrabKvClient"/> beside as many client actors that Tell the partition directly,
@@ -24,13 +24,16 @@ internal static class ClientMeasurement
         var seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 3;
         var callers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 64;
         var only = args.Length > 2 ? args[2] : "";
+        var clientOnly = args.Length > 3 && args[3] == "client-only"; // for a profile of the client alone
         var keys = BenchData.Keys(Keys);
         var value = BenchData.Value();
         var root = BenchData.NewTempDirectory("client");
         try
         {
-            Console.WriteLine($"| row ({callers} callers, {seconds} s each) | client ops/s | client B/op | client actors ops/s | actors B/op | client / actors |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+            // CPU per operation (whole process) is the steadier figure on a loaded machine: throughput
+            // there depends on what else runs; when the machine is idle, ops/s follows CPU/op.
+            Console.WriteLine($"| row ({callers} callers, {seconds} s each) | client ops/s | client B/op | client CPU µs/op | client actors ops/s | actors B/op | actors CPU µs/op | client / actors (ops/s) | actors CPU / client CPU |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var (name, hocon, get) in new[]
             {
                 ("put, write-back", "crabkv.sync-interval = 100ms\ncrabkv.write-back.enabled = on", false),
@@ -43,9 +46,9 @@ internal static class ClientMeasurement
                     continue;
                 }
                 var client = Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
-                var actors = Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
+                var actors = clientOnly ? (OpsPerSecond: double.NaN, BytesPerOp: double.NaN, CpuMicrosPerOp: double.NaN) : Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {client.OpsPerSecond:N0} | {client.BytesPerOp:N0} | {actors.OpsPerSecond:N0} | {actors.BytesPerOp:N0} | {client.OpsPerSecond / actors.OpsPerSecond:N2} |"));
+                    $"| {name} | {client.OpsPerSecond:N0} | {client.BytesPerOp:N0} | {client.CpuMicrosPerOp:N2} | {actors.OpsPerSecond:N0} | {actors.BytesPerOp:N0} | {actors.CpuMicrosPerOp:N2} | {client.OpsPerSecond / actors.OpsPerSecond:N2} | {actors.CpuMicrosPerOp / client.CpuMicrosPerOp:N2} |"));
             }
             return 0;
         }
@@ -55,7 +58,7 @@ internal static class ClientMeasurement
         }
     }
 
-    private static (double OpsPerSecond, double BytesPerOp) Measure(string root, string hocon, bool get, string[] keys, byte[] value, double seconds, int callers, bool actors)
+    private static (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) Measure(string root, string hocon, bool get, string[] keys, byte[] value, double seconds, int callers, bool actors)
     {
         var directory = Path.Combine(root, Guid.NewGuid().ToString("N"));
         var config = ConfigurationFactory.ParseString($"""
@@ -79,11 +82,13 @@ internal static class ClientMeasurement
             // Warm-up, then the measured run.
             Run(system, client, partitions, get, keys, value, TimeSpan.FromSeconds(Math.Min(1, seconds / 3)), callers, actors);
             var allocated = GC.GetTotalAllocatedBytes(precise: true);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             var ops = Run(system, client, partitions, get, keys, value, TimeSpan.FromSeconds(seconds), callers, actors);
             var elapsed = clock.Elapsed.TotalSeconds;
             var bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
-            return (ops / elapsed, (double)bytes / ops);
+            var cpuMicros = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMicroseconds;
+            return (ops / elapsed, (double)bytes / ops, cpuMicros / ops);
         }
         finally
         {
@@ -97,7 +102,7 @@ internal static class ClientMeasurement
         if (!actors)
         {
             return get
-                ? Loops(callers, duration, int.MaxValue, i => client.GetAsync(keys[(int)(i * 7919L % Keys)]).ContinueWith(static t => t.Result ?? throw new InvalidOperationException("miss"), TaskContinuationOptions.ExecuteSynchronously)).GetAwaiter().GetResult()
+                ? Loops(callers, duration, int.MaxValue, i => client.GetAsync(keys[(int)(i * 7919L % Keys)])).GetAwaiter().GetResult()
                 : Loops(callers, duration, int.MaxValue, i => client.PutAsync(keys[i % Keys], value)).GetAwaiter().GetResult();
         }
         var deadline = Environment.TickCount64 + (long)duration.TotalMilliseconds;

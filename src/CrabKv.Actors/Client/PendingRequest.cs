@@ -8,14 +8,18 @@ namespace CrabKv.Actors.Client;
 /// allocates no Task or TaskCompletionSource of its own), its correlation id and its deadline.
 /// Whoever removes it from the correlator's table (the reply, the timeout sweep, the caller's
 /// cancellation) completes it, exactly once; the awaiter's <see cref="GetResult"/> returns it to
-/// the pool. Continuations run asynchronously: a reply is delivered on the thread of the actor
-/// that sent it, which must not run the caller's code.
+/// the pool. The result is stored first (<see cref="Complete"/>) and delivered later by the
+/// correlator's drain on a thread-pool thread (<see cref="Deliver"/>), which runs the caller's
+/// continuation inline: a reply arrives on the thread of the actor that sent it, a timeout on a
+/// timer thread, a cancellation on the cancelling thread, and none of them may run the caller's code.
 /// </summary>
 internal sealed class PendingRequest : IValueTaskSource<object>
 {
     private readonly RequestCorrelator _owner;
-    private ManualResetValueTaskSourceCore<object> _core = new() { RunContinuationsAsynchronously = true };
+    private ManualResetValueTaskSourceCore<object> _core = new() { RunContinuationsAsynchronously = false };
     private CancellationTokenRegistration _cancellation;
+    private object? _reply;
+    private Exception? _error;
 
     public PendingRequest(RequestCorrelator owner) => _owner = owner;
 
@@ -49,11 +53,28 @@ internal sealed class PendingRequest : IValueTaskSource<object>
 
     private void Cancelled(CancellationToken token) => _owner.Fail(this, Id, new TaskCanceledException("The request was cancelled.", null, token));
 
-    /// <summary>Completes with the reply (only by the one that removed it from the table).</summary>
-    public void SetResult(object reply) => _core.SetResult(reply);
+    /// <summary>Stores the outcome, a reply or an error (only by the one that removed it from the table); <see cref="Deliver"/> passes it on.</summary>
+    public void Complete(object? reply, Exception? error)
+    {
+        _reply = reply;
+        _error = error;
+    }
 
-    /// <summary>Fails (only by the one that removed it from the table).</summary>
-    public void SetException(Exception error) => _core.SetException(error);
+    /// <summary>Completes the awaitable with the stored outcome; the caller's continuation runs on this thread.</summary>
+    public void Deliver()
+    {
+        var (reply, error) = (_reply, _error);
+        _reply = null;
+        _error = null;
+        if (error is not null)
+        {
+            _core.SetException(error);
+        }
+        else
+        {
+            _core.SetResult(reply!);
+        }
+    }
 
     /// <inheritdoc />
     public object GetResult(short token)

@@ -21,8 +21,16 @@ namespace CrabKv.Actors.Client;
 /// interval after its timeout. A reply that finds no request (it came after its timeout) or
 /// that carries no id is dropped.
 /// </para>
+/// <para>
+/// Completed requests are handed to the caller by a drain on the .NET thread pool (this object
+/// is the work item, so nothing is allocated), not one work item per reply: replies come in
+/// bursts (a partition acknowledges every put of an fsync or a flush at once, and answers its
+/// mailbox's gets in a row), and one drain runs their continuations one after the other. So
+/// that a continuation that blocks cannot hold up the others, a drain that still sees completed
+/// requests queued makes sure another drain is scheduled before it runs the next continuation.
+/// </para>
 /// </summary>
-internal sealed class RequestCorrelator : MinimalActorRef
+internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
 {
     /// <summary>How often the pending requests are checked for their deadlines.</summary>
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(20);
@@ -39,12 +47,14 @@ internal sealed class RequestCorrelator : MinimalActorRef
     private readonly ActorPath _path;
     private readonly ConcurrentDictionary<long, PendingRequest> _pending = new();
     private readonly ConcurrentQueue<PendingRequest> _pool = new();
+    private readonly ConcurrentQueue<PendingRequest> _completed = new();
     private readonly Timer _timer;
     private int _pooled;
     private long _lastId;
     private int _sweeping;   // 1 while the timer runs
     private int _inSweep;    // 1 while a sweep runs (timer callbacks may overlap)
     private int _idleSweeps;
+    private int _drainScheduled; // 1 while a drain is queued and has not started
 
     private RequestCorrelator(IActorRefProvider provider)
     {
@@ -118,7 +128,7 @@ internal sealed class RequestCorrelator : MinimalActorRef
     {
         if (id != 0 && _pending.TryRemove(new KeyValuePair<long, PendingRequest>(id, pending)))
         {
-            pending.SetException(error);
+            Completed(pending, null, error);
         }
     }
 
@@ -130,7 +140,7 @@ internal sealed class RequestCorrelator : MinimalActorRef
             case ICrabKvReply reply:
                 if (_pending.TryRemove(reply.RequestId, out var pending))
                 {
-                    pending.SetResult(reply);
+                    Completed(pending, reply, null);
                 }
                 break;
             case ProtocolBatch batch:
@@ -163,7 +173,7 @@ internal sealed class RequestCorrelator : MinimalActorRef
                 if (pending.Deadline <= now && pending.RequestType is { } type
                     && _pending.TryRemove(new KeyValuePair<long, PendingRequest>(id, pending)))
                 {
-                    pending.SetException(new TimeoutException($"CrabKv did not answer {type.Name} within {pending.Timeout}."));
+                    Completed(pending, null, new TimeoutException($"CrabKv did not answer {type.Name} within {pending.Timeout}."));
                 }
             }
             if (any)
@@ -188,6 +198,40 @@ internal sealed class RequestCorrelator : MinimalActorRef
         finally
         {
             Volatile.Write(ref _inSweep, 0);
+        }
+    }
+
+    /// <summary>Queues a request removed from the table for the drain.</summary>
+    private void Completed(PendingRequest pending, object? reply, Exception? error)
+    {
+        pending.Complete(reply, error);
+        _completed.Enqueue(pending);
+        ScheduleDrain();
+    }
+
+    private void ScheduleDrain()
+    {
+        if (Volatile.Read(ref _drainScheduled) == 0 && Interlocked.Exchange(ref _drainScheduled, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    /// <summary>The drain: delivers completed requests, running their continuations here.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        Volatile.Write(ref _drainScheduled, 0);
+        for (var delivered = 0; delivered < 1024 && _completed.TryDequeue(out var pending); delivered++)
+        {
+            if (!_completed.IsEmpty)
+            {
+                ScheduleDrain(); // the rest need not wait for this continuation (it may block)
+            }
+            pending.Deliver();
+        }
+        if (!_completed.IsEmpty)
+        {
+            ScheduleDrain();
         }
     }
 
