@@ -10,7 +10,7 @@ namespace CrabKv.Benchmarks;
 
 /// <summary>
 /// Actor-path rows: the same 100-byte values and keys as the engine rows, sent through
-/// <see cref="CrabKvClient"/> (typed Ask, keys routed straight to their partition actor) to a
+/// <see cref="CrabKvClient"/> (typed client: replies matched by RequestId, keys routed straight to their partition actor) to a
 /// store with one partition per core, by 1 sequential client or by 64 concurrent clients
 /// (64 async loops, each awaiting its own request before sending the next).
 /// The "64 client actors" rows are the Akka-native way: 64 actors that each Tell a request

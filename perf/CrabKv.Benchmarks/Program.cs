@@ -18,6 +18,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- client [seconds] [callers] [row]  typed client vs client actors, same run (for profiling)
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "table")
@@ -47,6 +48,10 @@ if (args.Length > 0 && args[0] == "transfer")
 if (args.Length > 0 && args[0] == "cluster")
 {
     return ClusterMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "client")
+{
+    return ClientMeasurement.Run(args[1..]);
 }
 if (args.Length > 0 && args[0] == "handoff")
 {

@@ -27,7 +27,10 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
         MaxBackoff = TimeSpan.FromMilliseconds(4),
     };
 
-    private void Refuse(CrabKvErrorCode code) => LastSender.Tell(new CrabKvError(code, $"refused: {code}", 0));
+    /// <summary>The id of the last request received: a reply must echo it (the client matches replies by it).</summary>
+    private long LastId => ((ICrabKvRequest)LastMessage).RequestId;
+
+    private void Refuse(CrabKvErrorCode code) => LastSender.Tell(new CrabKvError(code, $"refused: {code}", LastId));
 
     [Theory]
     [InlineData(CrabKvErrorCode.Overloaded)]
@@ -43,7 +46,7 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
             Refuse(code);
         }
         Assert.Equal("k", ExpectMsg<Put>(Wait).Key); // sent again, in full
-        LastSender.Tell(new PutOk(0));
+        LastSender.Tell(new PutOk(LastId));
         await put.WaitAsync(Wait);
     }
 
@@ -55,21 +58,21 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
         ExpectMsg<Get>(Wait);
         Refuse(CrabKvErrorCode.PartitionMoving);
         ExpectMsg<Get>(Wait);
-        LastSender.Tell(new GetResult("k", true, "v"u8.ToArray(), 0));
+        LastSender.Tell(new GetResult("k", true, "v"u8.ToArray(), LastId));
         Assert.Equal("v", await get.WaitAsync(Wait));
 
         var delete = client.DeleteAsync("k");
         ExpectMsg<Delete>(Wait);
         Refuse(CrabKvErrorCode.Overloaded);
         ExpectMsg<Delete>(Wait);
-        LastSender.Tell(new DeleteOk(true, 0));
+        LastSender.Tell(new DeleteOk(true, LastId));
         Assert.True(await delete.WaitAsync(Wait));
 
         var batch = client.PutBatchAsync([new BatchEntry("a", "1"u8.ToArray())]);
         ExpectMsg<PutBatch>(Wait);
         Refuse(CrabKvErrorCode.PartitionUnavailable);
         Assert.Single(ExpectMsg<PutBatch>(Wait).Entries);
-        LastSender.Tell(new PutBatchOk(1, 0));
+        LastSender.Tell(new PutBatchOk(1, LastId));
         Assert.Equal(1, await batch.WaitAsync(Wait));
     }
 
@@ -83,7 +86,7 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
         var get = client.GetStringAsync("k");
         ExpectMsg<Get>(Wait);
         ExpectMsg<Get>(Wait);
-        LastSender.Tell(new GetResult("k", true, "v"u8.ToArray(), 0));
+        LastSender.Tell(new GetResult("k", true, "v"u8.ToArray(), LastId));
         Assert.Equal("v", await get.WaitAsync(Wait));
 
         // A put that timed out may have been applied: it is not sent again.
@@ -151,7 +154,7 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
         ExpectMsg<Put>(Wait);
         Refuse(CrabKvErrorCode.ShuttingDown);
         ExpectMsg<Put>(Wait);
-        LastSender.Tell(new PutOk(0));
+        LastSender.Tell(new PutOk(LastId));
         await put.WaitAsync(Wait);
     }
 

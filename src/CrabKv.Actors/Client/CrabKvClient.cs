@@ -22,6 +22,14 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// requests straight to the key's partition actor (one hop fewer; a local shortcut, not part
 /// of the protocol). Thread safe.
 /// <para>
+/// Replies are matched to requests by the <see cref="ICrabKvRequest.RequestId"/> the protocol
+/// echoes: every client of an actor system sends with one long-lived reply address (no
+/// temporary actor, Task or timer per request, as Akka's Ask would create), which completes
+/// the waiting call when the reply with its id arrives; a request without an answer fails
+/// with a <see cref="TimeoutException"/> within a few tens of milliseconds after its timeout.
+/// An endpoint must therefore echo the request's id in its reply, as every CrabKv endpoint does.
+/// </para>
+/// <para>
 /// With <see cref="CrabKvClientOptions.RetryTransient"/>, replies that say "not now"
 /// (<see cref="CrabKvErrorCode.Overloaded"/>, <see cref="CrabKvErrorCode.PartitionMoving"/>,
 /// <see cref="CrabKvErrorCode.PartitionUnavailable"/>) are retried with a bounded exponential
@@ -34,6 +42,7 @@ public sealed class CrabKvClient
     private readonly IActorRef[] _partitions;
     private readonly TimeSpan _timeout;
     private readonly CrabKvClientOptions _options;
+    private readonly RequestCorrelator? _correlator;
 
     /// <summary>
     /// A client that sends everything through the store actor. Without <paramref name="defaultTimeout"/>
@@ -52,6 +61,7 @@ public sealed class CrabKvClient
         _partitions = partitions;
         _options = options;
         _timeout = options.DefaultTimeout ?? ConfiguredTimeout(store);
+        _correlator = RequestCorrelator.For(store);
     }
 
     /// <summary>
@@ -128,18 +138,15 @@ public sealed class CrabKvClient
     /// <summary>Writes a value.</summary>
     /// <remarks>The value is copied: the caller may reuse its array once the call returns.</remarks>
     public Task PutAsync(string key, byte[] value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<PutOk>(Route(key), new Put(key, value?.ToArray()!, ttl), timeout, cancellationToken);
+        RequestAsync(Route(key), new Put(key, value?.ToArray()!, ttl, NextId()), static (PutOk r) => r, timeout, cancellationToken);
 
     /// <summary>Writes a UTF-8 string value.</summary>
     public Task PutAsync(string key, string value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         PutAsync(key, Encoding.UTF8.GetBytes(value), ttl, timeout, cancellationToken);
 
     /// <summary>Reads a value; null when absent, deleted or expired.</summary>
-    public async Task<byte[]?> GetAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
-    {
-        var r = await AskAsync<GetResult>(Route(key), new Get(key), timeout, cancellationToken).ConfigureAwait(false);
-        return r.Found ? r.Value : null;
-    }
+    public Task<byte[]?> GetAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        RequestAsync(Route(key), new Get(key, NextId()), static (GetResult r) => r.Found ? r.Value : null, timeout, cancellationToken);
 
     /// <summary>Reads a UTF-8 string value; null when absent.</summary>
     public async Task<string?> GetStringAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -149,11 +156,11 @@ public sealed class CrabKvClient
     }
 
     /// <summary>Deletes a key; true when it existed.</summary>
-    public async Task<bool> DeleteAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        (await AskAsync<DeleteOk>(Route(key), new Delete(key), timeout, cancellationToken).ConfigureAwait(false)).Existed;
+    public Task<bool> DeleteAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        RequestAsync(Route(key), new Delete(key, NextId()), static (DeleteOk r) => r.Existed, timeout, cancellationToken);
 
     /// <summary>Applies puts and deletes atomically (keys of one partition).</summary>
-    public async Task<int> PutBatchAsync(IReadOnlyList<BatchEntry> entries, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<int> PutBatchAsync(IReadOnlyList<BatchEntry> entries, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(entries);
         entries = entries.Select(e => e is null ? e! : e with { Value = e.Value?.ToArray() }).ToList(); // the caller may reuse its arrays
@@ -165,36 +172,48 @@ public sealed class CrabKvClient
         {
             target = _partitions[partition];
         }
-        return (await AskAsync<PutBatchOk>(target, new PutBatch(entries), timeout, cancellationToken).ConfigureAwait(false)).Count;
+        return RequestAsync(target, new PutBatch(entries, NextId()), static (PutBatchOk r) => r.Count, timeout, cancellationToken);
     }
 
     /// <summary>Writes buffered entries and fsyncs everything acknowledged so far.</summary>
     public Task FlushAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<FlushOk>(_store, new Flush(), timeout, cancellationToken);
+        RequestAsync(_store, new Flush(NextId()), static (FlushOk r) => r, timeout, cancellationToken);
 
     /// <summary>Compacts every partition now.</summary>
     public Task<CompactOk> CompactAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<CompactOk>(_store, new Compact(), timeout, cancellationToken);
+        RequestAsync(_store, new Compact(NextId()), static (CompactOk r) => r, timeout, cancellationToken);
 
     /// <summary>Compacts, then stops the store gracefully.</summary>
     public Task<CompactOk> CompactAndShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<CompactOk>(_store, new CompactAndShutdown(), timeout, cancellationToken);
+        RequestAsync(_store, new CompactAndShutdown(NextId()), static (CompactOk r) => r, timeout, cancellationToken);
 
     /// <summary>Counters of every partition.</summary>
     public Task<StoreStats> GetStatsAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        AskAsync<StoreStats>(_store, new GetStats(), timeout, cancellationToken);
+        RequestAsync(_store, new GetStats(NextId()), static (StoreStats r) => r, timeout, cancellationToken);
 
     private IActorRef Route(string key) =>
         _partitions.Length == 0 || string.IsNullOrEmpty(key) ? _store : _partitions[KeyPartitioner.PartitionOf(key, _partitions.Length)];
 
-    private async Task<T> AskAsync<T>(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>A new request id: unique per actor system when replies are correlated by id, 0 with the Ask fallback.</summary>
+    private long NextId() => _correlator?.NextId() ?? 0;
+
+    /// <summary>
+    /// Sends <paramref name="request"/> (retried per the options, each attempt with a new id) and
+    /// returns <paramref name="project"/> of its <typeparamref name="TReply"/>; an error reply is thrown.
+    /// </summary>
+    private async Task<TResult> RequestAsync<TReply, TResult>(IActorRef target, ICrabKvRequest request, Func<TReply, TResult> project, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         for (var retry = 0; ; retry++)
         {
+            if (retry > 0)
+            {
+                // A new id: a late reply to the previous attempt must not answer this one.
+                request = (ICrabKvRequest)RequestIds.With(request, NextId())!;
+            }
             object reply;
             try
             {
-                reply = await AskOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
+                reply = await SendOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException) when (_options.RetryReadTimeouts && request is Get or GetStats && retry < _options.MaxRetries)
             {
@@ -204,8 +223,8 @@ public sealed class CrabKvClient
             }
             switch (reply)
             {
-                case T ok:
-                    return ok;
+                case TReply ok:
+                    return project(ok);
                 case CrabKvError error when _options.RetryTransient && retry < _options.MaxRetries && _options.RetryCodes.Contains(error.Code):
                     // Refused before anything was applied (see CrabKvClientOptions): send it again after a pause.
                     await Task.Delay(_options.BackoffBefore(retry + 1), cancellationToken).ConfigureAwait(false);
@@ -218,6 +237,12 @@ public sealed class CrabKvClient
         }
     }
 
+    private ValueTask<object> SendOnceAsync(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken) =>
+        _correlator is { } correlator
+            ? correlator.Send(target, request, timeout ?? _timeout, cancellationToken)
+            : new ValueTask<object>(AskOnceAsync(target, request, timeout, cancellationToken));
+
+    /// <summary>The fallback for an endpoint reference without an actor system to correlate in: Akka's Ask.</summary>
     private async Task<object> AskOnceAsync(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         var t = timeout ?? _timeout;
