@@ -270,6 +270,7 @@ public sealed class FaultyFileLayer(FileLayer inner) : WrappingFileLayer(inner),
             }
             _injected++;
         }
-        throw new IOException($"Injected {op} failure on '{path}'.");
+        var name = (op & FileOps.DurableWrite) != 0 ? nameof(FileOps.DurableWrite) : op.ToString();
+        throw new IOException($"Injected {name} failure on '{path}'.");
     }
 }
