@@ -16,7 +16,7 @@ internal static class OpenMeasurement
     {
         var runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 7;
         var dir = args.Length > 1 ? args[1] : BenchData.NewTempDirectory("open-measure");
-        if (!Directory.EnumerateFiles(dir, "*.hint").Any())
+        if (!Directory.Exists(dir) || !Directory.EnumerateFiles(dir, "*.hint").Any())
         {
             var keys = BenchData.Keys(OpenBenchmarks.Keys);
             var value = BenchData.Value();
