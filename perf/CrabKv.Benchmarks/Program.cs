@@ -9,7 +9,9 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- --filter '*'            full suite
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- --quick --filter '*'    smoke run (1 warm-up + 3 iterations)
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- keydir [count]          key directory bytes/key
-//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- fsync [dir]             fdatasync latency floor
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- fsync [dir]             fdatasync / O_DSYNC / RWF_DSYNC latency floor
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- durable [rounds] [batches]  put/batch + fsync, one call vs two, interleaved
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- open [runs] [dir]        time opens of a 1M-key store with hints
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- transfer [MB] [runs] [chunk-KiB] [window]  partition move over loopback vs file copy
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
@@ -36,6 +38,14 @@ if (args.Length > 0 && args[0] == "keydir")
 if (args.Length > 0 && args[0] == "fsync")
 {
     return FsyncProbe.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "durable")
+{
+    return DurableWriteMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "open")
+{
+    return OpenMeasurement.Run(args[1..]);
 }
 if (args.Length > 0 && args[0] == "footprint")
 {

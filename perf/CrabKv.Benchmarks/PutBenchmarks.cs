@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 using CrabKv.Storage;
+using CrabKv.Storage.Files;
 
 namespace CrabKv.Benchmarks;
 
@@ -10,7 +11,9 @@ namespace CrabKv.Benchmarks;
 /// temporary directory per iteration. Each benchmark's OperationsPerInvoke is sized so
 /// one iteration takes roughly half a second here. CRABKV_BENCH_PREALLOCATE_STEP=bytes makes the
 /// active segment preallocate in steps of that size (a partition's share of crabkv.segment.preallocate)
-/// instead of the whole segment up front.
+/// instead of the whole segment up front. The "two calls" rows run the same loops through
+/// <see cref="TwoCallFileLayer"/>: every sync is pwrite + fdatasync, as before the one-call
+/// durable write (pwritev2 RWF_DSYNC), for a before/after in the same run.
 /// </summary>
 [Config(typeof(FreshStoreConfig))]
 public class PutBenchmarks
@@ -44,11 +47,17 @@ public class PutBenchmarks
         BenchData.Quiesce();
     }
 
-    [IterationSetup]
-    public void OpenFreshStore()
+    [IterationSetup(Targets = [nameof(PutFsyncEachWrite), nameof(PutFsyncEvery100Ms), nameof(PutBatch100Fsync)])]
+    public void OpenFreshStore() => Open(FileLayer.Default);
+
+    /// <summary>The two-call rows: every sync is <c>pwrite</c> + <c>fdatasync</c> (the code before the one-call durable write).</summary>
+    [IterationSetup(Targets = [nameof(PutFsyncEachWriteTwoCalls), nameof(PutBatch100FsyncTwoCalls)])]
+    public void OpenFreshStoreTwoCalls() => Open(TwoCallFileLayer.Instance);
+
+    private void Open(FileLayer files)
     {
         _directory = Path.Combine(_root!, $"it-{_iteration++:D4}");
-        _store = EmbeddedStore.Open(_directory, new StoreOptions { PreallocateStepBytes = BenchData.PreallocateStep });
+        _store = EmbeddedStore.Open(_directory, new StoreOptions { PreallocateStepBytes = BenchData.PreallocateStep, Files = files });
     }
 
     [IterationCleanup]
@@ -79,6 +88,10 @@ public class PutBenchmarks
             store.Sync();
         }
     }
+
+    /// <summary>Row 1 as before the one-call durable write: Put, then pwrite + fdatasync.</summary>
+    [Benchmark(OperationsPerInvoke = FsyncEachWriteOps, Description = "put, fsync per write (two calls: pwrite + fdatasync)")]
+    public void PutFsyncEachWriteTwoCalls() => PutFsyncEachWrite();
 
     /// <summary>Row 2: Put; Sync when 100 ms have passed since the last one.</summary>
     [Benchmark(OperationsPerInvoke = Sync100MsOps, Description = "put, fsync every 100 ms")]
@@ -112,4 +125,8 @@ public class PutBenchmarks
             store.Sync();
         }
     }
+
+    /// <summary>Row 3 as before the one-call durable write: each batch's sync is pwrite + fdatasync.</summary>
+    [Benchmark(OperationsPerInvoke = BatchRecords, Description = "batch of 100 puts + 1 fsync (two calls: pwrite + fdatasync)")]
+    public void PutBatch100FsyncTwoCalls() => PutBatch100Fsync();
 }

@@ -18,7 +18,8 @@ namespace CrabKv.Actors.Wal;
 /// Group commit: each <see cref="WalAppend"/> is encoded into the append buffer and a
 /// <c>FlushNow</c> is sent to self once per round. Mailboxes are FIFO, so FlushNow arrives
 /// after every append already waiting: the round is written with one write call, fsynced once
-/// when <c>sync-interval = 0</c>, and only then acknowledged. Appends that arrive during the
+/// when <c>sync-interval = 0</c> (write and fsync are one <c>pwritev2(RWF_DSYNC)</c> inside the
+/// segment's synced, zero-filled region: <see cref="SegmentWriter.Sync"/>), and only then acknowledged. Appends that arrive during the
 /// fsync form the next round. With a positive interval the round is acknowledged after the
 /// write and a <c>SyncTick</c> timer, armed when the first unsynced write happens (never
 /// re-armed by later writes), fsyncs.
@@ -281,15 +282,18 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
         {
             return;
         }
-        Wal.Flush();
         _writes++;
         if (_settings.SyncInterval == TimeSpan.Zero)
         {
-            Sync();
+            Sync(); // the round's write and its fsync: one durable write where the segment allows it
         }
-        else if (!Timers.IsTimerActive(SyncTick.Instance))
+        else
         {
-            Timers.StartSingleTimer(SyncTick.Instance, SyncTick.Instance, _settings.SyncInterval);
+            Wal.Flush();
+            if (!Timers.IsTimerActive(SyncTick.Instance))
+            {
+                Timers.StartSingleTimer(SyncTick.Instance, SyncTick.Instance, _settings.SyncInterval);
+            }
         }
         foreach (var (to, reply) in _replies)
         {

@@ -20,7 +20,7 @@ namespace CrabKv.Storage.Files;
 /// </remarks>
 public abstract class FileLayer
 {
-    /// <summary>The real file system (fdatasync, fallocate and directory fsync on Linux).</summary>
+    /// <summary>The real file system (fdatasync, fallocate, pwritev2 with RWF_DSYNC and directory fsync on Linux).</summary>
     public static FileLayer Default { get; } = new OsFileLayer();
 
     /// <summary>Opens or creates a file, as <see cref="File.OpenHandle"/>.</summary>
@@ -40,6 +40,22 @@ public abstract class FileLayer
 
     /// <summary>Makes written data durable, with the size when it changed (<c>fdatasync</c>).</summary>
     public abstract void SyncData(SafeFileHandle file);
+
+    /// <summary>
+    /// Writes all of <paramref name="source"/> at <paramref name="offset"/> and makes those bytes
+    /// durable before returning, in one system call where the OS has one (Linux:
+    /// <c>pwritev2</c> with <c>RWF_DSYNC</c>); by default (and in a wrapper that does not
+    /// override it) <see cref="Write"/> then <see cref="SyncData"/>. Only the bytes written are
+    /// promised durable — not earlier writes to the file, and not a change of its size: callers
+    /// write only inside a region whose size and blocks an earlier <see cref="SyncData"/> made
+    /// durable (a preallocated, zero-filled, synced segment). A failure may leave some of the
+    /// bytes written and not durable, as a failed <see cref="Write"/> or <see cref="SyncData"/> may.
+    /// </summary>
+    public virtual void WriteDurable(SafeFileHandle file, ReadOnlySpan<byte> source, long offset)
+    {
+        Write(file, source, offset);
+        SyncData(file);
+    }
 
     /// <summary>Makes data and all metadata durable (<c>fsync</c>).</summary>
     public abstract void FlushToDisk(SafeFileHandle file);
@@ -103,6 +119,15 @@ internal sealed class OsFileLayer : FileLayer
     public override void SyncData(SafeFileHandle file) => NativeFile.SyncData(file);
 
     public override void FlushToDisk(SafeFileHandle file) => RandomAccess.FlushToDisk(file);
+
+    public override void WriteDurable(SafeFileHandle file, ReadOnlySpan<byte> source, long offset)
+    {
+        if (!NativeFile.TryWriteDurable(file, source, offset))
+        {
+            Write(file, source, offset);
+            SyncData(file);
+        }
+    }
 
     public override bool TryPreallocate(SafeFileHandle file, long length) => NativeFile.TryPreallocate(file, length);
 

@@ -34,6 +34,9 @@ public sealed class RecoveryReport
     /// <summary>Set when a torn tail was cut off: file, offset cut at, bytes removed.</summary>
     public (string Path, long Offset, long BytesCut)? TornTail { get; internal set; }
 
+    /// <summary>Keys the key directory was presized for from the hint trailers' entry counts (0: no usable hint; it grew as needed).</summary>
+    public long PresizedKeys { get; internal set; }
+
     /// <summary>Human-readable lines of everything noteworthy.</summary>
     public List<string> Messages { get; } = new();
 }
@@ -118,7 +121,8 @@ public static class StoreRecovery
         }
 
         var ids = ListSegments(files, directory);
-        var index = new PartitionIndex();
+        report.PresizedKeys = HintedKeyCount(files, directory, ids);
+        var index = new PartitionIndex(new KeyDirectory((int)Math.Clamp(report.PresizedKeys, 1024, 1 << 30)));
         try
         {
             for (var i = 0; i < ids.Count; i++)
@@ -164,6 +168,26 @@ public static class StoreRecovery
         var next = ids.Count == 0 ? 1u : ids[^1].Sequence + 1;
         report.Duration = Stopwatch.GetElapsedTime(started);
         return new RecoveredState(index, next, report);
+    }
+
+    /// <summary>
+    /// Key directory capacity for an open: the entry counts the hint trailers state (read before
+    /// any entry is; merge outputs hold each live key once, so their sum is close to the key
+    /// count), so the directory does not grow and rehash its way up. Segments without a hint
+    /// are not guessed at: the directory grows for them as before.
+    /// </summary>
+    private static long HintedKeyCount(FileLayer files, string directory, List<SegmentId> ids)
+    {
+        long total = 0;
+        foreach (var id in ids)
+        {
+            var hintPath = Path.Combine(directory, id.HintFileName);
+            if (files.FileExists(hintPath) && HintFile.TryReadEntryCount(files, hintPath) is { } count)
+            {
+                total += count;
+            }
+        }
+        return total;
     }
 
     private static bool LoadHint(FileLayer files, string hintPath, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out string? whyNot)

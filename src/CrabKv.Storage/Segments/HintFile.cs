@@ -92,10 +92,46 @@ public static class HintFile
         }
     }
 
+    /// <summary>Bytes read from a hint file at a time (an entry longer than this gets a larger buffer).</summary>
+    internal const int ReadChunkBytes = 1 << 20;
+
+    /// <summary>
+    /// The entry count a hint file's trailer states, for presizing the key directory before the
+    /// entries are read: a hint to size memory by, not verified against the entries
+    /// (<see cref="TryLoad"/> does that). Null when the file cannot be read or its trailer is
+    /// not one; never more than the file could hold.
+    /// </summary>
+    public static uint? TryReadEntryCount(FileLayer files, string path)
+    {
+        try
+        {
+            using var h = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            var length = files.GetLength(h);
+            if (length < FormatConstants.FileHeaderSize + FormatConstants.HintTrailerSize)
+            {
+                return null;
+            }
+            Span<byte> t = stackalloc byte[FormatConstants.HintTrailerSize];
+            if (files.Read(h, t, length - t.Length) != t.Length || t[4] != FormatConstants.HintTrailerFlags
+                || Crc32C.Compute(t[4..]) != BinaryPrimitives.ReadUInt32LittleEndian(t))
+            {
+                return null;
+            }
+            var most = (length - FormatConstants.FileHeaderSize - FormatConstants.HintTrailerSize) / (FormatConstants.HintEntryHeaderSize + 1);
+            return (uint)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(t[5..]), most);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>
     /// Verifies a whole hint file and then visits its entries. Returns false, visiting
     /// nothing, when the file is missing, damaged, or does not match a data segment of
-    /// <paramref name="dataLength"/> bytes; the caller then scans the data segment.
+    /// <paramref name="dataLength"/> bytes; the caller then scans the data segment. The file is
+    /// read in 1 MiB chunks, twice (verify, then visit: the second read comes from the page
+    /// cache), instead of into one array the size of the file.
     /// </summary>
     public static bool TryLoad(FileLayer files, string path, SegmentId id, long dataLength, HintVisitor visitor, out string? whyNot)
     {
@@ -105,10 +141,17 @@ public static class HintFile
             whyNot = "no hint file";
             return false;
         }
-        var bytes = ReadAll(files, path);
+        using var h = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        var fileLength = files.GetLength(h);
+        var reader = new ChunkReader(files, h, fileLength);
+        if (!reader.Ensure(FormatConstants.FileHeaderSize))
+        {
+            whyNot = "hint file shorter than its header";
+            return false;
+        }
         try
         {
-            FileHeader.Validate(bytes, FormatConstants.HintMagic, id, path);
+            FileHeader.Validate(reader.Available[..FormatConstants.FileHeaderSize], FormatConstants.HintMagic, id, path);
         }
         catch (NotASegmentException e)
         {
@@ -116,78 +159,130 @@ public static class HintFile
             return false;
         }
         // Pass 1: verify everything, so a bad hint changes nothing.
-        var pos = FormatConstants.FileHeaderSize;
+        reader.Skip(FormatConstants.FileHeaderSize);
         uint count = 0;
         while (true)
         {
-            if (bytes.Length - pos < FormatConstants.HintTrailerSize)
+            if (!reader.Ensure(FormatConstants.HintTrailerSize))
             {
                 whyNot = "hint file ends without its trailer";
                 return false;
             }
-            var span = bytes.AsSpan(pos);
+            var span = reader.Available;
             if (span[4] == FormatConstants.HintTrailerFlags)
             {
                 var t = span[..FormatConstants.HintTrailerSize];
                 if (Crc32C.Compute(t[4..]) != BinaryPrimitives.ReadUInt32LittleEndian(t)
                     || BinaryPrimitives.ReadUInt32LittleEndian(t[5..]) != count
                     || BinaryPrimitives.ReadUInt32LittleEndian(t[9..]) != (uint)dataLength
-                    || pos + FormatConstants.HintTrailerSize != bytes.Length)
+                    || reader.Position + FormatConstants.HintTrailerSize != fileLength)
                 {
                     whyNot = "hint trailer does not match its entries or its data segment";
                     return false;
                 }
                 break;
             }
-            if (span.Length < FormatConstants.HintEntryHeaderSize)
+            if (!reader.Ensure(FormatConstants.HintEntryHeaderSize))
             {
-                whyNot = $"partial hint entry at {pos}";
+                whyNot = $"partial hint entry at {reader.Position}";
                 return false;
             }
+            span = reader.Available;
             var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(span[13..]);
             var need = FormatConstants.HintEntryHeaderSize + keyLength;
-            if (keyLength == 0 || span.Length < need
-                || Crc32C.Compute(span[4..need]) != BinaryPrimitives.ReadUInt32LittleEndian(span))
+            if (keyLength == 0 || !reader.Ensure(need))
             {
-                whyNot = $"bad hint entry at {pos}";
+                whyNot = $"bad hint entry at {reader.Position}";
                 return false;
             }
-            pos += need;
+            span = reader.Available;
+            if (Crc32C.Compute(span[4..need]) != BinaryPrimitives.ReadUInt32LittleEndian(span))
+            {
+                whyNot = $"bad hint entry at {reader.Position}";
+                return false;
+            }
+            reader.Skip(need);
             count++;
         }
         // Pass 2: visit.
-        pos = FormatConstants.FileHeaderSize;
+        reader.Restart(FormatConstants.FileHeaderSize);
         for (uint i = 0; i < count; i++)
         {
-            var span = bytes.AsSpan(pos);
-            var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(span[13..]);
+            reader.Ensure(FormatConstants.HintEntryHeaderSize);
+            var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(reader.Available[13..]);
+            var need = FormatConstants.HintEntryHeaderSize + keyLength;
+            if (!reader.Ensure(need))
+            {
+                throw new IOException($"Hint file '{path}' changed while it was read (entry {i} at {reader.Position}).");
+            }
+            var span = reader.Available;
             visitor(new HintEntry(span.Slice(FormatConstants.HintEntryHeaderSize, keyLength), (RecordFlags)span[4],
                 BinaryPrimitives.ReadInt64LittleEndian(span[5..]), BinaryPrimitives.ReadUInt32LittleEndian(span[19..]),
                 BinaryPrimitives.ReadUInt32LittleEndian(span[15..])));
-            pos += FormatConstants.HintEntryHeaderSize + keyLength;
+            reader.Skip(need);
         }
         return true;
     }
 
-    private static byte[] ReadAll(FileLayer files, string path)
+    /// <summary>Sequential reads of a file through a reused buffer: <see cref="Ensure"/> makes the next bytes contiguous.</summary>
+    private sealed class ChunkReader(FileLayer files, Microsoft.Win32.SafeHandles.SafeFileHandle handle, long fileLength)
     {
-        using var h = files.Open(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        var length = files.GetLength(h);
-        if (length > Array.MaxLength)
+        private byte[] _buffer = new byte[(int)Math.Min(ReadChunkBytes, Math.Max(fileLength, 64))];
+        private int _start;       // first unconsumed byte in the buffer
+        private int _end;         // end of the bytes read into the buffer
+        private long _bufferAt;   // file offset of _buffer[0]
+
+        /// <summary>File offset of the next unconsumed byte.</summary>
+        public long Position => _bufferAt + _start;
+
+        /// <summary>The bytes read and not yet consumed.</summary>
+        public ReadOnlySpan<byte> Available => _buffer.AsSpan(_start, _end - _start);
+
+        /// <summary>Reads until at least <paramref name="bytes"/> unconsumed bytes are in the buffer; false at the end of the file.</summary>
+        public bool Ensure(int bytes)
         {
-            throw new IOException($"Hint file '{path}' is too large ({length} bytes).");
-        }
-        var bytes = new byte[length];
-        var total = 0;
-        while (total < bytes.Length)
-        {
-            var n = files.Read(h, bytes.AsSpan(total), total);
-            if (n == 0)
+            if (_end - _start >= bytes)
             {
-                break;
+                return true;
             }
-            total += n;
+            if (Position + bytes > fileLength)
+            {
+                return false;
+            }
+            if (bytes > _buffer.Length)
+            {
+                var larger = new byte[Math.Max(bytes, _buffer.Length * 2)];
+                _buffer.AsSpan(_start, _end - _start).CopyTo(larger);
+                _buffer = larger;
+            }
+            else
+            {
+                _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            }
+            _bufferAt += _start;
+            _end -= _start;
+            _start = 0;
+            while (_end < bytes)
+            {
+                var n = files.Read(handle, _buffer.AsSpan(_end), _bufferAt + _end);
+                if (n == 0)
+                {
+                    return false;
+                }
+                _end += n;
+            }
+            return true;
         }
-        return total == bytes.Length ? bytes : bytes[..total];
+
+        /// <summary>Consumes <paramref name="bytes"/> (already ensured).</summary>
+        public void Skip(int bytes) => _start += bytes;
+
+        /// <summary>Starts over at <paramref name="offset"/>.</summary>
+        public void Restart(long offset)
+        {
+            _bufferAt = offset;
+            _start = 0;
+            _end = 0;
+        }
     }
 }

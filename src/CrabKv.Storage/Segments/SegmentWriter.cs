@@ -6,8 +6,11 @@ namespace CrabKv.Storage.Segments;
 /// <summary>
 /// Appends records to the active segment through an in-memory buffer. The caller decides
 /// when bytes go to the OS (<see cref="Flush"/>) and when they become durable
-/// (<see cref="Sync"/>): policy belongs to the actor layer. The file is preallocated so a
-/// sync does not also have to journal a growing file size; <see cref="Seal"/> trims it.
+/// (<see cref="Sync"/>): policy belongs to the actor layer. The file is preallocated and
+/// zero-filled ahead of the writes so a sync does not also have to journal a growing file size
+/// or extent conversions; <see cref="Seal"/> trims it. Inside the region an fdatasync has
+/// already made durable (size, zeros and all), a <see cref="Sync"/> of buffered bytes is one
+/// durable write (<see cref="FileLayer.WriteDurable"/>) instead of a write and an fdatasync.
 /// Not thread safe.
 /// </summary>
 public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
@@ -22,6 +25,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     private long _preallocateStep;
     private long _preallocateLimit;
     private long _zeroedUpTo;
+    private long _durableUpTo; // [0, this): size, blocks and zeros made durable by an fdatasync: a durable write here changes no metadata
     private byte[] _buffer;
     private int _buffered;
     private long _flushed;
@@ -51,8 +55,11 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     /// <summary>True when bytes were written to the OS since the last <see cref="Sync"/>.</summary>
     public bool NeedsSync => _dirtySinceSync || _buffered > 0;
 
-    /// <summary>Number of fsyncs (fdatasync) issued by this writer.</summary>
+    /// <summary>Number of fsyncs (fdatasync, or durable writes that replace a write + fdatasync) issued by this writer.</summary>
     public long SyncCount { get; private set; }
+
+    /// <summary>How many of <see cref="SyncCount"/> were one durable write (<see cref="FileLayer.WriteDurable"/>) instead of a write and an fdatasync.</summary>
+    public long DurableWriteCount { get; private set; }
 
     /// <summary>
     /// Creates a new segment file with its header, preallocating <paramref name="preallocateBytes"/>;
@@ -88,6 +95,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         writer._preallocateStep = preallocated;
         writer._preallocateLimit = Math.Max(preallocated, preallocateLimit);
         writer._zeroedUpTo = FormatConstants.FileHeaderSize;
+        writer._durableUpTo = FormatConstants.FileHeaderSize;
         return writer;
     }
 
@@ -172,9 +180,28 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         _dirtySinceSync = true;
     }
 
-    /// <summary>Flushes, then makes everything written durable (fdatasync).</summary>
+    /// <summary>
+    /// Makes everything written and buffered durable. When the buffer is all that is not yet
+    /// durable and it fits in the region an earlier fdatasync made durable (preallocated and
+    /// zero-filled: writing there changes neither the size nor an extent), that is one durable
+    /// write (<see cref="FileLayer.WriteDurable"/>: <c>pwritev2(RWF_DSYNC)</c> on Linux).
+    /// Otherwise — bytes already handed to the OS unsynced, a write past that region (the next
+    /// zero-fill step, a new preallocation step, a file that grows) — it flushes and fdatasyncs,
+    /// which also makes the zero-filled region ahead durable for the next syncs.
+    /// </summary>
     public void Sync()
     {
+        if (_buffered > 0 && !_dirtySinceSync && _flushed + _buffered <= _durableUpTo)
+        {
+            _dirtySinceSync = true; // until it succeeds: a failed durable write may have written part
+            _files.WriteDurable(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+            _flushed += _buffered;
+            _buffered = 0;
+            _dirtySinceSync = false;
+            SyncCount++;
+            DurableWriteCount++;
+            return;
+        }
         Flush();
         if (!_dirtySinceSync)
         {
@@ -182,6 +209,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         }
         _files.SyncData(_segment.Handle);
         _dirtySinceSync = false;
+        _durableUpTo = _zeroedUpTo; // the zeros written ahead (inside the preallocated size) are durable now too
         SyncCount++;
     }
 

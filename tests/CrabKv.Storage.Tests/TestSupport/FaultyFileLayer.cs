@@ -29,6 +29,12 @@ public enum FileOps
     Delete = 1 << 8,
     /// <summary>Create a directory.</summary>
     CreateDirectory = 1 << 9,
+    /// <summary>
+    /// A write that is durable when it returns (<see cref="FileLayer.WriteDurable"/>, one
+    /// <c>pwritev2(RWF_DSYNC)</c>). Rules for <see cref="Write"/> or <see cref="Sync"/> apply
+    /// to it too: it is both.
+    /// </summary>
+    DurableWrite = 1 << 10,
 }
 
 /// <summary>
@@ -54,8 +60,12 @@ public sealed class FaultyFileLayer(FileLayer inner) : WrappingFileLayer(inner),
     private FileOps _holdOps;
     private Func<string, bool>? _holdPath;
     private int _injected;
+    private int _durableWrites;
 
     private sealed record Rule(FileOps Ops, Func<string, bool>? Path, bool Once);
+
+    /// <summary>Durable writes (<see cref="WriteDurable"/>) that got past the fault rules.</summary>
+    public int DurableWrites => Volatile.Read(ref _durableWrites);
 
     /// <summary>Faults thrown so far.</summary>
     public int FailuresInjected => Volatile.Read(ref _injected);
@@ -130,6 +140,14 @@ public sealed class FaultyFileLayer(FileLayer inner) : WrappingFileLayer(inner),
     {
         Before(FileOps.Write, file);
         base.Write(file, source, offset);
+    }
+
+    /// <summary>Counts as <see cref="FileOps.DurableWrite"/>, <see cref="FileOps.Write"/> and <see cref="FileOps.Sync"/>.</summary>
+    public override void WriteDurable(SafeFileHandle file, ReadOnlySpan<byte> source, long offset)
+    {
+        Before(FileOps.DurableWrite | FileOps.Write | FileOps.Sync, file);
+        Interlocked.Increment(ref _durableWrites);
+        base.WriteDurable(file, source, offset);
     }
 
     public override int Read(SafeFileHandle file, Span<byte> destination, long offset)
@@ -252,6 +270,7 @@ public sealed class FaultyFileLayer(FileLayer inner) : WrappingFileLayer(inner),
             }
             _injected++;
         }
-        throw new IOException($"Injected {op} failure on '{path}'.");
+        var name = (op & FileOps.DurableWrite) != 0 ? nameof(FileOps.DurableWrite) : op.ToString();
+        throw new IOException($"Injected {name} failure on '{path}'.");
     }
 }

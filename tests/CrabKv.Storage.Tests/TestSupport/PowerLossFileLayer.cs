@@ -108,6 +108,25 @@ public sealed class PowerLossFileLayer(FileLayer inner) : WrappingFileLayer(inne
         }
     }
 
+    /// <summary>
+    /// Strict model of <c>RWF_DSYNC</c>: these bytes are durable at once; earlier writes still
+    /// pending stay pending (they are dropped by a cut, replayed in order by the next sync).
+    /// </summary>
+    public override void WriteDurable(SafeFileHandle file, ReadOnlySpan<byte> source, long offset)
+    {
+        lock (_gate)
+        {
+            var inode = Track(file);
+            Inner.WriteDurable(file, source, offset);
+            if (inode is not null)
+            {
+                var bytes = source.ToArray();
+                Change.Write(offset, bytes).ApplyTo(inode.Durable);
+                inode.Pending.Add(Change.Write(offset, bytes));
+            }
+        }
+    }
+
     public override void SyncData(SafeFileHandle file)
     {
         lock (_gate)

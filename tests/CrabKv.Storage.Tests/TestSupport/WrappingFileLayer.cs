@@ -24,6 +24,8 @@ public abstract class WrappingFileLayer(FileLayer inner) : FileLayer
 
     public override void SyncData(SafeFileHandle file) => Inner.SyncData(file);
 
+    public override void WriteDurable(SafeFileHandle file, ReadOnlySpan<byte> source, long offset) => Inner.WriteDurable(file, source, offset);
+
     public override void FlushToDisk(SafeFileHandle file) => Inner.FlushToDisk(file);
 
     public override bool TryPreallocate(SafeFileHandle file, long length) => Inner.TryPreallocate(file, length);
