@@ -298,7 +298,7 @@ public sealed class EmbeddedStore : IDisposable
             value = dirty.IsLiveAt(now) ? dirty.Value!.ToArray() : [];
             return dirty.IsLiveAt(now);
         }
-        if (_cache.TryGet(key, now, out var cached))
+        if (_cache.MaxEntries > 0 && _cache.TryGet(key, now, out var cached))
         {
             value = cached.ToArray(); // the cache keeps its own array; callers may change theirs
             return true;
@@ -309,9 +309,16 @@ public sealed class EmbeddedStore : IDisposable
             value = [];
             return false;
         }
-        value = location.Segment == _log.ActiveId
-            ? RecordReader.ReadValue(_log.Writer, _log.Writer.Segment.Path, location, keyBytes, ref _readBuffer)
-            : RecordReader.ReadValue(_index.Segments[location.Segment], _index.Segments[location.Segment].Path, location, keyBytes, ref _readBuffer);
+        var writer = _log.Writer;
+        if (location.Segment == writer.Id)
+        {
+            value = RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer);
+        }
+        else
+        {
+            var segment = _index.Segments[location.Segment];
+            value = RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer);
+        }
         if (_cache.MaxEntries > 0)
         {
             _cache.Put(key, value.ToArray(), location.Expiry);

@@ -9,7 +9,10 @@ using CrabKv.Storage.Index;
 namespace CrabKv.Actors.Cache;
 
 /// <summary>
-/// Holds the partition's write-back buffer and LRU read cache, and serves reads.
+/// Holds the partition's write-back buffer and LRU read cache, and serves reads: every read
+/// with write-back on, and with it off only the reads the partition cannot answer in place
+/// (records it cannot read through a segment mapping: they take a positional read here, off
+/// the partition actor).
 ///
 /// Read order: dirty buffer → entries of flushes not yet indexed → the partition's in-flight
 /// value → LRU (valid only for the same record location) → positional read of the record,
@@ -70,13 +73,13 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         Receive<ReleaseSegments>(m => Sender.Tell(new SegmentsReleased(m.Segments)));
         Receive<CollectStats>(m => m.ReplyTo.Tell(new StoreStats([m.Partial with
         {
-            CacheHits = _lru.Hits,
-            CacheMisses = _lru.Misses,
+            CacheHits = m.Partial.CacheHits + _lru.Hits, // plus the partition's own (the reads it serves itself)
+            CacheMisses = m.Partial.CacheMisses + _lru.Misses,
             DirtyBytes = _dirty?.DirtyBytes ?? 0,
             DirtyKeys = (_dirty?.Count ?? 0) + _flushing.Count,
             Flushes = _flushes,
-            CacheEntries = _lru.Count,
-            CacheBytes = _lru.Bytes,
+            CacheEntries = m.Partial.CacheEntries + _lru.Count,
+            CacheBytes = m.Partial.CacheBytes + _lru.Bytes,
         }], [m.Node], m.RequestId)));
     }
 

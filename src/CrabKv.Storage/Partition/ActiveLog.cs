@@ -233,7 +233,11 @@ public sealed class ActiveLog : IDisposable
         SegmentWriter.Create(_files, _directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes, preallocateLimit: _settings.PreallocateLimitBytes);
 }
 
-/// <summary>Reads a record back for a get: positional read, checksum and key verified, value decompressed.</summary>
+/// <summary>
+/// Reads a record back for a get: in place through the segment's mapping when there is one
+/// (<see cref="IRecordSource.TryPeek"/>), else by a positional read into a scratch buffer;
+/// either way the checksum and the key are verified and the value decompressed.
+/// </summary>
 public static class RecordReader
 {
     /// <summary>
@@ -245,20 +249,56 @@ public static class RecordReader
     public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
         where TSource : IRecordSource
     {
+        if (source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        {
+            using (mapped)
+            {
+                return Decode(mapped.Span, path, location, key);
+            }
+        }
         if (scratch.Length < location.Size)
         {
             scratch = new byte[Math.Max(location.Size, scratch.Length * 2)];
         }
         var span = scratch.AsSpan(0, (int)location.Size);
         var read = source.ReadAt(span, location.Offset);
-        if (read != span.Length || !RecordCodec.TryReadHeader(span, out var h) || !RecordCodec.Verify(span, h)
-            || !RecordCodec.KeyOf(span, h).SequenceEqual(key))
+        if (read != span.Length)
+        {
+            throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
+        }
+        return Decode(span, path, location, key);
+    }
+
+    /// <summary>
+    /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
+    /// read through a mapping, for callers that send positional reads elsewhere.
+    /// </summary>
+    public static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[] value)
+        where TSource : IRecordSource
+    {
+        if (!source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        {
+            value = [];
+            return false;
+        }
+        using (mapped)
+        {
+            value = Decode(mapped.Span, path, location, key);
+            return true;
+        }
+    }
+
+    /// <summary>Verifies one whole record (header, checksum, key) and returns a copy of its value.</summary>
+    private static byte[] Decode(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key)
+    {
+        if (!RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h)
+            || !RecordCodec.KeyOf(record, h).SequenceEqual(key))
         {
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
         try
         {
-            return RecordCodec.DecodeValue(span, h);
+            return RecordCodec.DecodeValue(record, h);
         }
         catch (InvalidDataException e)
         {
@@ -272,4 +312,10 @@ public interface IRecordSource
 {
     /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>; returns how many.</summary>
     int ReadAt(Span<byte> destination, long offset);
+
+    /// <summary>
+    /// Exactly <paramref name="length"/> bytes at <paramref name="offset"/> in place (no copy, no
+    /// system call), or false when they cannot be had that way: read them with <see cref="ReadAt"/>.
+    /// </summary>
+    bool TryPeek(long offset, int length, out MappedBytes bytes);
 }
