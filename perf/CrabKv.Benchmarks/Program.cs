@@ -14,6 +14,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]   CPU per get: engine vs FASTER, client actors vs Ask ceiling
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "keydir")
@@ -35,6 +36,10 @@ if (args.Length > 0 && args[0] == "transfer")
 if (args.Length > 0 && args[0] == "cluster")
 {
     return ClusterMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "getcpu")
+{
+    return GetCpuMeasurement.Run(args[1..]);
 }
 if (args.Length > 0 && args[0] == "handoff")
 {
