@@ -73,13 +73,13 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         Receive<ReleaseSegments>(m => Sender.Tell(new SegmentsReleased(m.Segments)));
         Receive<CollectStats>(m => m.ReplyTo.Tell(new StoreStats([m.Partial with
         {
-            CacheHits = m.Partial.CacheHits + _lru.Hits, // plus the partition's own (the reads it serves itself)
-            CacheMisses = m.Partial.CacheMisses + _lru.Misses,
+            CacheHits = _lru.Hits,
+            CacheMisses = _lru.Misses,
             DirtyBytes = _dirty?.DirtyBytes ?? 0,
             DirtyKeys = (_dirty?.Count ?? 0) + _flushing.Count,
             Flushes = _flushes,
-            CacheEntries = m.Partial.CacheEntries + _lru.Count,
-            CacheBytes = m.Partial.CacheBytes + _lru.Bytes,
+            CacheEntries = _lru.Count,
+            CacheBytes = _lru.Bytes,
         }], [m.Node], m.RequestId)));
     }
 

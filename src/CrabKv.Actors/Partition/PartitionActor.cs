@@ -346,10 +346,6 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         ExpiredSwept = _expiredSwept,
         ReadOnly = _readOnlyReason is not null,
         FailureReason = _readOnlyReason,
-        CacheHits = _readCache?.Hits ?? 0,
-        CacheMisses = _readCache?.Misses ?? 0,
-        CacheEntries = _readCache?.Count ?? 0,
-        CacheBytes = _readCache?.Bytes ?? 0,
     };
 
     protected override void PostStop() => _index.Dispose();

@@ -247,13 +247,63 @@ public static class RecordReader
     /// The returned array is new: the caller owns it.
     /// </summary>
     public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+        where TSource : IRecordSource =>
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false)!;
+
+    /// <summary>
+    /// <see cref="ReadValue"/> of a location found by hash alone
+    /// (<see cref="PartitionIndex.TryGetLiveByHash"/>): null when the record verifies but holds
+    /// another key (a hash collision: look the key up by comparing it). Damage is still a
+    /// <see cref="CorruptSegmentException"/>.
+    /// </summary>
+    public static byte[]? ReadCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+        where TSource : IRecordSource =>
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true);
+
+    /// <summary>
+    /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
+    /// read through a mapping, for callers that send positional reads elsewhere.
+    /// </summary>
+    public static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[] value)
+        where TSource : IRecordSource
+    {
+        var mapped = TryReadMapped(source, path, location, key, otherKeyIsMiss: false, out var found);
+        value = found ?? [];
+        return mapped;
+    }
+
+    /// <summary>
+    /// <see cref="TryReadMapped{TSource}(TSource, string, in KeyLocation, ReadOnlySpan{byte}, out byte[])"/>
+    /// of a location found by hash alone: true with a null <paramref name="value"/> when the
+    /// record verifies but holds another key (see <see cref="ReadCandidate"/>).
+    /// </summary>
+    public static bool TryReadMappedCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[]? value)
+        where TSource : IRecordSource =>
+        TryReadMapped(source, path, location, key, otherKeyIsMiss: true, out value);
+
+    private static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss, out byte[]? value)
+        where TSource : IRecordSource
+    {
+        if (!source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        {
+            value = null;
+            return false;
+        }
+        using (mapped)
+        {
+            value = Decode(mapped.Span, path, location, key, otherKeyIsMiss);
+            return true;
+        }
+    }
+
+    private static byte[]? Read<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss)
         where TSource : IRecordSource
     {
         if (source.TryPeek(location.Offset, (int)location.Size, out var mapped))
         {
             using (mapped)
             {
-                return Decode(mapped.Span, path, location, key);
+                return Decode(mapped.Span, path, location, key, otherKeyIsMiss);
             }
         }
         if (scratch.Length < location.Size)
@@ -266,34 +316,25 @@ public static class RecordReader
         {
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
-        return Decode(span, path, location, key);
+        return Decode(span, path, location, key, otherKeyIsMiss);
     }
 
     /// <summary>
-    /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
-    /// read through a mapping, for callers that send positional reads elsewhere.
+    /// Verifies one whole record (header, checksum, key) and returns a copy of its value; null
+    /// when it verifies but holds another key and <paramref name="otherKeyIsMiss"/>.
     /// </summary>
-    public static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[] value)
-        where TSource : IRecordSource
+    private static byte[]? Decode(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss)
     {
-        if (!source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        if (!RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h))
         {
-            value = [];
-            return false;
+            throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
-        using (mapped)
+        if (!RecordCodec.KeyOf(record, h).SequenceEqual(key))
         {
-            value = Decode(mapped.Span, path, location, key);
-            return true;
-        }
-    }
-
-    /// <summary>Verifies one whole record (header, checksum, key) and returns a copy of its value.</summary>
-    private static byte[] Decode(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key)
-    {
-        if (!RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h)
-            || !RecordCodec.KeyOf(record, h).SequenceEqual(key))
-        {
+            if (otherKeyIsMiss)
+            {
+                return null;
+            }
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
         try
