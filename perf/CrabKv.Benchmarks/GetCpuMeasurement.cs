@@ -15,7 +15,9 @@ namespace CrabKv.Benchmarks;
 /// preloaded keys, write-through, 100 ms sync) against <see cref="ActorBenchmarks.AskCeiling64"/>
 /// (64 callers asking an echo actor).</item>
 /// </list>
-/// The benchmark classes' own setup and measured methods run here unchanged.
+/// The benchmark classes' own setup and measured methods run here unchanged. Bytes allocated
+/// per op (<see cref="GC.GetTotalAllocatedBytes"/>, every thread) are printed beside.
+/// Usage: <c>dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]</c>.
 /// </summary>
 internal static class GetCpuMeasurement
 {
@@ -39,9 +41,9 @@ internal static class GetCpuMeasurement
             faster.RandomGet();
             for (var r = 1; r <= rounds; r++)
             {
-                var c = Measure(() => { for (var i = 0; i < calls; i++) { crab.RandomGet(); } }, calls * GetBenchmarks.Ops);
-                var f = Measure(() => { for (var i = 0; i < calls; i++) { faster.RandomGet(); } }, calls * FasterGetBenchmarks.Ops);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine round {r}: CrabKv {c:N2} µs/get, FASTER {f:N2} µs/get, ratio {c / f:N2}"));
+                var (c, cb) = Measure(() => { for (var i = 0; i < calls; i++) { crab.RandomGet(); } }, calls * GetBenchmarks.Ops);
+                var (f, fb) = Measure(() => { for (var i = 0; i < calls; i++) { faster.RandomGet(); } }, calls * FasterGetBenchmarks.Ops);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine round {r}: CrabKv {c:N2} µs/get ({cb:N0} B), FASTER {f:N2} µs/get ({fb:N0} B), ratio {c / f:N2}"));
             }
         }
         finally
@@ -61,9 +63,9 @@ internal static class GetCpuMeasurement
                 actors.AskCeiling64().GetAwaiter().GetResult();
                 for (var r = 1; r <= rounds; r++)
                 {
-                    var g = Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps);
-                    var a = Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: get, 64 client actors {g:N2} µs/op, Ask ceiling (64 callers) {a:N2} µs/op, ratio {g / a:N2}"));
+                    var (g, gb) = Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps);
+                    var (a, ab) = Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: get, 64 client actors {g:N2} µs/op ({gb:N0} B), Ask ceiling (64 callers) {a:N2} µs/op ({ab:N0} B), ratio {g / a:N2}"));
                 }
             }
             finally
@@ -78,17 +80,19 @@ internal static class GetCpuMeasurement
         return 0;
     }
 
-    /// <summary>CPU microseconds per op of <paramref name="action"/> (which runs <paramref name="ops"/> ops).</summary>
-    private static double Measure(Action action, int ops)
+    /// <summary>CPU microseconds and bytes allocated (all threads) per op of <paramref name="action"/> (which runs <paramref name="ops"/> ops).</summary>
+    private static (double Micros, double Bytes) Measure(Action action, int ops)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
         var process = Process.GetCurrentProcess();
         process.Refresh();
         var before = process.TotalProcessorTime;
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
         action();
+        var bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         process.Refresh();
-        return (process.TotalProcessorTime - before).TotalMicroseconds / ops;
+        return ((process.TotalProcessorTime - before).TotalMicroseconds / ops, (double)bytes / ops);
     }
 
     private static string LoadAverage() =>
