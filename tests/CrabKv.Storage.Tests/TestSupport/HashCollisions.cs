@@ -18,7 +18,7 @@ public static class HashCollisions
     /// <summary>The pair: same length, different keys, equal 32-bit hash.</summary>
     public static (string First, string Second) Pair => Found.Value;
 
-    /// <summary>The pair with a prefix shared by every key (all keys have the same length).</summary>
+    /// <summary>The first collision among keys c0000000, c0000001, … (all of one length).</summary>
     private static (string, string) Search()
     {
         var seen = new Dictionary<uint, int>();
