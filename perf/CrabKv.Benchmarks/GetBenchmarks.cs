@@ -6,7 +6,8 @@ namespace CrabKv.Benchmarks;
 /// <summary>
 /// Row 4: random get (always a hit) over 1,000,000 keys of 100-byte values. The read cache
 /// is off (ReadCacheEntries = 0), so every get takes the disk path: key directory lookup,
-/// pread of the record (from the OS page cache: the data set is 131 MB), CRC check, copy.
+/// the record read in place through the segment's mapping (the OS page cache: the data set is
+/// 131 MB), CRC check, copy. <see cref="FasterGetBenchmarks"/> is the same row for FASTER KV.
 /// </summary>
 [Config(typeof(SteadyConfig))]
 public class GetBenchmarks

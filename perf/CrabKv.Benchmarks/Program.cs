@@ -21,6 +21,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- client [seconds] [callers] [row]  typed client vs client actors, same run (for profiling)
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]   CPU per get: engine vs FASTER, client actors vs Ask ceiling
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 
 if (args.Length > 0 && args[0] == "table")
@@ -62,6 +63,10 @@ if (args.Length > 0 && args[0] == "cluster")
 if (args.Length > 0 && args[0] == "client")
 {
     return ClientMeasurement.Run(args[1..]);
+}
+if (args.Length > 0 && args[0] == "getcpu")
+{
+    return GetCpuMeasurement.Run(args[1..]);
 }
 if (args.Length > 0 && args[0] == "handoff")
 {

@@ -302,25 +302,58 @@ public sealed class EmbeddedStore : IDisposable
             value = dirty.IsLiveAt(now) ? dirty.Value!.ToArray() : [];
             return dirty.IsLiveAt(now);
         }
-        if (_cache.TryGet(key, now, out var cached))
+        if (_cache.MaxEntries > 0 && _cache.TryGet(key, now, out var cached))
         {
             value = cached.ToArray(); // the cache keeps its own array; callers may change theirs
             return true;
         }
         var keyBytes = EncodeKey(key);
-        if (!_index.TryGetLive(keyBytes, now, out var location))
+        // Found by hash alone (the stored key is not read: one cache miss fewer); the record's
+        // own key, checked on every read anyway, confirms it. A record of another key with the
+        // same hash sends the get to the compared lookup.
+        if (!_index.TryGetLiveByHash(keyBytes, now, out var location, out var keyChecked))
         {
             value = [];
             return false;
         }
-        value = location.Segment == _log.ActiveId
-            ? RecordReader.ReadValue(_log.Writer, _log.Writer.Segment.Path, location, keyBytes, ref _readBuffer)
-            : RecordReader.ReadValue(_index.Segments[location.Segment], _index.Segments[location.Segment].Path, location, keyBytes, ref _readBuffer);
+        var found = keyChecked ? ReadRecord(location, keyBytes) : ReadCandidate(location, keyBytes);
+        if (found is null)
+        {
+            if (!_index.TryGetLive(keyBytes, now, out location))
+            {
+                value = [];
+                return false;
+            }
+            found = ReadRecord(location, keyBytes);
+        }
+        value = found;
         if (_cache.MaxEntries > 0)
         {
             _cache.Put(key, value.ToArray(), location.Expiry);
         }
         return true;
+    }
+
+    private byte[] ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes)
+    {
+        var writer = _log.Writer;
+        if (location.Segment == writer.Id)
+        {
+            return RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer);
+        }
+        var segment = _index.Segments[location.Segment];
+        return RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer);
+    }
+
+    private byte[]? ReadCandidate(in KeyLocation location, ReadOnlySpan<byte> keyBytes)
+    {
+        var writer = _log.Writer;
+        if (location.Segment == writer.Id)
+        {
+            return RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer);
+        }
+        var segment = _index.Segments[location.Segment];
+        return RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer);
     }
 
     /// <summary>Reads a key's value, or null.</summary>

@@ -50,6 +50,21 @@ public static class KeyPartitioner
     }
 
     /// <summary>
+    /// <see cref="PartitionOf(string?, int)"/> of a key already encoded as strict UTF-8 (the
+    /// same answer, without encoding the string again); an empty key maps to partition 0.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is less than 1.</exception>
+    public static int PartitionOfUtf8(ReadOnlySpan<byte> utf8Key, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        if (count == 1 || utf8Key.IsEmpty)
+        {
+            return 0;
+        }
+        return (int)(XxHash64.HashToUInt64(utf8Key) % (ulong)count);
+    }
+
+    /// <summary>
     /// The single-partition batch rule: an atomic batch lives in one partition, so all of its
     /// keys must map to the same one (like Redis Cluster's CROSSSLOT). True, with that
     /// partition, when they do (an empty list gives partition 0); false when they do not, and

@@ -13,6 +13,39 @@ public sealed class KeyDirectoryTests
     private static KeyLocation Loc(uint seq, uint offset, uint size = 30, long expiry = 0) => new(SegmentId.From(seq, 0), offset, size, expiry);
 
     [Fact]
+    public void Lookup_by_hash_finds_the_key_reports_absence_and_on_a_collision_gives_the_other_keys_slot()
+    {
+        var d = new KeyDirectory();
+        var (a, b) = CrabKv.Storage.Tests.TestSupport.HashCollisions.Pair;
+        Assert.False(d.TryGetByHash(K(a), out _));
+
+        d.Set(K(a), Loc(1, 16), out _);
+        Assert.True(d.TryGetByHash(K(a), out var got));
+        Assert.Equal(Loc(1, 16), got);
+        Assert.False(d.TryGetByHash(K("not-there"), out _));
+        // b is absent, but shares a's hash and length: the lookup by hash gives a's slot,
+        // which the caller's check against the record's key then rejects.
+        Assert.True(d.TryGetByHash(K(b), out got));
+        Assert.Equal(Loc(1, 16), got);
+        Assert.False(d.TryGet(K(b), out _));
+
+        d.Set(K(b), Loc(2, 32), out _); // chained in front of a
+        Assert.True(d.TryGet(K(a), out got));
+        Assert.Equal(Loc(1, 16), got);
+        Assert.True(d.TryGet(K(b), out got));
+        Assert.Equal(Loc(2, 32), got);
+        Assert.True(d.TryGetByHash(K(a), out got));
+        Assert.Equal(Loc(2, 32), got); // the first slot with the hash: b's
+
+        d.Remove(K(b), out _);
+        Assert.True(d.TryGetByHash(K(a), out got));
+        Assert.Equal(Loc(1, 16), got);
+        d.Remove(K(a), out _);
+        Assert.False(d.TryGetByHash(K(a), out _));
+        Assert.False(d.TryGetByHash(K(b), out _));
+    }
+
+    [Fact]
     public void SetGetRemoveSemantics()
     {
         var d = new KeyDirectory();

@@ -9,7 +9,10 @@ using CrabKv.Storage.Index;
 namespace CrabKv.Actors.Cache;
 
 /// <summary>
-/// Holds the partition's write-back buffer and LRU read cache, and serves reads.
+/// Holds the partition's write-back buffer and LRU read cache, and serves reads: every read
+/// with write-back on, and with it off only the reads the partition cannot answer in place
+/// (records it cannot read through a segment mapping: they take a positional read here, off
+/// the partition actor).
 ///
 /// Read order: dirty buffer → entries of flushes not yet indexed → the partition's in-flight
 /// value → LRU (valid only for the same record location) → positional read of the record,

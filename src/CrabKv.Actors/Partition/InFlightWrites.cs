@@ -58,7 +58,7 @@ internal sealed class InFlightWrites
     /// <summary>The newest pending value of a key, if a write of it is in flight.</summary>
     public bool TryGet(string key, out PendingValue value)
     {
-        if (_byKey.TryGetValue(key, out var entry))
+        if (_byKey.Count != 0 && _byKey.TryGetValue(key, out var entry)) // empty (every get of a quiet partition): no string hash
         {
             value = entry.Value;
             return true;

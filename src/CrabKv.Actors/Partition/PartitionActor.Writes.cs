@@ -181,9 +181,15 @@ internal sealed partial class PartitionActor
         return false;
     }
 
-    private bool RefuseForeignKey(string key, long requestId)
+    private bool RefuseForeignKey(string key, long requestId) =>
+        RefuseForeignKey(key, KeyPartitioner.PartitionOf(key, _settings.Partitions), requestId);
+
+    /// <summary>The check of a key already encoded (strict UTF-8): hashes the bytes, the string is not encoded again.</summary>
+    private bool RefuseForeignKey(string key, ReadOnlySpan<byte> utf8Key, long requestId) =>
+        RefuseForeignKey(key, KeyPartitioner.PartitionOfUtf8(utf8Key, _settings.Partitions), requestId);
+
+    private bool RefuseForeignKey(string key, int owner, long requestId)
     {
-        var owner = KeyPartitioner.PartitionOf(key, _settings.Partitions);
         if (owner == _partition)
         {
             return false;

@@ -32,6 +32,15 @@ public abstract class FileLayer
     /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>; 0 at the end.</summary>
     public abstract int Read(SafeFileHandle file, Span<byte> destination, long offset);
 
+    /// <summary>
+    /// Maps the first <paramref name="capacity"/> bytes of a file opened for reading, for gets
+    /// that read records in place (<see cref="Segments.Segment"/>); null when this layer does not
+    /// map. The base layer returns null, so a wrapper (fault injection, power-loss simulation)
+    /// that does not override this sees every read of a get through <see cref="Read"/>; the real
+    /// layer maps on Linux. The capacity may pass the file's end (a segment being written).
+    /// </summary>
+    public virtual MappedRegion? MapForRead(SafeFileHandle file, long capacity) => null;
+
     /// <summary>The file's size.</summary>
     public abstract long GetLength(SafeFileHandle file);
 
@@ -111,6 +120,8 @@ internal sealed class OsFileLayer : FileLayer
 
     public override int Read(SafeFileHandle file, Span<byte> destination, long offset) =>
         RandomAccess.Read(file, destination, offset);
+
+    public override MappedRegion? MapForRead(SafeFileHandle file, long capacity) => NativeFile.TryMap(file, capacity);
 
     public override long GetLength(SafeFileHandle file) => RandomAccess.GetLength(file);
 

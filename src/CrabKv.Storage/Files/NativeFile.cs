@@ -46,6 +46,33 @@ internal static partial class NativeFile
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial nint read(int fd, byte* buffer, nint count);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int munmap(nint address, nuint length);
+
+    private const int ProtRead = 0x1;   // PROT_READ
+    private const int MapShared = 0x01; // MAP_SHARED: the page cache itself, so every write through the handle is seen
+
+    /// <summary>
+    /// Maps the first <paramref name="capacity"/> bytes of a file read-only and shared
+    /// (<c>mmap</c>), or returns null where that is not available (not Linux, or the call
+    /// failed: callers then read positionally). The capacity may pass the file's end.
+    /// </summary>
+    public static MappedRegion? TryMap(SafeFileHandle handle, long capacity)
+    {
+        if (!IsLinux || capacity <= 0 || handle.IsClosed)
+        {
+            return null;
+        }
+        var address = mmap(0, (nuint)capacity, ProtRead, MapShared, (int)handle.DangerousGetHandle(), 0);
+        return address == -1 || address == 0 ? null : new MappedRegion(address, capacity);
+    }
+
+    /// <summary>Removes a mapping made by <see cref="TryMap"/>.</summary>
+    public static bool Unmap(nint address, long capacity) => munmap(address, (nuint)capacity) == 0;
+
     /// <summary>Makes written data durable. Data only (plus the size when it changed): fdatasync.</summary>
     public static void SyncData(SafeFileHandle handle)
     {

@@ -233,7 +233,11 @@ public sealed class ActiveLog : IDisposable
         SegmentWriter.Create(_files, _directory, SegmentId.From(_nextSequence++, 0), _settings.WriteBufferBytes, _settings.PreallocateBytes, preallocateLimit: _settings.PreallocateLimitBytes);
 }
 
-/// <summary>Reads a record back for a get: positional read, checksum and key verified, value decompressed.</summary>
+/// <summary>
+/// Reads a record back for a get: in place through the segment's mapping when there is one
+/// (<see cref="IRecordSource.TryPeek"/>), else by a positional read into a scratch buffer;
+/// either way the checksum and the key are verified and the value decompressed.
+/// </summary>
 public static class RecordReader
 {
     /// <summary>
@@ -243,22 +247,99 @@ public static class RecordReader
     /// The returned array is new: the caller owns it.
     /// </summary>
     public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+        where TSource : IRecordSource =>
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false)!;
+
+    /// <summary>
+    /// <see cref="ReadValue"/> of a location found by hash alone
+    /// (<see cref="PartitionIndex.TryGetLiveByHash"/>): null when the record verifies but holds
+    /// another key (a hash collision: look the key up by comparing it). Damage is still a
+    /// <see cref="CorruptSegmentException"/>.
+    /// </summary>
+    public static byte[]? ReadCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+        where TSource : IRecordSource =>
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true);
+
+    /// <summary>
+    /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
+    /// read through a mapping, for callers that send positional reads elsewhere.
+    /// </summary>
+    public static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[] value)
         where TSource : IRecordSource
     {
+        var mapped = TryReadMapped(source, path, location, key, otherKeyIsMiss: false, out var found);
+        value = found ?? [];
+        return mapped;
+    }
+
+    /// <summary>
+    /// <see cref="TryReadMapped{TSource}(TSource, string, in KeyLocation, ReadOnlySpan{byte}, out byte[])"/>
+    /// of a location found by hash alone: true with a null <paramref name="value"/> when the
+    /// record verifies but holds another key (see <see cref="ReadCandidate"/>).
+    /// </summary>
+    public static bool TryReadMappedCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, out byte[]? value)
+        where TSource : IRecordSource =>
+        TryReadMapped(source, path, location, key, otherKeyIsMiss: true, out value);
+
+    private static bool TryReadMapped<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss, out byte[]? value)
+        where TSource : IRecordSource
+    {
+        if (!source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        {
+            value = null;
+            return false;
+        }
+        using (mapped)
+        {
+            value = Decode(mapped.Span, path, location, key, otherKeyIsMiss);
+            return true;
+        }
+    }
+
+    private static byte[]? Read<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss)
+        where TSource : IRecordSource
+    {
+        if (source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        {
+            using (mapped)
+            {
+                return Decode(mapped.Span, path, location, key, otherKeyIsMiss);
+            }
+        }
         if (scratch.Length < location.Size)
         {
             scratch = new byte[Math.Max(location.Size, scratch.Length * 2)];
         }
         var span = scratch.AsSpan(0, (int)location.Size);
         var read = source.ReadAt(span, location.Offset);
-        if (read != span.Length || !RecordCodec.TryReadHeader(span, out var h) || !RecordCodec.Verify(span, h)
-            || !RecordCodec.KeyOf(span, h).SequenceEqual(key))
+        if (read != span.Length)
         {
+            throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
+        }
+        return Decode(span, path, location, key, otherKeyIsMiss);
+    }
+
+    /// <summary>
+    /// Verifies one whole record (header, checksum, key) and returns a copy of its value; null
+    /// when it verifies but holds another key and <paramref name="otherKeyIsMiss"/>.
+    /// </summary>
+    private static byte[]? Decode(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss)
+    {
+        if (!RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h))
+        {
+            throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
+        }
+        if (!RecordCodec.KeyOf(record, h).SequenceEqual(key))
+        {
+            if (otherKeyIsMiss)
+            {
+                return null;
+            }
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
         try
         {
-            return RecordCodec.DecodeValue(span, h);
+            return RecordCodec.DecodeValue(record, h);
         }
         catch (InvalidDataException e)
         {
@@ -272,4 +353,10 @@ public interface IRecordSource
 {
     /// <summary>Reads up to <paramref name="destination"/>.Length bytes at <paramref name="offset"/>; returns how many.</summary>
     int ReadAt(Span<byte> destination, long offset);
+
+    /// <summary>
+    /// Exactly <paramref name="length"/> bytes at <paramref name="offset"/> in place (no copy, no
+    /// system call), or false when they cannot be had that way: read them with <see cref="ReadAt"/>.
+    /// </summary>
+    bool TryPeek(long offset, int length, out MappedBytes bytes);
 }

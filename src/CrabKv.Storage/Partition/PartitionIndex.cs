@@ -93,6 +93,36 @@ public sealed class PartitionIndex : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// <see cref="TryGetLive"/> for a get, found by hash alone when it can be
+    /// (<see cref="KeyDirectory.TryGetByHash"/>: the stored key is not read). When
+    /// <paramref name="keyChecked"/> is false the location may belong to another key with the
+    /// same hash: the caller confirms the key against the record it reads and, when the record
+    /// holds another key, asks <see cref="TryGetLive"/>. A location found expired always goes
+    /// through <see cref="TryGetLive"/> (which removes the key, and only the key).
+    /// </summary>
+    public bool TryGetLiveByHash(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out bool keyChecked)
+    {
+        keyChecked = false;
+        if (!Keys.TryGetByHash(key, out location))
+        {
+            return false;
+        }
+        if (!location.IsExpiredAt(nowMs))
+        {
+            return true;
+        }
+        keyChecked = true;
+        return TryGetLive(key, nowMs, out location);
+    }
+
+    /// <summary><see cref="TryGetLiveByHash"/> plus the open segment holding the record.</summary>
+    public bool TryLocateByHash(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out Segment segment, out bool keyChecked)
+    {
+        segment = null!;
+        return TryGetLiveByHash(key, nowMs, out location, out keyChecked) && _segments.TryGetValue(location.Segment, out segment!);
+    }
+
     /// <summary><see cref="TryGetLive"/> plus the open segment holding the record.</summary>
     public bool TryLocate(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out Segment segment)
     {

@@ -237,6 +237,32 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     }
 
     /// <summary>
+    /// The bytes at <paramref name="offset"/> in place: from the write buffer when they are
+    /// all still there, from the segment's mapping when they are all in the file; false when
+    /// they straddle the two or cannot be mapped (read them with <see cref="ReadAt"/>).
+    /// </summary>
+    public bool TryPeek(long offset, int length, out MappedBytes bytes)
+    {
+        if (offset >= _flushed)
+        {
+            var start = offset - _flushed;
+            if (start + length <= _buffered)
+            {
+                bytes = MappedBytes.Of(_buffer.AsSpan((int)start, length));
+                return true;
+            }
+            bytes = default;
+            return false;
+        }
+        if (offset + length <= _flushed)
+        {
+            return _segment.TryPeek(offset, length, out bytes);
+        }
+        bytes = default;
+        return false;
+    }
+
+    /// <summary>
     /// Makes the segment immutable: flush, trim the preallocated tail, fsync. The
     /// <see cref="Segment"/> stays open for reads.
     /// </summary>
@@ -252,7 +278,7 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         SyncCount++;
         _dirtySinceSync = false;
         _sealed = true;
-        _segment.Length = _flushed;
+        _segment.MarkSealed(_flushed);
         return _segment;
     }
 

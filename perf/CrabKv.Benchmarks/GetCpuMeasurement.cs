@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace CrabKv.Benchmarks;
+
+/// <summary>
+/// `-- getcpu [rounds] [engine-ops]`: the two get-hit gaps of issue 12 as CPU time per
+/// operation (<see cref="Process.TotalProcessorTime"/> deltas around a fixed op count, every
+/// thread of the process included), in one process, in alternating rounds, so a loaded machine's
+/// wall-clock noise does not decide the comparison:
+/// <list type="bullet">
+/// <item>engine: <see cref="GetBenchmarks"/> (1M keys, 100-byte values, one thread, read cache off)
+/// against <see cref="FasterGetBenchmarks"/> (FASTER KV, same data);</item>
+/// <item>actors: <see cref="ActorBenchmarks.GetHitActors64"/> (64 client actors, 200,000 gets of
+/// preloaded keys, write-through, 100 ms sync) against <see cref="ActorBenchmarks.AskCeiling64"/>
+/// (64 callers asking an echo actor).</item>
+/// </list>
+/// The benchmark classes' own setup and measured methods run here unchanged. Bytes allocated
+/// per op (<see cref="GC.GetTotalAllocatedBytes"/>, every thread) are printed beside.
+/// Usage: <c>dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]</c>.
+/// </summary>
+internal static class GetCpuMeasurement
+{
+    private const int ActorGetOps = 200_000; // ActorBenchmarks.GetOps64
+    private const int AskOps = 400_000;      // ActorBenchmarks.AskOps64
+
+    public static int Run(string[] args)
+    {
+        var rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
+        var engineOps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 300_000;
+        var calls = Math.Max(1, engineOps / GetBenchmarks.Ops);
+        Console.WriteLine($"getcpu: CPU time per get (all threads), {rounds} alternating rounds; runtime {Environment.Version}, {Environment.ProcessorCount} cores, load {LoadAverage()}");
+
+        var crab = new GetBenchmarks();
+        var faster = new FasterGetBenchmarks();
+        crab.Setup();
+        faster.Setup();
+        try
+        {
+            crab.RandomGet(); // warm-up: JIT and page cache
+            faster.RandomGet();
+            for (var r = 1; r <= rounds; r++)
+            {
+                var (c, cb) = Measure(() => { for (var i = 0; i < calls; i++) { crab.RandomGet(); } }, calls * GetBenchmarks.Ops);
+                var (f, fb) = Measure(() => { for (var i = 0; i < calls; i++) { faster.RandomGet(); } }, calls * FasterGetBenchmarks.Ops);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine round {r}: CrabKv {c:N2} µs/get ({cb:N0} B), FASTER {f:N2} µs/get ({fb:N0} B), ratio {c / f:N2}"));
+            }
+        }
+        finally
+        {
+            faster.Cleanup();
+            crab.Cleanup();
+        }
+
+        var actors = new ActorBenchmarks();
+        actors.Setup();
+        try
+        {
+            actors.StartPreloaded();
+            try
+            {
+                actors.GetHitActors64().GetAwaiter().GetResult(); // warm-up
+                actors.AskCeiling64().GetAwaiter().GetResult();
+                for (var r = 1; r <= rounds; r++)
+                {
+                    var (g, gb) = Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps);
+                    var (a, ab) = Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: get, 64 client actors {g:N2} µs/op ({gb:N0} B), Ask ceiling (64 callers) {a:N2} µs/op ({ab:N0} B), ratio {g / a:N2}"));
+                }
+            }
+            finally
+            {
+                actors.Stop();
+            }
+        }
+        finally
+        {
+            actors.Cleanup();
+        }
+        return 0;
+    }
+
+    /// <summary>CPU microseconds and bytes allocated (all threads) per op of <paramref name="action"/> (which runs <paramref name="ops"/> ops).</summary>
+    private static (double Micros, double Bytes) Measure(Action action, int ops)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var process = Process.GetCurrentProcess();
+        process.Refresh();
+        var before = process.TotalProcessorTime;
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        action();
+        var bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        process.Refresh();
+        return ((process.TotalProcessorTime - before).TotalMicroseconds / ops, (double)bytes / ops);
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+}
