@@ -140,7 +140,7 @@ internal abstract class PeerColumn : ITableColumn, IAsyncDisposable
     private async Task<Cell> MeasureWrites(TableRow row, TableOptions options, string directory, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         long staleRecords = 0;
-        PeerMeasured warmUp, measured;
+        Measured warmUp, measured;
         string? compactionNote = null;
         using (var store = Open(row, directory))
         {
@@ -211,7 +211,7 @@ internal abstract class PeerColumn : ITableColumn, IAsyncDisposable
     }
 
     /// <summary>"longest op N ms" when one op took over 10 ms and 10× the p99.9 (a stall the percentiles hide).</summary>
-    private static string? StallNote(PeerMeasured measured)
+    private static string? StallNote(Measured measured)
     {
         var h = measured.Histogram;
         if (h.TotalCount == 0)

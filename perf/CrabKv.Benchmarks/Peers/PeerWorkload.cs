@@ -96,35 +96,10 @@ internal static class PeerWorkload
     /// <summary>Deletes a cell's directory; one a closing store still holds is left for the OS temp cleaner.</summary>
     public static void DeleteDirectory(string directory) => TableWorkload.DeleteDirectory(directory);
 
-    /// <summary>
-    /// Runs one part of a cell on a thread of its own: op <c>firstIndex</c>, the next, ... until
-    /// the op or the time limit, one latency (stopwatch ticks) per op.
-    /// </summary>
-    public static Task<PeerMeasured> Run(long firstIndex, long maxOps, TimeSpan maxTime, Action<long> op,
-        IProgress<double>? progress, CancellationToken cancellationToken) => Task.Factory.StartNew(() =>
-    {
-        var h = Cell.NewHistogram();
-        var start = Stopwatch.GetTimestamp();
-        var deadline = start + (long)(maxTime.TotalSeconds * Stopwatch.Frequency);
-        long done = 0;
-        for (var i = firstIndex; i < firstIndex + maxOps && !cancellationToken.IsCancellationRequested; i++)
-        {
-            var t0 = Stopwatch.GetTimestamp();
-            if (t0 >= deadline)
-            {
-                break;
-            }
-            op(i);
-            h.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - t0, 1, h.HighestTrackableValue));
-            if ((++done & 255) == 0)
-            {
-                progress?.Report(Math.Clamp(Math.Max((double)done / maxOps, (double)(Stopwatch.GetTimestamp() - start) / (deadline - start)), 0, 1));
-            }
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-        progress?.Report(1);
-        return new PeerMeasured(h, done, Stopwatch.GetElapsedTime(start));
-    }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>One part of a cell on a thread of its own, one latency per op (the table's own loop).</summary>
+    public static Task<Measured> Run(long firstIndex, long maxOps, TimeSpan maxTime, Action<long> op,
+        IProgress<double>? progress, CancellationToken cancellationToken) =>
+        CallerLoops.RunSync(firstIndex, maxOps, maxTime, op, progress, cancellationToken);
 
     private static byte[] KeyBlock(string prefix, int count)
     {
@@ -158,5 +133,3 @@ internal static class PeerWorkload
     }
 }
 
-/// <summary>What a timed (or warm-up) part did: latencies in stopwatch ticks, the values recorded, wall time.</summary>
-internal sealed record PeerMeasured(LongHistogram Histogram, long Values, TimeSpan Elapsed);
