@@ -391,8 +391,10 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
             var endpoint = system.ActorSelection(new RootActorPath(target.Address) / "user" / ctx.EndpointName);
             asks.Add((target.Address, AnswerOf(endpoint, new StartPartition(held[i]))));
         }
-        await Task.WhenAll(asks.Select(a => a.Answer));
-        var stopping = asks.GroupBy(a => a.Node).Count(g => g.All(a => a.Answer.Result is { Accepted: false }));
+        var answers = await Task.WhenAll(asks.Select(a => a.Answer));
+        var stopping = asks.Zip(answers, (a, answer) => (a.Node, answer))
+            .GroupBy(x => x.Node)
+            .Count(g => g.All(x => x.answer is { Accepted: false }));
         return (stopping, asks.Select(a => a.Node).Distinct().Count());
     }
 
