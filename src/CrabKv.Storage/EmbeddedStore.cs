@@ -302,7 +302,10 @@ public sealed class EmbeddedStore : IDisposable
             value = dirty.IsLiveAt(now) ? dirty.Value!.ToArray() : [];
             return dirty.IsLiveAt(now);
         }
-        if (_cache.MaxEntries > 0 && _cache.TryGet(key, now, out var cached))
+        // The LRU holds only values read positionally (a file layer that does not map): a
+        // mapped read costs no system call, so caching it would only copy and evict. With
+        // mapping, the cache stays empty and is not even looked at.
+        if (_cache.Count > 0 && _cache.TryGet(key, now, out var cached))
         {
             value = cached.ToArray(); // the cache keeps its own array; callers may change theirs
             return true;
@@ -316,7 +319,7 @@ public sealed class EmbeddedStore : IDisposable
             value = [];
             return false;
         }
-        var found = keyChecked ? ReadRecord(location, keyBytes) : ReadCandidate(location, keyBytes);
+        var found = keyChecked ? ReadRecord(location, keyBytes, out var mapped) : ReadCandidate(location, keyBytes, out mapped);
         if (found is null)
         {
             if (!_index.TryGetLive(keyBytes, now, out location))
@@ -324,36 +327,36 @@ public sealed class EmbeddedStore : IDisposable
                 value = [];
                 return false;
             }
-            found = ReadRecord(location, keyBytes);
+            found = ReadRecord(location, keyBytes, out mapped);
         }
         value = found;
-        if (_cache.MaxEntries > 0)
+        if (!mapped && _cache.MaxEntries > 0)
         {
             _cache.Put(key, value.ToArray(), location.Expiry);
         }
         return true;
     }
 
-    private byte[] ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes)
+    private byte[] ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes, out bool mapped)
     {
         var writer = _log.Writer;
         if (location.Segment == writer.Id)
         {
-            return RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer);
+            return RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
         }
         var segment = _index.Segments[location.Segment];
-        return RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer);
+        return RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
     }
 
-    private byte[]? ReadCandidate(in KeyLocation location, ReadOnlySpan<byte> keyBytes)
+    private byte[]? ReadCandidate(in KeyLocation location, ReadOnlySpan<byte> keyBytes, out bool mapped)
     {
         var writer = _log.Writer;
         if (location.Segment == writer.Id)
         {
-            return RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer);
+            return RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
         }
         var segment = _index.Segments[location.Segment];
-        return RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer);
+        return RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
     }
 
     /// <summary>Reads a key's value, or null.</summary>

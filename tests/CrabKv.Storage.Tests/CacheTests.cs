@@ -378,10 +378,11 @@ public sealed class CacheTests
     public void StoreReadCacheServesRepeatedGetsAndIsInvalidatedByWrites()
     {
         using var dir = new TempDirectory();
-        using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { ReadCacheEntries = 2 });
+        using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { ReadCacheEntries = 2, Files = new PositionalReadLayer() });
         store.Put("a", "1");
         store.Put("b", "2");
         store.Put("c", "3");
+        store.Sync(); // out of the write buffer: gets read the file
 
         Assert.Equal("1", store.GetString("a"));
         Assert.Equal("1", store.GetString("a"));
@@ -393,6 +394,28 @@ public sealed class CacheTests
         store.PutBatch([BatchEntry.Put("b", "2b"u8.ToArray())]);
         Assert.Equal("2b", store.GetString("b"));
         Assert.Equal("3", store.GetString("c"));
+    }
+
+    [Fact]
+    public void Mapped_reads_leave_the_read_cache_empty_and_still_see_every_write()
+    {
+        using var dir = new TempDirectory();
+        using var store = EmbeddedStore.Open(dir.Path, CorruptionHelpers.Small() with { ReadCacheEntries = 100 });
+        store.Put("a", "1");
+        store.Put("b", "2");
+        store.Sync();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("1", store.GetString("a"));
+            Assert.Equal("2", store.GetString("b"));
+        }
+        var stats = store.GetStats();
+        Assert.Equal(0, stats.CacheEntries); // the segment's mapping served them: nothing to cache
+        Assert.Equal(0, stats.CacheHits);
+        store.Put("a", "1b");
+        Assert.Equal("1b", store.GetString("a"));
+        store.Delete("b");
+        Assert.Null(store.GetString("b"));
     }
 
     [Fact]

@@ -5,7 +5,7 @@ using Xunit;
 
 namespace CrabKv.Storage.Tests;
 
-/// <summary>The key directory (Index/KeyDirectory.cs): a hash table over struct arrays with a key arena.</summary>
+/// <summary>The key directory (Index/KeyDirectory.cs): an open-addressing hash table of 32-byte entries with a key arena.</summary>
 public sealed class KeyDirectoryTests
 {
     private static byte[] K(string s) => Encoding.UTF8.GetBytes(s);
@@ -29,13 +29,21 @@ public sealed class KeyDirectoryTests
         Assert.Equal(Loc(1, 16), got);
         Assert.False(d.TryGet(K(b), out _));
 
-        d.Set(K(b), Loc(2, 32), out _); // chained in front of a
+        d.Set(K(b), Loc(2, 32), out _); // probes past a's entry to the next free one
         Assert.True(d.TryGet(K(a), out got));
         Assert.Equal(Loc(1, 16), got);
         Assert.True(d.TryGet(K(b), out got));
         Assert.Equal(Loc(2, 32), got);
+        Assert.True(d.TryGetByHash(K(b), out got));
+        Assert.Equal(Loc(1, 16), got); // the first entry with the hash in the probe sequence: a's
+
+        d.Remove(K(a), out _); // b's entry shifts back into a's place
         Assert.True(d.TryGetByHash(K(a), out got));
-        Assert.Equal(Loc(2, 32), got); // the first slot with the hash: b's
+        Assert.Equal(Loc(2, 32), got);
+        Assert.True(d.TryGet(K(b), out got));
+        Assert.Equal(Loc(2, 32), got);
+        Assert.False(d.TryGet(K(a), out _));
+        d.Set(K(a), Loc(1, 16), out _);
 
         d.Remove(K(b), out _);
         Assert.True(d.TryGetByHash(K(a), out got));
@@ -316,5 +324,71 @@ public sealed class KeyDirectoryTests
             Assert.Equal(i % 10 == 0 ? Loc(1, (uint)i) : Loc(2, (uint)i), l);
         }
         Assert.False(d.TryGet(K(Key(n)), out _));
+    }
+
+    [Fact]
+    public void Random_sets_and_removes_agree_with_a_dictionary_through_wrapped_clusters_and_growth()
+    {
+        // A small key space over a table that starts at 16 entries: probe clusters wrap around
+        // the table's end and removals shift entries back, thousands of times.
+        var random = new Random(1234);
+        var d = new KeyDirectory(capacity: 1);
+        var model = new Dictionary<string, KeyLocation>();
+        for (var step = 0; step < 40_000; step++)
+        {
+            var key = $"k{random.Next(step < 20_000 ? 300 : 3_000)}";
+            if (random.Next(3) == 0)
+            {
+                Assert.Equal(model.Remove(key, out var was), d.Remove(K(key), out var removed));
+                if (was != default)
+                {
+                    Assert.Equal(was, removed);
+                }
+            }
+            else
+            {
+                var location = Loc((uint)random.Next(1, 9), (uint)step);
+                Assert.Equal(model.ContainsKey(key), d.Set(K(key), location, out _));
+                model[key] = location;
+            }
+            if (step % 5_000 == 0 || step == 39_999)
+            {
+                Assert.Equal(model.Count, d.Count);
+                Assert.Equal(model, d.ToDictionary());
+                foreach (var (k, l) in model)
+                {
+                    Assert.True(d.TryGet(K(k), out var got), k);
+                    Assert.Equal(l, got);
+                    Assert.True(d.TryGetByHash(K(k), out _), k);
+                }
+            }
+        }
+        Assert.Equal(model.Keys.Sum(k => (long)k.Length), d.KeyBytes);
+    }
+
+    [Fact]
+    public void A_directory_presized_for_n_keys_takes_n_keys_without_growing()
+    {
+        var d = new KeyDirectory(capacity: 10_000);
+        d.Set(K("0"), Loc(1, 0), out _); // the arena's first page comes with the first key
+        var allocated = d.AllocatedBytes;
+        for (var i = 1; i < 10_000; i++)
+        {
+            d.Set(K($"{i}"), Loc(1, (uint)i), out _); // short keys: the arena's first page suffices
+        }
+        Assert.Equal(allocated, d.AllocatedBytes);
+        // The table (16,384 entries for 10,000 keys at a load of at most 3/4) doubles at 12,288 keys.
+        var grewAt = -1;
+        for (var i = 10_000; i < 20_000 && grewAt < 0; i++)
+        {
+            d.Set(K($"{i}"), Loc(1, (uint)i), out _);
+            grewAt = d.AllocatedBytes > allocated ? d.Count : -1;
+        }
+        Assert.Equal(12_289, grewAt);
+        for (var i = 0; i < grewAt; i++)
+        {
+            Assert.True(d.TryGet(K($"{i}"), out var l));
+            Assert.Equal((uint)i, l.Offset);
+        }
     }
 }

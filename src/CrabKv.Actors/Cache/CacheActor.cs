@@ -125,7 +125,7 @@ internal sealed class CacheActor : ReceiveActor, IWithTimers
         }
         try
         {
-            var value = RecordReader.ReadValue(m.Segment, m.Segment.Path, loc, m.KeyBytes, ref _scratch);
+            var value = RecordReader.ReadValue(m.Segment, m.Segment.Path, loc, m.KeyBytes, ref _scratch, out _);
             if (_lru.MaxEntries > 0)
             {
                 _lru.Put(m.Key, value.ToArray(), loc.Expiry, version);

@@ -1,4 +1,5 @@
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using CrabKv.Storage.Segments;
@@ -6,10 +7,14 @@ using CrabKv.Storage.Segments;
 namespace CrabKv.Storage.Index;
 
 /// <summary>
-/// The key directory: key → <see cref="KeyLocation"/>, in a chained hash table over struct
-/// arrays (no object per key). Keys are stored as UTF-8 bytes in 1 MiB arena pages and
-/// hashed with XxHash3, so a key costs its own bytes plus a 48-byte slot and a 4-byte bucket.
-/// Arena bytes of removed keys are reclaimed by a rebuild once they outweigh the live ones.
+/// The key directory: key → <see cref="KeyLocation"/>, in an open-addressing hash table
+/// (linear probing, backward-shift deletion, no tombstones) of 32-byte entries that hold the
+/// key's 32-bit hash, its length and its whole location, so a lookup by hash touches one
+/// cache line: the entries are aligned on 32 bytes in a pinned array, never split across two
+/// lines (and, from 4 MiB, Linux is asked to back it with huge pages). Keys are stored as UTF-8 bytes in 1 MiB arena pages (their references in a parallel
+/// array, read only to compare keys) and hashed with XxHash3, so a key costs its own bytes
+/// plus 40 bytes per table entry, at a load of at most 3/4. Arena bytes of removed keys are
+/// reclaimed by a rebuild once they outweigh the live ones.
 /// Not thread safe: one owner (the store, or the partition actor).
 /// </summary>
 public sealed class KeyDirectory
@@ -17,37 +22,43 @@ public sealed class KeyDirectory
     private const int PageBits = 20;
     private const int PageSize = 1 << PageBits;
     private const int MaxStackKey = 512;
+    private const int EntryBits = 5;            // 32-byte entries
+    private const int EntryBytes = 1 << EntryBits;
+    private const int Alignment = EntryBytes;   // entries never straddle a 64-byte line
+    private const int MinCapacity = 16;
+    private const int HugeTableBytes = 4 << 20;
+    private const int MaxCapacity = 1 << 30;
+    private const int MaxKeys = MaxCapacity - MaxCapacity / 4;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Slot
+    /// <summary>One table entry: the hot part of a key (hash, length, location). KeyLength 0 = empty.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = EntryBytes)]
+    private struct Entry
     {
-        public long KeyRef;       // page << 20 | offset in page
-        public ulong Segment;
-        public long Expiry;
+        public uint Hash;
+        public ushort KeyLength;
+        public byte Flags;        // 1 = tombstone (merge scratch only)
+        public byte Unused;
         public uint Offset;
         public uint Size;
-        public uint Hash;
-        public int Next;          // chain link (index + 1; 0 = end), or free-list link
-        public ushort KeyLength;  // 0 = free slot
-        public byte Flags;        // 1 = tombstone (merge scratch only)
+        public ulong Segment;
+        public long Expiry;
     }
 
-    private int[] _buckets;       // slot index + 1; 0 = empty
-    private Slot[] _slots;
-    private int _used;            // slots ever handed out (high-water mark)
-    private int _freeList = -1;
+    private byte[] _table = [];   // pinned; entries start at _base, aligned on Alignment
+    private int _base;
+    private long[] _keyRefs = []; // per entry: page << 20 | offset in page
+    private int _mask;            // capacity - 1 (capacity a power of two)
+    private int _growAt;          // count at which the table doubles (3/4 of capacity)
     private int _count;
     private readonly List<byte[]> _pages = new();
     private int _pageUsed = PageSize; // forces a first page
     private long _liveKeyBytes;
     private long _deadKeyBytes;
 
-    /// <summary>Creates an empty directory sized for <paramref name="capacity"/> keys.</summary>
+    /// <summary>Creates an empty directory sized to hold <paramref name="capacity"/> keys without growing.</summary>
     public KeyDirectory(int capacity = 1024)
     {
-        var size = (int)Math.Max(16, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(capacity, 1)));
-        _buckets = new int[size];
-        _slots = new Slot[size];
+        Allocate(CapacityFor(Math.Clamp(capacity, 1, MaxKeys)));
     }
 
     /// <summary>Number of keys.</summary>
@@ -56,8 +67,8 @@ public sealed class KeyDirectory
     /// <summary>Total UTF-8 bytes of the live keys.</summary>
     public long KeyBytes => _liveKeyBytes;
 
-    /// <summary>Approximate memory held, in bytes (slots, buckets and arena pages).</summary>
-    public long AllocatedBytes => (long)_slots.Length * Marshal.SizeOf<Slot>() + (long)_buckets.Length * sizeof(int) + (long)_pages.Count * PageSize;
+    /// <summary>Approximate memory held, in bytes (table entries, key references and arena pages).</summary>
+    public long AllocatedBytes => _table.LongLength + (long)_keyRefs.Length * sizeof(long) + (long)_pages.Count * PageSize;
 
     /// <summary>Encodes a string key as UTF-8 (helper for callers holding strings).</summary>
     public static byte[] Encode(string key) => Encoding.UTF8.GetBytes(key);
@@ -71,35 +82,36 @@ public sealed class KeyDirectory
             location = default;
             return false;
         }
-        location = ToLocation(ref _slots[i]);
+        location = ToLocation(ref At(i));
         return true;
     }
 
     /// <summary>
-    /// Looks a key up by its hash alone: the location of the first slot in the key's chain
-    /// whose 32-bit hash equals the key's, without reading the stored key (one dependent cache
-    /// miss fewer than <see cref="TryGet(ReadOnlySpan{byte}, out KeyLocation)"/>). False means
-    /// the key is certainly absent. True means the key is there or another key with the same
-    /// hash is: the caller must confirm the key against the record it reads (whose key it
-    /// checks anyway) and fall back to <see cref="TryGet(ReadOnlySpan{byte}, out KeyLocation)"/>
-    /// when the record holds another key.
+    /// Looks a key up by its hash alone: the location of the first entry in the key's probe
+    /// sequence whose 32-bit hash and length equal the key's, without reading the stored key
+    /// (the entry is the only memory touched). False means the key is certainly absent. True
+    /// means the key is there or another key with the same hash is: the caller must confirm
+    /// the key against the record it reads (whose key it checks anyway) and fall back to
+    /// <see cref="TryGet(ReadOnlySpan{byte}, out KeyLocation)"/> when the record holds another key.
     /// </summary>
     public bool TryGetByHash(ReadOnlySpan<byte> key, out KeyLocation location)
     {
         var hash = Hash(key);
-        var i = _buckets[(int)(hash & (uint)(_buckets.Length - 1))] - 1;
-        while (i >= 0)
+        var mask = _mask;
+        for (var i = (int)(hash & (uint)mask); ; i = (i + 1) & mask)
         {
-            ref var slot = ref _slots[i];
-            if (slot.Hash == hash && slot.KeyLength == key.Length)
+            ref var e = ref At(i);
+            if (e.KeyLength == 0)
             {
-                location = ToLocation(ref slot);
+                location = default;
+                return false;
+            }
+            if (e.Hash == hash && e.KeyLength == key.Length)
+            {
+                location = ToLocation(ref e);
                 return true;
             }
-            i = slot.Next - 1;
         }
-        location = default;
-        return false;
     }
 
     /// <summary>Looks a string key up.</summary>
@@ -121,9 +133,9 @@ public sealed class KeyDirectory
         var i = Find(key, hash);
         if (i >= 0)
         {
-            ref var slot = ref _slots[i];
-            previous = ToLocation(ref slot);
-            Store(ref slot, location);
+            ref var e = ref At(i);
+            previous = ToLocation(ref e);
+            Store(ref e, location);
             return true;
         }
         previous = default;
@@ -142,62 +154,44 @@ public sealed class KeyDirectory
         {
             return false;
         }
-        ref var slot = ref _slots[i];
-        if (slot.Segment != expected.Segment.Value || slot.Offset != expected.Offset)
+        ref var e = ref At(i);
+        if (e.Segment != expected.Segment.Value || e.Offset != expected.Offset)
         {
             return false;
         }
-        Store(ref slot, replacement);
+        Store(ref e, replacement);
         return true;
     }
 
     /// <summary>Removes a key; returns its last location when it existed.</summary>
     public bool Remove(ReadOnlySpan<byte> key, out KeyLocation previous)
     {
-        var hash = Hash(key);
-        ref var bucket = ref _buckets[(int)(hash & (uint)(_buckets.Length - 1))];
-        var prev = -1;
-        var i = bucket - 1;
-        while (i >= 0)
+        var i = Find(key, Hash(key));
+        if (i < 0)
         {
-            ref var slot = ref _slots[i];
-            if (slot.Hash == hash && KeyEquals(ref slot, key))
-            {
-                previous = ToLocation(ref slot);
-                if (prev < 0)
-                {
-                    bucket = slot.Next;
-                }
-                else
-                {
-                    _slots[prev].Next = slot.Next;
-                }
-                _liveKeyBytes -= slot.KeyLength;
-                _deadKeyBytes += slot.KeyLength;
-                slot = default;
-                slot.Next = _freeList;
-                _freeList = i;
-                _count--;
-                MaybeCompactArena();
-                return true;
-            }
-            prev = i;
-            i = slot.Next - 1;
+            previous = default;
+            return false;
         }
-        previous = default;
-        return false;
+        ref var e = ref At(i);
+        previous = ToLocation(ref e);
+        _liveKeyBytes -= e.KeyLength;
+        _deadKeyBytes += e.KeyLength;
+        _count--;
+        RemoveAt(i);
+        MaybeCompactArena();
+        return true;
     }
 
     /// <summary>Removes every key whose expiry is at or before <paramref name="nowMs"/>; returns them.</summary>
     public List<(byte[] Key, KeyLocation Location)> RemoveExpired(long nowMs, int max = int.MaxValue)
     {
         var expired = new List<(byte[], KeyLocation)>();
-        for (var i = 0; i < _used && expired.Count < max; i++)
+        for (var i = 0; i <= _mask && expired.Count < max; i++)
         {
-            ref var slot = ref _slots[i];
-            if (slot.KeyLength != 0 && !Expiry.IsLiveAt(slot.Expiry, nowMs))
+            ref var e = ref At(i);
+            if (e.KeyLength != 0 && !Expiry.IsLiveAt(e.Expiry, nowMs))
             {
-                expired.Add((KeyOf(ref slot).ToArray(), ToLocation(ref slot)));
+                expired.Add((KeyOf(i).ToArray(), ToLocation(ref e)));
             }
         }
         foreach (var (key, _) in expired)
@@ -210,12 +204,12 @@ public sealed class KeyDirectory
     /// <summary>Calls <paramref name="visitor"/> for every key. Do not mutate the directory meanwhile.</summary>
     public void ForEach(KeyVisitor visitor)
     {
-        for (var i = 0; i < _used; i++)
+        for (var i = 0; i <= _mask; i++)
         {
-            ref var slot = ref _slots[i];
-            if (slot.KeyLength != 0)
+            ref var e = ref At(i);
+            if (e.KeyLength != 0)
             {
-                visitor(KeyOf(ref slot), ToLocation(ref slot));
+                visitor(KeyOf(i), ToLocation(ref e));
             }
         }
     }
@@ -234,19 +228,60 @@ public sealed class KeyDirectory
         return (uint)(h ^ (h >> 32));
     }
 
+    /// <summary>Table size (a power of two) that holds <paramref name="keys"/> at a load of at most 3/4.</summary>
+    private static int CapacityFor(long keys)
+    {
+        var needed = keys + (keys + 2) / 3; // keys / (3/4), rounded up
+        return (int)Math.Max(MinCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)needed));
+    }
+
+    private unsafe void Allocate(int capacity)
+    {
+        _table = GC.AllocateArray<byte>(capacity * EntryBytes + Alignment, pinned: true);
+        fixed (byte* p = _table)
+        {
+            _base = (int)((Alignment - ((nint)p & (Alignment - 1))) & (Alignment - 1));
+            if (_table.Length >= HugeTableBytes)
+            {
+                // Gets touch one random entry each: huge pages spare most of their TLB misses.
+                Files.NativeFile.AdviseHugePages((nint)p, _table.LongLength);
+            }
+        }
+        _keyRefs = new long[capacity];
+        _mask = capacity - 1;
+        _growAt = capacity - capacity / 4;
+    }
+
+    private ref Entry At(int i) =>
+        ref Unsafe.As<byte, Entry>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_table), _base + (i << EntryBits)));
+
     private int Find(ReadOnlySpan<byte> key, uint hash)
     {
-        var i = _buckets[(int)(hash & (uint)(_buckets.Length - 1))] - 1;
-        while (i >= 0)
+        var mask = _mask;
+        for (var i = (int)(hash & (uint)mask); ; i = (i + 1) & mask)
         {
-            ref var slot = ref _slots[i];
-            if (slot.Hash == hash && KeyEquals(ref slot, key))
+            ref var e = ref At(i);
+            if (e.KeyLength == 0)
+            {
+                return -1;
+            }
+            if (e.Hash == hash && e.KeyLength == key.Length && KeyOf(i).SequenceEqual(key))
             {
                 return i;
             }
-            i = slot.Next - 1;
         }
-        return -1;
+    }
+
+    /// <summary>The first empty entry of <paramref name="hash"/>'s probe sequence.</summary>
+    private int FreeFor(uint hash)
+    {
+        var mask = _mask;
+        var i = (int)(hash & (uint)mask);
+        while (At(i).KeyLength != 0)
+        {
+            i = (i + 1) & mask;
+        }
+        return i;
     }
 
     private void Insert(ReadOnlySpan<byte> key, uint hash, in KeyLocation location)
@@ -255,47 +290,73 @@ public sealed class KeyDirectory
         {
             throw new ArgumentException("Key length must be 1..65535 bytes.", nameof(key));
         }
-        int i;
-        if (_freeList >= 0)
+        if (_count >= _growAt)
         {
-            i = _freeList;
-            _freeList = _slots[i].Next;
+            Grow();
         }
-        else
-        {
-            if (_used == _slots.Length)
-            {
-                Grow();
-            }
-            i = _used++;
-        }
-        ref var slot = ref _slots[i];
-        slot.KeyRef = AllocateKey(key);
-        slot.KeyLength = (ushort)key.Length;
-        slot.Hash = hash;
-        Store(ref slot, location);
-        ref var bucket = ref _buckets[(int)(hash & (uint)(_buckets.Length - 1))];
-        slot.Next = bucket;
-        bucket = i + 1;
+        var i = FreeFor(hash);
+        ref var e = ref At(i);
+        e.Hash = hash;
+        e.KeyLength = (ushort)key.Length;
+        Store(ref e, location);
+        _keyRefs[i] = AllocateKey(key);
         _count++;
         _liveKeyBytes += key.Length;
     }
 
-    private void Grow()
+    /// <summary>
+    /// Empties entry <paramref name="i"/> and shifts later entries of the same cluster back
+    /// into the hole when that does not move them before their home, so every probe sequence
+    /// stays unbroken without tombstones.
+    /// </summary>
+    private void RemoveAt(int i)
     {
-        var size = _slots.Length * 2;
-        Array.Resize(ref _slots, size);
-        _buckets = new int[size];
-        for (var i = 0; i < _used; i++)
+        var mask = _mask;
+        var j = i;
+        while (true)
         {
-            ref var slot = ref _slots[i];
-            if (slot.KeyLength == 0)
+            j = (j + 1) & mask;
+            ref var next = ref At(j);
+            if (next.KeyLength == 0)
+            {
+                break;
+            }
+            var home = (int)(next.Hash & (uint)mask);
+            // next may move back to i only if its home is not in (i, j] (cyclically).
+            var homeInRange = i <= j ? home > i && home <= j : home > i || home <= j;
+            if (homeInRange)
             {
                 continue;
             }
-            ref var bucket = ref _buckets[(int)(slot.Hash & (uint)(size - 1))];
-            slot.Next = bucket;
-            bucket = i + 1;
+            At(i) = next;
+            _keyRefs[i] = _keyRefs[j];
+            i = j;
+        }
+        At(i) = default;
+        _keyRefs[i] = 0;
+    }
+
+    private void Grow()
+    {
+        var oldTable = _table;
+        var oldBase = _base;
+        var oldRefs = _keyRefs;
+        var oldCapacity = _mask + 1;
+        if (oldCapacity == MaxCapacity)
+        {
+            throw new InvalidOperationException($"The key directory is full: one partition holds at most {MaxKeys:N0} keys.");
+        }
+        Allocate(oldCapacity * 2);
+        for (var i = 0; i < oldCapacity; i++)
+        {
+            ref var e = ref Unsafe.As<byte, Entry>(ref oldTable[oldBase + (i << EntryBits)]);
+            if (e.KeyLength == 0)
+            {
+                continue;
+            }
+            var j = FreeFor(e.Hash);
+            At(j) = e;
+            _keyRefs[j] = oldRefs[i];
         }
     }
 
@@ -322,35 +383,36 @@ public sealed class KeyDirectory
         var oldPages = _pages.ToArray();
         _pages.Clear();
         _pageUsed = PageSize;
-        for (var i = 0; i < _used; i++)
+        for (var i = 0; i <= _mask; i++)
         {
-            ref var slot = ref _slots[i];
-            if (slot.KeyLength != 0)
+            ref var e = ref At(i);
+            if (e.KeyLength != 0)
             {
-                var page = oldPages[slot.KeyRef >> PageBits];
-                slot.KeyRef = AllocateKey(page.AsSpan((int)(slot.KeyRef & (PageSize - 1)), slot.KeyLength));
+                var keyRef = _keyRefs[i];
+                var page = oldPages[keyRef >> PageBits];
+                _keyRefs[i] = AllocateKey(page.AsSpan((int)(keyRef & (PageSize - 1)), e.KeyLength));
             }
         }
         _deadKeyBytes = 0;
     }
 
-    private ReadOnlySpan<byte> KeyOf(ref Slot slot) =>
-        _pages[(int)(slot.KeyRef >> PageBits)].AsSpan((int)(slot.KeyRef & (PageSize - 1)), slot.KeyLength);
-
-    private bool KeyEquals(ref Slot slot, ReadOnlySpan<byte> key) =>
-        slot.KeyLength == key.Length && KeyOf(ref slot).SequenceEqual(key);
-
-    private static void Store(ref Slot slot, in KeyLocation location)
+    private ReadOnlySpan<byte> KeyOf(int i)
     {
-        slot.Segment = location.Segment.Value;
-        slot.Offset = location.Offset;
-        slot.Size = location.Size;
-        slot.Expiry = location.Expiry;
-        slot.Flags = location.Tombstone ? (byte)1 : (byte)0;
+        var keyRef = _keyRefs[i];
+        return _pages[(int)(keyRef >> PageBits)].AsSpan((int)(keyRef & (PageSize - 1)), At(i).KeyLength);
     }
 
-    private static KeyLocation ToLocation(ref Slot slot) =>
-        new(new SegmentId(slot.Segment), slot.Offset, slot.Size, slot.Expiry, slot.Flags == 1);
+    private static void Store(ref Entry e, in KeyLocation location)
+    {
+        e.Segment = location.Segment.Value;
+        e.Offset = location.Offset;
+        e.Size = location.Size;
+        e.Expiry = location.Expiry;
+        e.Flags = location.Tombstone ? (byte)1 : (byte)0;
+    }
+
+    private static KeyLocation ToLocation(ref Entry e) =>
+        new(new SegmentId(e.Segment), e.Offset, e.Size, e.Expiry, e.Flags == 1);
 }
 
 /// <summary>Receives one key of a <see cref="KeyDirectory"/> walk.</summary>

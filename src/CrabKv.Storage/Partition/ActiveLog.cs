@@ -244,11 +244,12 @@ public static class RecordReader
     /// Reads the value of the record at <paramref name="location"/> through <paramref name="source"/>
     /// (a segment, or the writer when the bytes may still be buffered). Damage is a
     /// <see cref="CorruptSegmentException"/> naming <paramref name="path"/> and the offset.
-    /// The returned array is new: the caller owns it.
+    /// The returned array is new: the caller owns it. <paramref name="mapped"/> tells whether the
+    /// record was read in place or by a positional read (the only kind worth caching).
     /// </summary>
-    public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+    public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, out bool mapped)
         where TSource : IRecordSource =>
-        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false)!;
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false, out mapped)!;
 
     /// <summary>
     /// <see cref="ReadValue"/> of a location found by hash alone
@@ -256,9 +257,9 @@ public static class RecordReader
     /// another key (a hash collision: look the key up by comparing it). Damage is still a
     /// <see cref="CorruptSegmentException"/>.
     /// </summary>
-    public static byte[]? ReadCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch)
+    public static byte[]? ReadCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, out bool mapped)
         where TSource : IRecordSource =>
-        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true);
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true, out mapped);
 
     /// <summary>
     /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
@@ -296,14 +297,15 @@ public static class RecordReader
         }
     }
 
-    private static byte[]? Read<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss)
+    private static byte[]? Read<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss, out bool mapped)
         where TSource : IRecordSource
     {
-        if (source.TryPeek(location.Offset, (int)location.Size, out var mapped))
+        mapped = source.TryPeek(location.Offset, (int)location.Size, out var inPlace);
+        if (mapped)
         {
-            using (mapped)
+            using (inPlace)
             {
-                return Decode(mapped.Span, path, location, key, otherKeyIsMiss);
+                return Decode(inPlace.Span, path, location, key, otherKeyIsMiss);
             }
         }
         if (scratch.Length < location.Size)

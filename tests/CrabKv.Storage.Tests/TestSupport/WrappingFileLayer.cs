@@ -50,3 +50,9 @@ public abstract class WrappingFileLayer(FileLayer inner) : FileLayer
 
     public override void DeleteDirectory(string path) => Inner.DeleteDirectory(path);
 }
+
+/// <summary>
+/// The default file layer without memory mapping: every get is a positional read (the path a
+/// store takes where the OS cannot map, and the only one that fills the engine's read cache).
+/// </summary>
+public sealed class PositionalReadLayer() : WrappingFileLayer(FileLayer.Default);
