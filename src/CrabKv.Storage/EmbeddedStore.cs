@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using CrabKv.Storage.Caches;
 using CrabKv.Storage.Compaction;
@@ -335,6 +336,54 @@ public sealed class EmbeddedStore : IDisposable
             _cache.Put(key, value.ToArray(), location.Expiry);
         }
         return true;
+    }
+
+    /// <summary>
+    /// Reads the value of a key given as UTF-8 bytes into <paramref name="destination"/>
+    /// (decompressed; appended with <see cref="IBufferWriter{T}.Advance"/>); false, and nothing
+    /// written, when the key is absent, deleted or expired. The allocation-free get: no key
+    /// string, no value array; a record read in place through its segment's mapping is copied
+    /// once, into the caller's buffer. Keys follow the string keys' rules (1 to max-key-bytes
+    /// of valid UTF-8); a key that breaks them is refused as by <see cref="TryGet(string, out byte[])"/>.
+    /// </summary>
+    public bool TryGet(ReadOnlySpan<byte> utf8Key, IBufferWriter<byte> destination)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(destination);
+        Throw(WriteRules.CheckKey(utf8Key, _limits.MaxKeyBytes));
+        if (_writeBack is { Count: > 0 } || _cache.Count > 0)
+        {
+            // Buffered writes and cached values are keyed by string: take the string path.
+            if (!TryGet(KeyRules.Utf8.GetString(utf8Key), out var value))
+            {
+                return false;
+            }
+            destination.Write(value);
+            return true;
+        }
+        var now = Now;
+        _gets++;
+        if (!_index.TryGetLiveByHash(utf8Key, now, out var location, out var keyChecked))
+        {
+            return false;
+        }
+        if (ReadInto(location, utf8Key, otherKeyIsMiss: !keyChecked, destination))
+        {
+            return true;
+        }
+        // A record of another key with the same hash: the compared lookup decides.
+        return _index.TryGetLive(utf8Key, now, out location) && ReadInto(location, utf8Key, otherKeyIsMiss: false, destination);
+    }
+
+    private bool ReadInto(in KeyLocation location, ReadOnlySpan<byte> keyBytes, bool otherKeyIsMiss, IBufferWriter<byte> destination)
+    {
+        var writer = _log.Writer;
+        if (location.Segment == writer.Id)
+        {
+            return RecordReader.ReadValueInto(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, otherKeyIsMiss, destination);
+        }
+        var segment = _index.Segments[location.Segment];
+        return RecordReader.ReadValueInto(segment, segment.Path, location, keyBytes, ref _readBuffer, otherKeyIsMiss, destination);
     }
 
     private byte[] ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes, out bool mapped)

@@ -18,6 +18,9 @@ public static class KeyRules
     /// <summary>Message for a key that is not valid text.</summary>
     public const string NotTextMessage = "Key is not valid UTF-16 text (a lone surrogate): it has no UTF-8 form, and two such keys would collide on disk.";
 
+    /// <summary>Message for a key given as bytes that are not UTF-8.</summary>
+    public const string NotUtf8Message = "Key is not valid UTF-8: keys are text, and these bytes have no text form.";
+
     /// <summary>Message for a key over its limit, naming the setting to raise.</summary>
     public static string TooLargeMessage(int bytes, string limitName, int limit) => $"Key is {bytes} bytes of UTF-8; the limit ({limitName}) is {limit}.";
 

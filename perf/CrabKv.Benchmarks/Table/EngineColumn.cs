@@ -1,3 +1,5 @@
+using System.Buffers;
+using CrabKv.Benchmarks.Peers;
 using System.Diagnostics;
 
 namespace CrabKv.Benchmarks.Table;
@@ -9,10 +11,14 @@ namespace CrabKv.Benchmarks.Table;
 /// one (its latency includes the fsync); a batch is <c>PutBatch</c> + <c>Sync</c>; write-back
 /// buffers in the store and the put that finds 1 s passed flushes and fsyncs (as the actor
 /// store's flush interval of 1 s). The engine has no background thread: the async-compaction
-/// row does not apply and the all-combined row runs without a compaction.
+/// row does not apply and the all-combined row runs without a compaction. The get rows use the
+/// engine's allocation-free get (<see cref="EmbeddedStore.TryGet(ReadOnlySpan{byte}, IBufferWriter{byte})"/>:
+/// the key as UTF-8 bytes from the same key block the peers read, the value copied into one
+/// reused buffer), as the peer columns read into a caller's buffer.
 /// </summary>
 internal sealed class EngineColumn : ITableColumn, IAsyncDisposable
 {
+    private readonly ArrayBufferWriter<byte> _value = new(4096);
     private (EmbeddedStore Store, string Directory, int Keys)? _preloaded;
 
     /// <inheritdoc />
@@ -30,7 +36,7 @@ internal sealed class EngineColumn : ITableColumn, IAsyncDisposable
             var (store, _, keys) = _preloaded ??= Preload(options);
             await CallerLoops.RunSync(0, TableWorkload.WarmUpOps(row, options), TableWorkload.WarmUpTime(options), i => Get(store, row, i, keys), null, cancellationToken);
             var gets = await CallerLoops.RunSync(0, TableWorkload.MaxOps(row, options), TableWorkload.MaxTime(options), i => Get(store, row, i, keys), progress, cancellationToken);
-            return Cell.From(gets.Histogram, gets.Values, gets.Elapsed);
+            return Cell.From(gets.Histogram, gets.Values, gets.Elapsed, note: "byte key, value into a reused buffer");
         }
 
         await DisposeAsync();
@@ -62,9 +68,12 @@ internal sealed class EngineColumn : ITableColumn, IAsyncDisposable
         }
     }
 
-    private static void Get(EmbeddedStore store, TableRow row, long i, int keys)
+    private void Get(EmbeddedStore store, TableRow row, long i, int keys)
     {
-        var found = store.TryGet(TableWorkload.GetKey(row, i, keys), out _);
+        var block = row == TableRow.GetMiss ? PeerWorkload.MissKeyBlock() : PeerWorkload.KeyBlock();
+        var key = block.AsSpan(PeerWorkload.GetKey(row, i, keys) * PeerWorkload.KeyBytes, PeerWorkload.KeyBytes);
+        _value.ResetWrittenCount();
+        var found = store.TryGet(key, _value);
         if (found != (row == TableRow.GetHit))
         {
             throw new InvalidOperationException($"engine: get {i} of row {row} {(found ? "found a key it should miss" : "missed a preloaded key")}.");

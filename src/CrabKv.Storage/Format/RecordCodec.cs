@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace CrabKv.Storage.Format;
@@ -104,5 +105,21 @@ public static class RecordCodec
     {
         var stored = StoredValueOf(record, header);
         return header.IsCompressed ? ValueCompression.Decompress(stored) : stored.ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="DecodeValue"/> written to <paramref name="destination"/> (decompressed if
+    /// needed); returns the value's length.
+    /// </summary>
+    public static int DecodeValueInto(ReadOnlySpan<byte> record, in RecordHeader header, IBufferWriter<byte> destination)
+    {
+        var stored = StoredValueOf(record, header);
+        if (header.IsCompressed)
+        {
+            return ValueCompression.DecompressInto(stored, destination);
+        }
+        stored.CopyTo(destination.GetSpan(stored.Length));
+        destination.Advance(stored.Length);
+        return stored.Length;
     }
 }

@@ -32,18 +32,48 @@ public static class ValueCompression
     /// <summary>Decompresses a stored value; throws <see cref="InvalidDataException"/> on bad input.</summary>
     public static byte[] Decompress(ReadOnlySpan<byte> stored)
     {
+        var output = new byte[UncompressedLength(stored)];
+        Decompress(stored, output);
+        return output;
+    }
+
+    /// <summary>
+    /// Decompresses a stored value into <paramref name="destination"/>; returns its length.
+    /// Throws <see cref="InvalidDataException"/> on bad input.
+    /// </summary>
+    public static int DecompressInto(ReadOnlySpan<byte> stored, IBufferWriter<byte> destination)
+    {
+        var length = UncompressedLength(stored);
+        Decompress(stored, destination.GetSpan(length)[..length]);
+        destination.Advance(length);
+        return length;
+    }
+
+    private static int UncompressedLength(ReadOnlySpan<byte> stored)
+    {
+        int length;
         try
         {
-            var length = Snappy.GetUncompressedLength(stored);
-            if (length < 0 || length > FormatConstants.MaxValueBytes)
-            {
-                throw new InvalidDataException($"Compressed value claims {length} bytes, beyond the format's bound.");
-            }
-            var output = new byte[length];
-            Snappy.Decompress(stored, output);
-            return output;
+            length = Snappy.GetUncompressedLength(stored);
         }
-        catch (Exception e) when (e is not InvalidDataException)
+        catch (Exception e)
+        {
+            throw new InvalidDataException("Compressed value does not decompress.", e);
+        }
+        if (length < 0 || length > FormatConstants.MaxValueBytes)
+        {
+            throw new InvalidDataException($"Compressed value claims {length} bytes, beyond the format's bound.");
+        }
+        return length;
+    }
+
+    private static void Decompress(ReadOnlySpan<byte> stored, Span<byte> output)
+    {
+        try
+        {
+            Snappy.Decompress(stored, output);
+        }
+        catch (Exception e)
         {
             throw new InvalidDataException("Compressed value does not decompress.", e);
         }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
@@ -248,8 +249,11 @@ public static class RecordReader
     /// record was read in place or by a positional read (the only kind worth caching).
     /// </summary>
     public static byte[] ReadValue<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, out bool mapped)
-        where TSource : IRecordSource =>
-        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false, out mapped)!;
+        where TSource : IRecordSource
+    {
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: false, default(NewArray), out mapped, out byte[] value);
+        return value;
+    }
 
     /// <summary>
     /// <see cref="ReadValue"/> of a location found by hash alone
@@ -259,7 +263,17 @@ public static class RecordReader
     /// </summary>
     public static byte[]? ReadCandidate<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, out bool mapped)
         where TSource : IRecordSource =>
-        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true, out mapped);
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss: true, default(NewArray), out mapped, out byte[] value) ? value : null;
+
+    /// <summary>
+    /// <see cref="ReadValue"/> into <paramref name="destination"/> instead of a new array (no
+    /// allocation when the record is read in place). With <paramref name="otherKeyIsMiss"/>
+    /// (a location found by hash alone) false when the record verifies but holds another key,
+    /// and nothing is written; otherwise always true. Damage is a <see cref="CorruptSegmentException"/>.
+    /// </summary>
+    public static bool ReadValueInto<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss, IBufferWriter<byte> destination)
+        where TSource : IRecordSource =>
+        Read(source, path, location, key, ref scratch, otherKeyIsMiss, new IntoWriter(destination), out _, out int _);
 
     /// <summary>
     /// <see cref="ReadValue"/> only in place: false (and nothing read) when the record cannot be
@@ -292,20 +306,22 @@ public static class RecordReader
         }
         using (mapped)
         {
-            value = Decode(mapped.Span, path, location, key, otherKeyIsMiss);
+            value = Decode(mapped.Span, path, location, key, otherKeyIsMiss, default(NewArray), out byte[] found) ? found : null;
             return true;
         }
     }
 
-    private static byte[]? Read<TSource>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss, out bool mapped)
+    private static bool Read<TSource, TSink, TResult>(TSource source, string path, in KeyLocation location, ReadOnlySpan<byte> key, ref byte[] scratch, bool otherKeyIsMiss,
+        TSink sink, out bool mapped, out TResult result)
         where TSource : IRecordSource
+        where TSink : IValueSink<TResult>
     {
         mapped = source.TryPeek(location.Offset, (int)location.Size, out var inPlace);
         if (mapped)
         {
             using (inPlace)
             {
-                return Decode(inPlace.Span, path, location, key, otherKeyIsMiss);
+                return Decode(inPlace.Span, path, location, key, otherKeyIsMiss, sink, out result);
             }
         }
         if (scratch.Length < location.Size)
@@ -318,14 +334,17 @@ public static class RecordReader
         {
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
-        return Decode(span, path, location, key, otherKeyIsMiss);
+        return Decode(span, path, location, key, otherKeyIsMiss, sink, out result);
     }
 
     /// <summary>
-    /// Verifies one whole record (header, checksum, key) and returns a copy of its value; null
-    /// when it verifies but holds another key and <paramref name="otherKeyIsMiss"/>.
+    /// Verifies one whole record (header, checksum, key) and hands its value to
+    /// <paramref name="sink"/>; false (and nothing taken) when it verifies but holds another key
+    /// and <paramref name="otherKeyIsMiss"/>.
     /// </summary>
-    private static byte[]? Decode(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss)
+    private static bool Decode<TSink, TResult>(ReadOnlySpan<byte> record, string path, in KeyLocation location, ReadOnlySpan<byte> key, bool otherKeyIsMiss,
+        TSink sink, out TResult result)
+        where TSink : IValueSink<TResult>
     {
         if (!RecordCodec.TryReadHeader(record, out var h) || !RecordCodec.Verify(record, h))
         {
@@ -335,18 +354,38 @@ public static class RecordReader
         {
             if (otherKeyIsMiss)
             {
-                return null;
+                result = default!;
+                return false;
             }
             throw new CorruptSegmentException(path, location.Offset, "record read for a get does not verify");
         }
         try
         {
-            return RecordCodec.DecodeValue(record, h);
+            result = sink.Take(record, h);
+            return true;
         }
         catch (InvalidDataException e)
         {
             throw new CorruptSegmentException(path, location.Offset, e.Message);
         }
+    }
+
+    /// <summary>Where a verified record's value goes.</summary>
+    private interface IValueSink<out TResult>
+    {
+        TResult Take(ReadOnlySpan<byte> record, in RecordHeader header);
+    }
+
+    /// <summary>A new array the caller owns.</summary>
+    private readonly struct NewArray : IValueSink<byte[]>
+    {
+        public byte[] Take(ReadOnlySpan<byte> record, in RecordHeader header) => RecordCodec.DecodeValue(record, header);
+    }
+
+    /// <summary>The caller's buffer writer; the result is the value's length.</summary>
+    private readonly struct IntoWriter(IBufferWriter<byte> destination) : IValueSink<int>
+    {
+        public int Take(ReadOnlySpan<byte> record, in RecordHeader header) => RecordCodec.DecodeValueInto(record, header, destination);
     }
 }
 

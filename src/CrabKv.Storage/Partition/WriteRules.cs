@@ -116,6 +116,16 @@ public static class WriteRules
         };
     }
 
+    /// <summary>Checks a key given as UTF-8 bytes: the same rules as a string key's.</summary>
+    public static Refusal? CheckKey(ReadOnlySpan<byte> utf8Key, int maxKeyBytes) => utf8Key.Length switch
+    {
+        0 => new Refusal(CrabKvErrorCode.EmptyKey, RefusalSubject.Key, KeyRules.EmptyMessage),
+        _ when utf8Key.Length > maxKeyBytes => new Refusal(CrabKvErrorCode.KeyTooLarge, RefusalSubject.Key,
+            KeyRules.TooLargeMessage(utf8Key.Length, "crabkv.limits.max-key-bytes", maxKeyBytes)),
+        _ when !System.Text.Unicode.Utf8.IsValid(utf8Key) => new Refusal(CrabKvErrorCode.InvalidRequest, RefusalSubject.Key, KeyRules.NotUtf8Message),
+        _ => null,
+    };
+
     /// <summary>Checks a key and encodes it.</summary>
     public static Refusal? CheckKey(string? key, int maxKeyBytes, out byte[] keyBytes)
     {
