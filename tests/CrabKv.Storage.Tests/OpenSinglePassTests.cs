@@ -179,6 +179,30 @@ public sealed class OpenSinglePassTests : IDisposable
     }
 
     [Fact]
+    public void AHintBesideTheActiveSegmentIsIgnoredAndSaidSo()
+    {
+        using (var store = EmbeddedStore.Open(_dir.Path, Options()))
+        {
+            store.Put("a", "1");
+            store.Put("b", "2");
+            store.Compact(); // seg 1 becomes merge output 1/1 with a hint
+            store.Put("a", "3");
+        }
+        var active = SegmentPath(_dir.Path, 2);
+        var mergeHint = Path.ChangeExtension(SegmentPath(_dir.Path, 1, 1), ".hint");
+        Assert.True(File.Exists(active) && File.Exists(mergeHint), "expected merge output 1/1 with its hint and writer segment 2");
+        File.Copy(mergeHint, Path.ChangeExtension(active, ".hint")); // never written by the engine: a stray file
+
+        var messages = new List<string>();
+        using var reopened = EmbeddedStore.Open(_dir.Path, Options() with { Log = messages.Add });
+        Assert.Contains(messages, m => m.Contains("beside the active segment", StringComparison.Ordinal));
+        Assert.Equal(1, reopened.LastRecovery.SegmentsFromHints);
+        Assert.Equal(1, reopened.LastRecovery.SegmentsScanned);
+        Assert.Equal("3", reopened.GetString("a"));
+        Assert.Equal("2", reopened.GetString("b"));
+    }
+
+    [Fact]
     public void ScannerReadsEachByteOnceWhenRecordsCrossItsBufferAndOneOutgrowsIt()
     {
         using (var store = EmbeddedStore.Open(_dir.Path, Options()))
