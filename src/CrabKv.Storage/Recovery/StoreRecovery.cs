@@ -129,24 +129,24 @@ public static class StoreRecovery
             {
                 var id = ids[i];
                 var path = Path.Combine(directory, id.DataFileName);
+                var hintPath = Path.Combine(directory, id.HintFileName);
                 var isActive = i == ids.Count - 1 && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
-                if (isActive && IsTornCreation(files, path))
-                {
-                    files.Delete(path);
-                    Note($"Deleted '{path}': its creation was torn (shorter than a header).");
-                    continue;
-                }
                 if (isActive)
                 {
-                    if (CutTornTail(files, path, id, report, Note) == FormatConstants.FileHeaderSize)
+                    // One pass validates, cuts the torn tail and indexes: a hint would add nothing.
+                    if (files.FileExists(hintPath))
                     {
-                        files.Delete(path); // holds no record; the next active segment replaces it
-                        continue;
+                        Note($"Ignoring hint '{hintPath}' beside the active segment; scanning the data segment instead.");
                     }
+                    if (RecoverActive(files, path, id, index, nowMs, report, Note) is { } active)
+                    {
+                        index.AddSealed(active);
+                        report.SegmentsScanned++;
+                    }
+                    continue;
                 }
                 var segment = Segment.OpenSealed(files, id, path);
                 index.AddSealed(segment);
-                var hintPath = Path.Combine(directory, id.HintFileName);
                 if (files.FileExists(hintPath))
                 {
                     if (LoadHint(files, hintPath, segment, index, nowMs, report, out var whyNot))
@@ -203,36 +203,42 @@ public static class StoreRecovery
         return ok;
     }
 
-    /// <summary>True when the file is shorter than a header or all zero: its creation was torn.</summary>
-    private static bool IsTornCreation(FileLayer files, string path)
-    {
-        using var s = Segment.OpenReader(files, default, path);
-        s.UpdateLength(files.GetLength(s.Handle));
-        return s.Length < FormatConstants.FileHeaderSize || IsZeroFill(s, 0);
-    }
-
     private readonly record struct Pending(byte[] Key, KeyLocation Location, bool Tombstone);
 
     /// <summary>Scans a sealed segment; any damage is a <see cref="CorruptSegmentException"/>.</summary>
     private static void Scan(Segment segment, PartitionIndex index, long nowMs, RecoveryReport report)
     {
         var scanner = new SegmentScanner(segment, segment.Length);
+        var status = ApplyRecords(scanner, segment, index, nowMs, report, out var unendedBatch);
+        if (status == ScanStatus.End && unendedBatch >= 0)
+        {
+            throw new CorruptSegmentException(segment.Path, unendedBatch, "batch without its end record");
+        }
+        if (status == ScanStatus.Invalid)
+        {
+            throw new CorruptSegmentException(segment.Path, scanner.Position, scanner.InvalidReason);
+        }
+    }
+
+    /// <summary>
+    /// Applies a segment's records front to back up to the first bytes that are not a valid
+    /// record (<see cref="ScanStatus.Invalid"/>, at <see cref="SegmentScanner.Position"/>) or
+    /// the end of the data (<see cref="ScanStatus.End"/>). Batch members are kept aside and
+    /// applied when the member carrying <c>BatchEnd</c> is read; a plain record after an
+    /// unended batch is corruption. <paramref name="unendedBatch"/> is the offset of a batch
+    /// still open where the records stop, or -1: its members were not applied.
+    /// </summary>
+    private static ScanStatus ApplyRecords(SegmentScanner scanner, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out long unendedBatch)
+    {
         var pending = new List<Pending>();
         long batchStart = -1;
         while (true)
         {
             var status = scanner.Next();
-            if (status == ScanStatus.End)
+            if (status != ScanStatus.Record)
             {
-                if (pending.Count > 0)
-                {
-                    throw new CorruptSegmentException(segment.Path, batchStart, "batch without its end record");
-                }
-                return;
-            }
-            if (status == ScanStatus.Invalid)
-            {
-                throw new CorruptSegmentException(segment.Path, scanner.Position, scanner.InvalidReason);
+                unendedBatch = pending.Count > 0 ? batchStart : -1;
+                return status;
             }
             var h = scanner.Header;
             var rec = scanner.Record;
@@ -265,65 +271,75 @@ public static class StoreRecovery
     }
 
     /// <summary>
-    /// Finds where the valid data of the active segment ends. Damage followed by a valid
-    /// record is corruption; otherwise the rest (and an unended batch) is a torn tail and is cut.
-    /// Returns the length the file is left with.
+    /// Recovers the active segment in one pass over its bytes (FORMAT.md section 8, rule 4):
+    /// its records are verified and applied as they are read, up to where the valid data ends.
+    /// Damage followed by a valid record is corruption; otherwise the rest (and an unended
+    /// batch, whose members were never applied) is a torn tail and is cut. Returns the segment,
+    /// sealed at the length it is left with and open for reading, or null when it was deleted:
+    /// its creation was torn (shorter than a header, or all zero), or it holds no record.
     /// </summary>
-    private static long CutTornTail(FileLayer files, string path, SegmentId id, RecoveryReport report, Action<string> note)
+    private static Segment? RecoverActive(FileLayer files, string path, SegmentId id, PartitionIndex index, long nowMs, RecoveryReport report, Action<string> note)
     {
-        using var segment = Segment.OpenSealed(files, id, path);
-        var scanner = new SegmentScanner(segment, segment.Length);
-        long batchStart = -1;
-        while (true)
+        var segment = Segment.OpenReader(files, id, path);
+        try
         {
-            var status = scanner.Next();
-            if (status == ScanStatus.Record)
+            segment.UpdateLength(files.GetLength(segment.Handle));
+            Span<byte> header = stackalloc byte[FormatConstants.FileHeaderSize];
+            var headerBytes = segment.Length < FormatConstants.FileHeaderSize ? 0 : segment.ReadAt(header, 0);
+            if (segment.Length < FormatConstants.FileHeaderSize
+                || (!header[..headerBytes].ContainsAnyExcept((byte)0) && IsZeroFill(segment, headerBytes)))
             {
-                var h = scanner.Header;
-                if (h.InBatch && batchStart < 0)
-                {
-                    batchStart = scanner.RecordOffset;
-                }
-                else if (!h.InBatch && batchStart >= 0)
-                {
-                    throw new CorruptSegmentException(path, batchStart, "batch without its end record");
-                }
-                if (h.IsBatchEnd)
-                {
-                    batchStart = -1;
-                }
-                continue;
+                segment.Dispose();
+                files.Delete(path);
+                note($"Deleted '{path}': its creation was torn (shorter than a header).");
+                return null;
             }
+            FileHeader.Validate(header[..headerBytes], FormatConstants.SegmentMagic, id, path);
+
+            var scanner = new SegmentScanner(segment, segment.Length);
+            var status = ApplyRecords(scanner, segment, index, nowMs, report, out var unendedBatch);
             var end = scanner.Position;
+            var zeroTail = false;
             if (status == ScanStatus.Invalid)
             {
                 // Searched from the next byte on purpose: a damaged length field must not make
                 // open cut valid records as a "tail". A valid-looking record inside a torn value
                 // makes open refuse instead (safe); `repair` then skips that value whole.
-                var next = scanner.FindNextValidRecord(end);
+                var next = scanner.FindNextValidRecord(end, out zeroTail);
                 if (next >= 0)
                 {
                     throw new CorruptSegmentException(path, end, $"{scanner.InvalidReason}, followed by a valid record at {next}");
                 }
             }
-            var cut = batchStart >= 0 ? batchStart : end;
+            // An unended batch's first record is never zero bytes: a cut there is a torn write.
+            var cut = unendedBatch >= 0 ? unendedBatch : end;
             if (cut < segment.Length)
             {
                 var bytesCut = segment.Length - cut;
                 using (var h = files.Open(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
                 {
-                    var allZero = IsZeroFill(segment, cut);
                     files.SetLength(h, cut);
                     files.FlushToDisk(h);
-                    if (!allZero)
-                    {
-                        report.TornTail = (path, cut, bytesCut);
-                        note($"Torn tail in '{path}': cut {bytesCut} bytes at offset {cut} (partial record or unfinished batch).");
-                    }
                 }
-                return cut;
+                segment.UpdateLength(cut);
+                if (!(unendedBatch < 0 && zeroTail))
+                {
+                    report.TornTail = (path, cut, bytesCut);
+                    note($"Torn tail in '{path}': cut {bytesCut} bytes at offset {cut} (partial record or unfinished batch).");
+                }
             }
-            return segment.Length;
+            if (segment.Length == FormatConstants.FileHeaderSize)
+            {
+                segment.Dispose();
+                files.Delete(path); // holds no record; the next active segment replaces it
+                return null;
+            }
+            return segment;
+        }
+        catch
+        {
+            segment.Dispose();
+            throw;
         }
     }
 

@@ -89,8 +89,20 @@ public sealed class SegmentScanner
     /// -1 when there is none (the rest is a torn tail, garbage or zero fill). Used to tell a
     /// torn tail from damage in the middle, and by repair to step over damage.
     /// </summary>
-    public long FindNextValidRecord(long from)
+    public long FindNextValidRecord(long from) => FindNextValidRecord(from, out _);
+
+    /// <summary>
+    /// <see cref="FindNextValidRecord(long)"/> that also tells whether every byte from
+    /// <paramref name="from"/> to the end is zero (a preallocated region never written), from
+    /// the same reads: open decides "torn tail or zero fill" without reading the tail twice.
+    /// <paramref name="zeroTail"/> is false whenever a record is found.
+    /// </summary>
+    public long FindNextValidRecord(long from, out bool zeroTail)
     {
+        // The first bytes (all of them when fewer than a header follow) are checked here: the
+        // loop below starts one byte on and stops a header short of the end.
+        zeroTail = from >= _length
+            || !Window(from, (int)Math.Min(FormatConstants.RecordHeaderSize + 1, _length - from)).ContainsAnyExcept((byte)0);
         for (var q = from + 1; q + FormatConstants.RecordHeaderSize <= _length;)
         {
             var chunk = Window(q, (int)Math.Min(4096, _length - q));
@@ -101,6 +113,7 @@ public sealed class SegmentScanner
                 q += Math.Max(1, chunk.Length - FormatConstants.RecordHeaderSize);
                 continue;
             }
+            zeroTail = false;
             if (firstNonZero > FormatConstants.RecordHeaderSize)
             {
                 q += firstNonZero - FormatConstants.RecordHeaderSize;
@@ -168,17 +181,33 @@ public sealed class SegmentScanner
     {
         if (offset < _bufferStart || offset + count > _bufferStart + _bufferLength)
         {
-            if (count > _buffer.Length)
-            {
-                _buffer = new byte[Math.Max(count, _buffer.Length * 2)];
-            }
-            _bufferStart = offset;
-            _bufferLength = _segment.ReadAt(_buffer.AsSpan(0, (int)Math.Min(_buffer.Length, _length - offset)), offset);
-            if (_bufferLength < count)
-            {
-                throw new IOException($"Short read in '{_segment.Path}' at {offset}: file shrank while being scanned.");
-            }
+            Refill(offset, count);
         }
         return _buffer.AsSpan((int)(offset - _bufferStart), count);
+    }
+
+    /// <summary>
+    /// Makes the buffer start at <paramref name="offset"/> and hold at least
+    /// <paramref name="count"/> bytes. A forward scan reads every byte once: the part of a
+    /// record the old buffer already holds (one cut by the buffer's end) moves to the front and
+    /// only the bytes after it are read.
+    /// </summary>
+    private void Refill(long offset, int count)
+    {
+        var bufferEnd = _bufferStart + _bufferLength;
+        var keep = offset >= _bufferStart && offset < bufferEnd ? (int)(bufferEnd - offset) : 0;
+        var target = count > _buffer.Length ? new byte[Math.Max(count, _buffer.Length * 2)] : _buffer;
+        if (keep > 0)
+        {
+            _buffer.AsSpan((int)(offset - _bufferStart), keep).CopyTo(target); // overlapping copy: a memmove
+        }
+        _buffer = target;
+        _bufferStart = offset;
+        var wanted = (int)Math.Min(_buffer.Length, _length - offset);
+        _bufferLength = keep + _segment.ReadAt(_buffer.AsSpan(keep, wanted - keep), offset + keep);
+        if (_bufferLength < count)
+        {
+            throw new IOException($"Short read in '{_segment.Path}' at {offset}: file shrank while being scanned.");
+        }
     }
 }
