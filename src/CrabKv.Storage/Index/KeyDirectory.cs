@@ -44,7 +44,7 @@ public sealed class KeyDirectory
         public long Expiry;
     }
 
-    private byte[] _table = [];   // pinned; entries start at _base, aligned on Alignment
+    private Entry[] _table = [];  // pinned, one spare entry; entry i starts _base bytes past element i, aligned on Alignment
     private int _base;
     private long[] _keyRefs = []; // per entry: page << 20 | offset in page
     private int _mask;            // capacity - 1 (capacity a power of two)
@@ -68,7 +68,7 @@ public sealed class KeyDirectory
     public long KeyBytes => _liveKeyBytes;
 
     /// <summary>Approximate memory held, in bytes (table entries, key references and arena pages).</summary>
-    public long AllocatedBytes => _table.LongLength + (long)_keyRefs.Length * sizeof(long) + (long)_pages.Count * PageSize;
+    public long AllocatedBytes => _table.LongLength * EntryBytes + (long)_keyRefs.Length * sizeof(long) + (long)_pages.Count * PageSize;
 
     /// <summary>Encodes a string key as UTF-8 (helper for callers holding strings).</summary>
     public static byte[] Encode(string key) => Encoding.UTF8.GetBytes(key);
@@ -237,14 +237,16 @@ public sealed class KeyDirectory
 
     private unsafe void Allocate(int capacity)
     {
-        _table = GC.AllocateArray<byte>(capacity * EntryBytes + Alignment, pinned: true);
-        fixed (byte* p = _table)
+        // An Entry[] rather than bytes: more than 2 GiB of entries stay addressable.
+        _table = GC.AllocateArray<Entry>(capacity + 1, pinned: true);
+        fixed (Entry* p = _table)
         {
             _base = (int)((Alignment - ((nint)p & (Alignment - 1))) & (Alignment - 1));
-            if (_table.Length >= HugeTableBytes)
+            var bytes = _table.LongLength * EntryBytes;
+            if (bytes >= HugeTableBytes)
             {
                 // Gets touch one random entry each: huge pages spare most of their TLB misses.
-                Files.NativeFile.AdviseHugePages((nint)p, _table.LongLength);
+                Files.NativeFile.AdviseHugePages((nint)p, bytes);
             }
         }
         _keyRefs = new long[capacity];
@@ -252,8 +254,10 @@ public sealed class KeyDirectory
         _growAt = capacity - capacity / 4;
     }
 
-    private ref Entry At(int i) =>
-        ref Unsafe.As<byte, Entry>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_table), _base + (i << EntryBits)));
+    private ref Entry At(int i) => ref EntryIn(_table, _base, i);
+
+    private static ref Entry EntryIn(Entry[] table, int baseBytes, int i) =>
+        ref Unsafe.As<byte, Entry>(ref Unsafe.AddByteOffset(ref Unsafe.As<Entry, byte>(ref MemoryMarshal.GetArrayDataReference(table)), baseBytes + ((nint)i << EntryBits)));
 
     private int Find(ReadOnlySpan<byte> key, uint hash)
     {
@@ -349,7 +353,7 @@ public sealed class KeyDirectory
         Allocate(oldCapacity * 2);
         for (var i = 0; i < oldCapacity; i++)
         {
-            ref var e = ref Unsafe.As<byte, Entry>(ref oldTable[oldBase + (i << EntryBits)]);
+            ref var e = ref EntryIn(oldTable, oldBase, i);
             if (e.KeyLength == 0)
             {
                 continue;
