@@ -139,7 +139,7 @@ public sealed class KeyDirectory
             return true;
         }
         previous = default;
-        Insert(key, hash, location);
+        Insert(key, hash, location, ~i);
         return false;
     }
 
@@ -259,6 +259,7 @@ public sealed class KeyDirectory
     private static ref Entry EntryIn(Entry[] table, int baseBytes, int i) =>
         ref Unsafe.As<byte, Entry>(ref Unsafe.AddByteOffset(ref Unsafe.As<Entry, byte>(ref MemoryMarshal.GetArrayDataReference(table)), baseBytes + ((nint)i << EntryBits)));
 
+    /// <summary>The entry holding <paramref name="key"/>, or (negative) the complement of the empty entry where its probe ended.</summary>
     private int Find(ReadOnlySpan<byte> key, uint hash)
     {
         var mask = _mask;
@@ -267,7 +268,7 @@ public sealed class KeyDirectory
             ref var e = ref At(i);
             if (e.KeyLength == 0)
             {
-                return -1;
+                return ~i; // absent: the complement of the empty entry that ends its probe
             }
             if (e.Hash == hash && e.KeyLength == key.Length && KeyOf(i).SequenceEqual(key))
             {
@@ -288,17 +289,19 @@ public sealed class KeyDirectory
         return i;
     }
 
-    private void Insert(ReadOnlySpan<byte> key, uint hash, in KeyLocation location)
+    /// <summary>Inserts an absent key at <paramref name="free"/> (where its probe stopped), or where it lands after a growth.</summary>
+    private void Insert(ReadOnlySpan<byte> key, uint hash, in KeyLocation location, int free)
     {
         if (key.Length == 0 || key.Length > ushort.MaxValue)
         {
             throw new ArgumentException("Key length must be 1..65535 bytes.", nameof(key));
         }
+        var i = free;
         if (_count >= _growAt)
         {
             Grow();
+            i = FreeFor(hash);
         }
-        var i = FreeFor(hash);
         ref var e = ref At(i);
         e.Hash = hash;
         e.KeyLength = (ushort)key.Length;
