@@ -9,7 +9,7 @@ using CrabKv.Actors.Internal;
 namespace CrabKv.Benchmarks;
 
 /// <summary>
-/// <c>client [seconds] [callers] [row prefix] [client-only]</c>: the typed client's gap in one short run, for profiling
+/// <c>client [seconds] [callers] [row prefix] [client-only|actors-only]</c>: the typed client's gap in one short run, for profiling
 /// (dotnet-trace attaches to a steady loop) and same-run ratios: for put with write-back, put
 /// with a 100 ms sync and get hit, <paramref name="callers"/> awaiting callers through
 /// <see cref="CrabKvClient"/> beside as many client actors that Tell the partition directly,
@@ -25,6 +25,7 @@ internal static class ClientMeasurement
         var callers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 64;
         var only = args.Length > 2 ? args[2] : "";
         var clientOnly = args.Length > 3 && args[3] == "client-only"; // for a profile of the client alone
+        var actorsOnly = args.Length > 3 && args[3] == "actors-only"; // for a profile of the client actors alone
         var keys = BenchData.Keys(Keys);
         var value = BenchData.Value();
         var root = BenchData.NewTempDirectory("client");
@@ -45,7 +46,7 @@ internal static class ClientMeasurement
                 {
                     continue;
                 }
-                var client = Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
+                var client = actorsOnly ? (OpsPerSecond: double.NaN, BytesPerOp: double.NaN, CpuMicrosPerOp: double.NaN) : Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
                 var actors = clientOnly ? (OpsPerSecond: double.NaN, BytesPerOp: double.NaN, CpuMicrosPerOp: double.NaN) : Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {name} | {client.OpsPerSecond:N0} | {client.BytesPerOp:N0} | {client.CpuMicrosPerOp:N2} | {actors.OpsPerSecond:N0} | {actors.BytesPerOp:N0} | {actors.CpuMicrosPerOp:N2} | {client.OpsPerSecond / actors.OpsPerSecond:N2} | {actors.CpuMicrosPerOp / client.CpuMicrosPerOp:N2} |"));
