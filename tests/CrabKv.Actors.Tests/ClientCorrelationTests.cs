@@ -299,6 +299,22 @@ public sealed class ClientCorrelationTests() : TestKit(ConfigurationFactory.Pars
         Assert.Equal(0, correlator.Pending);
     }
 
+    [Fact]
+    public async Task A_reply_never_runs_the_callers_continuation_on_the_replying_actors_thread()
+    {
+        var echo = Sys.ActorOf(Props.Create(() => new ImmediateEcho()));
+        var client = new CrabKvClient(echo, Wait);
+        var insideActor = new List<bool>();
+        for (var i = 0; i < 20; i++)
+        {
+            // ExecuteSynchronously would run it on the completing thread if the task allowed it.
+            insideActor.Add(await client.GetStringAsync($"k{i}").ContinueWith(
+                _ => Akka.Actor.Internal.InternalCurrentActorCellKeeper.Current is not null,
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).WaitAsync(Wait));
+        }
+        Assert.All(insideActor, Assert.False);
+    }
+
     /// <summary>Answers every get at once with its key as the value.</summary>
     private sealed class ImmediateEcho : ReceiveActor
     {

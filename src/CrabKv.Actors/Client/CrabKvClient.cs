@@ -24,10 +24,12 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// <para>
 /// Replies are matched to requests by the <see cref="ICrabKvRequest.RequestId"/> the protocol
 /// echoes: every client of an actor system sends with one long-lived reply address (no
-/// temporary actor, Task or timer per request, as Akka's Ask would create), which completes
+/// temporary actor, extra task or timer per request, as Akka's Ask would create), which completes
 /// the waiting call when the reply with its id arrives; a request without an answer fails
 /// with a <see cref="TimeoutException"/> within a few tens of milliseconds after its timeout.
 /// An endpoint must therefore echo the request's id in its reply, as every CrabKv endpoint does.
+/// The returned tasks run their continuations asynchronously (on the thread pool), never on
+/// the thread of the actor whose reply completed them.
 /// </para>
 /// <para>
 /// With <see cref="CrabKvClientOptions.RetryTransient"/>, replies that say "not now"
