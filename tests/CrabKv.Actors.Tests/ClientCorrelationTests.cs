@@ -302,17 +302,40 @@ public sealed class ClientCorrelationTests() : TestKit(ConfigurationFactory.Pars
     [Fact]
     public async Task A_reply_never_runs_the_callers_continuation_on_the_replying_actors_thread()
     {
-        var echo = Sys.ActorOf(Props.Create(() => new ImmediateEcho()));
+        var echo = Sys.ActorOf(Props.Create(() => new MarkingEcho()));
         var client = new CrabKvClient(echo, Wait);
         var insideActor = new List<bool>();
         for (var i = 0; i < 20; i++)
         {
-            // ExecuteSynchronously would run it on the completing thread if the task allowed it.
+            // ExecuteSynchronously would run it inside the echo's Tell if the task allowed it.
             insideActor.Add(await client.GetStringAsync($"k{i}").ContinueWith(
-                _ => Akka.Actor.Internal.InternalCurrentActorCellKeeper.Current is not null,
+                _ => MarkingEcho.Replying,
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).WaitAsync(Wait));
         }
+        Assert.Equal(20, insideActor.Count);
         Assert.All(insideActor, Assert.False);
+    }
+
+    /// <summary>Answers every get at once; <see cref="Replying"/> is true on its thread while it tells the reply.</summary>
+    private sealed class MarkingEcho : ReceiveActor
+    {
+        [ThreadStatic]
+        private static bool t_replying;
+
+        public MarkingEcho() => Receive<Get>(g =>
+        {
+            t_replying = true;
+            try
+            {
+                Sender.Tell(Found(g, g.Key));
+            }
+            finally
+            {
+                t_replying = false;
+            }
+        });
+
+        public static bool Replying => t_replying;
     }
 
     /// <summary>Answers every get at once with its key as the value.</summary>
