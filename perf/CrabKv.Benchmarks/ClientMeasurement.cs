@@ -9,7 +9,7 @@ using CrabKv.Actors.Internal;
 namespace CrabKv.Benchmarks;
 
 /// <summary>
-/// <c>client [seconds] [callers] [row prefix] [client-only]</c>: the typed client's gap in one short run, for profiling
+/// <c>client [seconds] [callers] [row prefix] [client-only|actors-only|abba]</c>: the typed client's gap in one short run, for profiling
 /// (dotnet-trace attaches to a steady loop) and same-run ratios: for put with write-back, put
 /// with a 100 ms sync and get hit, <paramref name="callers"/> awaiting callers through
 /// <see cref="CrabKvClient"/> beside as many client actors that Tell the partition directly,
@@ -25,6 +25,10 @@ internal static class ClientMeasurement
         var callers = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 64;
         var only = args.Length > 2 ? args[2] : "";
         var clientOnly = args.Length > 3 && args[3] == "client-only"; // for a profile of the client alone
+        var actorsOnly = args.Length > 3 && args[3] == "actors-only"; // for a profile of the client actors alone
+        // The mode measured first in a process runs the store's code before it is tiered up and
+        // with a heap that has not grown yet; "abba" measures client, actors, actors, client.
+        var abba = args.Length > 3 && args[3] == "abba";
         var keys = BenchData.Keys(Keys);
         var value = BenchData.Value();
         var root = BenchData.NewTempDirectory("client");
@@ -45,10 +49,20 @@ internal static class ClientMeasurement
                 {
                     continue;
                 }
-                var client = Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
+                if (abba)
+                {
+                    var c1 = Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
+                    var a1 = Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
+                    var a2 = Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
+                    var c2 = Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
+                    Print($"{name} (client first)", c1, a1);
+                    Print($"{name} (actors first)", c2, a2);
+                    Print($"{name} (both)", Mean(c1, c2), Mean(a1, a2));
+                    continue;
+                }
+                var client = actorsOnly ? (OpsPerSecond: double.NaN, BytesPerOp: double.NaN, CpuMicrosPerOp: double.NaN) : Measure(root, hocon, get, keys, value, seconds, callers, actors: false);
                 var actors = clientOnly ? (OpsPerSecond: double.NaN, BytesPerOp: double.NaN, CpuMicrosPerOp: double.NaN) : Measure(root, hocon, get, keys, value, seconds, callers, actors: true);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {client.OpsPerSecond:N0} | {client.BytesPerOp:N0} | {client.CpuMicrosPerOp:N2} | {actors.OpsPerSecond:N0} | {actors.BytesPerOp:N0} | {actors.CpuMicrosPerOp:N2} | {client.OpsPerSecond / actors.OpsPerSecond:N2} | {actors.CpuMicrosPerOp / client.CpuMicrosPerOp:N2} |"));
+                Print(name, client, actors);
             }
             return 0;
         }
@@ -57,6 +71,14 @@ internal static class ClientMeasurement
             BenchData.DeleteDirectory(root);
         }
     }
+
+    private static void Print(string name, (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) client, (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) actors) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {name} | {client.OpsPerSecond:N0} | {client.BytesPerOp:N0} | {client.CpuMicrosPerOp:N2} | {actors.OpsPerSecond:N0} | {actors.BytesPerOp:N0} | {actors.CpuMicrosPerOp:N2} | {client.OpsPerSecond / actors.OpsPerSecond:N2} | {actors.CpuMicrosPerOp / client.CpuMicrosPerOp:N2} |"));
+
+    private static (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) Mean(
+        (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) a, (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) b) =>
+        ((a.OpsPerSecond + b.OpsPerSecond) / 2, (a.BytesPerOp + b.BytesPerOp) / 2, (a.CpuMicrosPerOp + b.CpuMicrosPerOp) / 2);
 
     private static (double OpsPerSecond, double BytesPerOp, double CpuMicrosPerOp) Measure(string root, string hocon, bool get, string[] keys, byte[] value, double seconds, int callers, bool actors)
     {

@@ -20,7 +20,7 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
-//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- client [seconds] [callers] [row]  typed client vs client actors, same run (for profiling)
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- client [seconds] [callers] [row] [client-only|actors-only|abba]  typed client vs client actors, same run (abba: both orders)
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]   CPU per get: engine vs FASTER, client actors vs Ask ceiling
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).
 

@@ -186,6 +186,164 @@ public sealed class ClientCorrelationTests() : TestKit(ConfigurationFactory.Pars
         Assert.Equal("not a reply", FishForMessage<DeadLetter>(d => d.Message is "not a reply", Wait).Message);
     }
 
+    [Fact]
+    public async Task A_late_reply_to_a_timed_out_request_cannot_complete_the_next_use_of_its_slot()
+    {
+        var correlator = RequestCorrelator.For(TestActor)!;
+        var client = Client(TimeSpan.FromMilliseconds(100));
+        var first = client.GetStringAsync("k");
+        var stale = ExpectMsg<Get>(Wait);
+        var replyTo = LastSender;
+        await Assert.ThrowsAsync<TimeoutException>(() => first.WaitAsync(Wait));
+
+        var second = client.GetStringAsync("k", timeout: Wait);
+        var fresh = ExpectMsg<Get>(Wait);
+        // The same slot, a new generation: the id differs, the slot index does not.
+        Assert.Equal(PendingRequest.IndexOf(stale.RequestId), PendingRequest.IndexOf(fresh.RequestId));
+        Assert.NotEqual(stale.RequestId, fresh.RequestId);
+        Assert.Equal(1, correlator.Slots);
+
+        replyTo.Tell(Found(stale, "stale")); // the old generation: ignored
+        replyTo.Tell(Found(fresh, "fresh"));
+        Assert.Equal("fresh", await second.WaitAsync(Wait));
+        Assert.Equal(0, correlator.Pending);
+    }
+
+    [Fact]
+    public async Task A_late_reply_to_a_cancelled_request_cannot_complete_the_next_use_of_its_slot()
+    {
+        var client = Client();
+        using var cts = new CancellationTokenSource();
+        var first = client.DeleteAsync("k", cancellationToken: cts.Token);
+        var stale = ExpectMsg<Delete>(Wait);
+        var replyTo = LastSender;
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.WaitAsync(Wait));
+
+        var second = client.DeleteAsync("k");
+        var fresh = ExpectMsg<Delete>(Wait);
+        Assert.Equal(PendingRequest.IndexOf(stale.RequestId), PendingRequest.IndexOf(fresh.RequestId));
+        replyTo.Tell(new DeleteOk(true, stale.RequestId)); // ignored: it would say true
+        replyTo.Tell(new DeleteOk(false, fresh.RequestId));
+        Assert.False(await second.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public void A_slot_is_claimed_once_per_use_and_never_by_an_older_generation()
+    {
+        var correlator = RequestCorrelator.For(TestActor)!;
+        var slot = correlator.Reserve();
+        var first = slot.ReservedId;
+        Assert.NotEqual(0, first);
+        Assert.False(slot.TryClaim(first)); // reserved, not sent: nothing to claim
+        slot.Publish();
+        Assert.True(slot.TryClaim(first));
+        Assert.False(slot.TryClaim(first)); // claimed once only
+        correlator.Release(slot);
+
+        var again = correlator.Reserve();
+        Assert.Same(slot, again);
+        var second = again.ReservedId;
+        Assert.NotEqual(first, second);
+        again.Publish();
+        Assert.False(again.TryClaim(first)); // an older generation
+        Assert.False(again.TryClaim(0));
+        Assert.True(again.TryClaim(second));
+        correlator.Release(again);
+    }
+
+    [Fact]
+    public async Task Many_concurrent_callers_reuse_a_slot_table_as_large_as_their_concurrency()
+    {
+        const int callers = 16;
+        const int requestsEach = 100;
+        var echo = Sys.ActorOf(Props.Create(() => new ImmediateEcho()));
+        var client = new CrabKvClient(echo, Wait);
+        var correlator = RequestCorrelator.For(echo)!;
+        var loops = Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
+        {
+            var mismatches = 0;
+            for (var i = 0; i < requestsEach; i++)
+            {
+                var key = $"c{c}-{i}";
+                if (await client.GetStringAsync(key) != key)
+                {
+                    mismatches++;
+                }
+            }
+            return mismatches;
+        })).ToArray();
+        var results = await Task.WhenAll(loops).WaitAsync(Wait);
+        Assert.All(results, m => Assert.Equal(0, m));
+        Assert.Equal(0, correlator.Pending);
+        Assert.InRange(correlator.Slots, 1, callers); // slots are reused, not one per request
+    }
+
+    [Fact]
+    public async Task A_request_without_a_reply_times_out_while_others_around_it_complete()
+    {
+        var correlator = RequestCorrelator.For(TestActor)!;
+        var client = Client(TimeSpan.FromMilliseconds(150));
+        var lost = client.PutAsync("lost", "v");
+        ExpectMsg<Put>(Wait);
+        var answered = new List<Task>();
+        for (var i = 0; i < 20; i++)
+        {
+            answered.Add(client.PutAsync($"k{i}", "v", timeout: Wait));
+            var put = ExpectMsg<Put>(Wait);
+            LastSender.Tell(new PutOk(put.RequestId));
+        }
+        await Task.WhenAll(answered).WaitAsync(Wait);
+        var e = await Assert.ThrowsAsync<TimeoutException>(() => lost.WaitAsync(Wait));
+        Assert.Contains("Put", e.Message);
+        Assert.Equal(0, correlator.Pending);
+    }
+
+    [Fact]
+    public async Task A_reply_never_runs_the_callers_continuation_on_the_replying_actors_thread()
+    {
+        var echo = Sys.ActorOf(Props.Create(() => new MarkingEcho()));
+        var client = new CrabKvClient(echo, Wait);
+        var insideActor = new List<bool>();
+        for (var i = 0; i < 20; i++)
+        {
+            // ExecuteSynchronously would run it inside the echo's Tell if the task allowed it.
+            insideActor.Add(await client.GetStringAsync($"k{i}").ContinueWith(
+                _ => MarkingEcho.Replying,
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).WaitAsync(Wait));
+        }
+        Assert.Equal(20, insideActor.Count);
+        Assert.All(insideActor, Assert.False);
+    }
+
+    /// <summary>Answers every get at once; <see cref="Replying"/> is true on its thread while it tells the reply.</summary>
+    private sealed class MarkingEcho : ReceiveActor
+    {
+        [ThreadStatic]
+        private static bool t_replying;
+
+        public MarkingEcho() => Receive<Get>(g =>
+        {
+            t_replying = true;
+            try
+            {
+                Sender.Tell(Found(g, g.Key));
+            }
+            finally
+            {
+                t_replying = false;
+            }
+        });
+
+        public static bool Replying => t_replying;
+    }
+
+    /// <summary>Answers every get at once with its key as the value.</summary>
+    private sealed class ImmediateEcho : ReceiveActor
+    {
+        public ImmediateEcho() => Receive<Get>(g => Sender.Tell(Found(g, g.Key)));
+    }
+
     /// <summary>Collects <c>count</c> gets, then answers them in reverse order, each with its key as the value.</summary>
     private sealed class ReversingEcho : ReceiveActor
     {

@@ -24,10 +24,12 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// <para>
 /// Replies are matched to requests by the <see cref="ICrabKvRequest.RequestId"/> the protocol
 /// echoes: every client of an actor system sends with one long-lived reply address (no
-/// temporary actor, Task or timer per request, as Akka's Ask would create), which completes
+/// temporary actor, extra task or timer per request, as Akka's Ask would create), which completes
 /// the waiting call when the reply with its id arrives; a request without an answer fails
 /// with a <see cref="TimeoutException"/> within a few tens of milliseconds after its timeout.
 /// An endpoint must therefore echo the request's id in its reply, as every CrabKv endpoint does.
+/// The returned tasks run their continuations asynchronously (on the thread pool), never on
+/// the thread of the actor whose reply completed them.
 /// </para>
 /// <para>
 /// With <see cref="CrabKvClientOptions.RetryTransient"/>, replies that say "not now"
@@ -137,16 +139,23 @@ public sealed class CrabKvClient
 
     /// <summary>Writes a value.</summary>
     /// <remarks>The value is copied: the caller may reuse its array once the call returns.</remarks>
-    public Task PutAsync(string key, byte[] value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(Route(key), new Put(key, value?.ToArray()!, ttl, NextId()), static (PutOk r) => r, timeout, cancellationToken);
+    public Task PutAsync(string key, byte[] value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var copy = value?.ToArray()!; // the caller may reuse its array
+        var call = new ClientCall<PutOk, PutOk>(this, Route(key), static r => r, timeout, cancellationToken);
+        return call.Start(new Put(key, copy, ttl, call.Id));
+    }
 
     /// <summary>Writes a UTF-8 string value.</summary>
     public Task PutAsync(string key, string value, TimeSpan? ttl = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         PutAsync(key, Encoding.UTF8.GetBytes(value), ttl, timeout, cancellationToken);
 
     /// <summary>Reads a value; null when absent, deleted or expired.</summary>
-    public Task<byte[]?> GetAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(Route(key), new Get(key, NextId()), static (GetResult r) => r.Found ? r.Value : null, timeout, cancellationToken);
+    public Task<byte[]?> GetAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var call = new ClientCall<GetResult, byte[]?>(this, Route(key), static r => r.Found ? r.Value : null, timeout, cancellationToken);
+        return call.Start(new Get(key, call.Id));
+    }
 
     /// <summary>Reads a UTF-8 string value; null when absent.</summary>
     public async Task<string?> GetStringAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -156,8 +165,11 @@ public sealed class CrabKvClient
     }
 
     /// <summary>Deletes a key; true when it existed.</summary>
-    public Task<bool> DeleteAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(Route(key), new Delete(key, NextId()), static (DeleteOk r) => r.Existed, timeout, cancellationToken);
+    public Task<bool> DeleteAsync(string key, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var call = new ClientCall<DeleteOk, bool>(this, Route(key), static r => r.Existed, timeout, cancellationToken);
+        return call.Start(new Delete(key, call.Id));
+    }
 
     /// <summary>Applies puts and deletes atomically (keys of one partition).</summary>
     public Task<int> PutBatchAsync(IReadOnlyList<BatchEntry> entries, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -172,87 +184,36 @@ public sealed class CrabKvClient
         {
             target = _partitions[partition];
         }
-        return RequestAsync(target, new PutBatch(entries, NextId()), static (PutBatchOk r) => r.Count, timeout, cancellationToken);
+        var call = new ClientCall<PutBatchOk, int>(this, target, static r => r.Count, timeout, cancellationToken);
+        return call.Start(new PutBatch(entries, call.Id));
     }
 
     /// <summary>Writes buffered entries and fsyncs everything acknowledged so far.</summary>
     public Task FlushAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(_store, new Flush(NextId()), static (FlushOk r) => r, timeout, cancellationToken);
+        Call(static (FlushOk r) => r, static id => new Flush(id), timeout, cancellationToken);
 
     /// <summary>Compacts every partition now.</summary>
     public Task<CompactOk> CompactAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(_store, new Compact(NextId()), static (CompactOk r) => r, timeout, cancellationToken);
+        Call(static (CompactOk r) => r, static id => new Compact(id), timeout, cancellationToken);
 
     /// <summary>Compacts, then stops the store gracefully.</summary>
     public Task<CompactOk> CompactAndShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(_store, new CompactAndShutdown(NextId()), static (CompactOk r) => r, timeout, cancellationToken);
+        Call(static (CompactOk r) => r, static id => new CompactAndShutdown(id), timeout, cancellationToken);
 
     /// <summary>Counters of every partition.</summary>
     public Task<StoreStats> GetStatsAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        RequestAsync(_store, new GetStats(NextId()), static (StoreStats r) => r, timeout, cancellationToken);
+        Call(static (StoreStats r) => r, static id => new GetStats(id), timeout, cancellationToken);
 
     private IActorRef Route(string key) =>
         _partitions.Length == 0 || string.IsNullOrEmpty(key) ? _store : _partitions[KeyPartitioner.PartitionOf(key, _partitions.Length)];
 
-    /// <summary>A new request id: unique per actor system when replies are correlated by id, 0 with the Ask fallback.</summary>
-    private long NextId() => _correlator?.NextId() ?? 0;
+    /// <summary>The correlator replies come through, or null for the Ask fallback.</summary>
+    internal RequestCorrelator? Correlator => _correlator;
 
-    /// <summary>
-    /// Sends <paramref name="request"/> (retried per the options, each attempt with a new id) and
-    /// returns <paramref name="project"/> of its <typeparamref name="TReply"/>; an error reply is thrown.
-    /// </summary>
-    private async Task<TResult> RequestAsync<TReply, TResult>(IActorRef target, ICrabKvRequest request, Func<TReply, TResult> project, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>A call of an endpoint-wide request to the store actor.</summary>
+    private Task<TResult> Call<TReply, TResult>(Func<TReply, TResult> project, Func<long, ICrabKvRequest> request, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        for (var retry = 0; ; retry++)
-        {
-            if (retry > 0)
-            {
-                // A new id: a late reply to the previous attempt must not answer this one.
-                request = (ICrabKvRequest)RequestIds.With(request, NextId())!;
-            }
-            object reply;
-            try
-            {
-                reply = await SendOnceAsync(target, request, timeout, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException) when (_options.RetryReadTimeouts && request is Get or GetStats && retry < _options.MaxRetries)
-            {
-                // A read changes nothing: ask again (see CrabKvClientOptions.RetryReadTimeouts).
-                await Task.Delay(_options.BackoffBefore(retry + 1), cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-            switch (reply)
-            {
-                case TReply ok:
-                    return project(ok);
-                case CrabKvError error when _options.RetryTransient && retry < _options.MaxRetries && _options.RetryCodes.Contains(error.Code):
-                    // Refused before anything was applied (see CrabKvClientOptions): send it again after a pause.
-                    await Task.Delay(_options.BackoffBefore(retry + 1), cancellationToken).ConfigureAwait(false);
-                    continue;
-                case CrabKvError error:
-                    throw new CrabKvRequestException(error.Code, retry == 0 ? error.Message : $"{error.Message} (after {retry} retries)");
-                default:
-                    throw new InvalidOperationException($"Unexpected reply {reply.GetType().Name} to {request.GetType().Name}.");
-            }
-        }
-    }
-
-    private ValueTask<object> SendOnceAsync(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken) =>
-        _correlator is { } correlator
-            ? correlator.Send(target, request, timeout ?? _timeout, cancellationToken)
-            : new ValueTask<object>(AskOnceAsync(target, request, timeout, cancellationToken));
-
-    /// <summary>The fallback for an endpoint reference without an actor system to correlate in: Akka's Ask.</summary>
-    private async Task<object> AskOnceAsync(IActorRef target, ICrabKvRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        var t = timeout ?? _timeout;
-        try
-        {
-            return await target.Ask<object>(request, t, cancellationToken).ConfigureAwait(false);
-        }
-        catch (AskTimeoutException e)
-        {
-            throw new TimeoutException($"CrabKv did not answer {request.GetType().Name} within {t}.", e);
-        }
+        var call = new ClientCall<TReply, TResult>(this, _store, project, timeout, cancellationToken);
+        return call.Start(request(call.Id));
     }
 }

@@ -1,30 +1,63 @@
-using System.Threading.Tasks.Sources;
-
 namespace CrabKv.Actors.Client;
 
 /// <summary>
-/// Internal. One request of a <see cref="RequestCorrelator"/> waiting for its reply: the
-/// awaitable the client awaits (a pooled <see cref="IValueTaskSource{TResult}"/>, so a request
-/// allocates no Task or TaskCompletionSource of its own), its correlation id and its deadline.
-/// Whoever removes it from the correlator's table (the reply, the timeout sweep, the caller's
-/// cancellation) completes it, exactly once; the awaiter's <see cref="GetResult"/> returns it to
-/// the pool. The result is stored first (<see cref="Complete"/>) and delivered later by the
-/// correlator's drain on a thread-pool thread (<see cref="Deliver"/>), which runs the caller's
-/// continuation inline: a reply arrives on the thread of the actor that sent it, a timeout on a
-/// timer thread, a cancellation on the cancelling thread, and none of them may run the caller's code.
+/// Internal. Who waits for the reply of a request sent through a <see cref="RequestCorrelator"/>.
+/// Exactly one of the two methods is called, once, by whoever claimed the request's slot: the
+/// reply (on the thread of the actor that sent it), the timeout sweep (on a timer thread) or
+/// the caller's cancellation (on the cancelling thread). None of these threads may run the
+/// caller's code, so an implementation hands the outcome on without running continuations
+/// inline (a task created with <see cref="TaskCreationOptions.RunContinuationsAsynchronously"/>).
 /// </summary>
-internal sealed class PendingRequest : IValueTaskSource<object>
+internal interface IReplyWaiter
 {
-    private readonly RequestCorrelator _owner;
-    private ManualResetValueTaskSourceCore<object> _core = new() { RunContinuationsAsynchronously = false };
+    /// <summary>The reply: any message that echoed the request's id (a success or a <see cref="CrabKvError"/>).</summary>
+    void OnReply(object reply);
+
+    /// <summary>No reply: a <see cref="TimeoutException"/> or an <see cref="OperationCanceledException"/>.</summary>
+    void OnFailure(Exception error);
+}
+
+/// <summary>
+/// Internal. One slot of a <see cref="RequestCorrelator"/>'s table: a request waiting for its
+/// reply. The request id encodes the slot's index (low <see cref="IndexBits"/> bits) and a
+/// generation that grows with every use of the slot, so a reply finds its slot by indexing,
+/// not by a dictionary lookup, and a late reply to an earlier use (after a timeout or a
+/// cancellation) cannot complete a later one: it carries an older generation. Whoever swaps
+/// the published id for 0 (<see cref="TryClaim"/>) owns the outcome; the slot goes back to
+/// the free list before the waiter is told.
+/// </summary>
+internal sealed class PendingRequest
+{
+    /// <summary>Bits of a request id that hold the slot index.</summary>
+    public const int IndexBits = 24;
+
+    /// <summary>The mask of the slot index in a request id.</summary>
+    public const long IndexMask = (1L << IndexBits) - 1;
+
+    /// <summary>Most slots a correlator may have (requests waiting at once).</summary>
+    public const int MaxSlots = 1 << IndexBits;
+
+    private long _id;          // the published id while the request waits, 0 otherwise
+    private long _generation;  // written only by the renter, between Reserve and Publish
     private CancellationTokenRegistration _cancellation;
-    private object? _reply;
-    private Exception? _error;
 
-    public PendingRequest(RequestCorrelator owner) => _owner = owner;
+    public PendingRequest(RequestCorrelator owner, int index)
+    {
+        Owner = owner;
+        Index = index;
+    }
 
-    /// <summary>The correlation id of the request (its <c>RequestId</c>).</summary>
-    public long Id { get; private set; }
+    /// <summary>The correlator this slot belongs to.</summary>
+    public RequestCorrelator Owner { get; }
+
+    /// <summary>The slot's index in its correlator's table.</summary>
+    public int Index { get; }
+
+    /// <summary>The id of the current use, from <see cref="Reserve"/> (valid until the slot is released).</summary>
+    public long ReservedId { get; private set; }
+
+    /// <summary>The published id (0 while the slot is free, reserved but unsent, or claimed).</summary>
+    public long Id => Volatile.Read(ref _id);
 
     /// <summary>When the request fails with a timeout (<see cref="Environment.TickCount64"/> milliseconds).</summary>
     public long Deadline { get; private set; }
@@ -35,70 +68,58 @@ internal sealed class PendingRequest : IValueTaskSource<object>
     /// <summary>The request's timeout, for the timeout message.</summary>
     public TimeSpan Timeout { get; private set; }
 
-    /// <summary>The awaitable of the current use.</summary>
-    public ValueTask<object> Task => new(this, _core.Version);
+    /// <summary>Who waits for the outcome.</summary>
+    public IReplyWaiter? Waiter { get; private set; }
 
-    /// <summary>Prepares a rented instance for a request.</summary>
-    public void Start(long id, Type requestType, TimeSpan timeout, long deadline)
+    /// <summary>The id of the slot's next use (a new generation); the request is built with it.</summary>
+    public long Reserve()
     {
-        Id = id;
+        var generation = ++_generation;
+        return ReservedId = (generation << IndexBits) | (uint)Index;
+    }
+
+    /// <summary>The index of the slot a request id names.</summary>
+    public static int IndexOf(long id) => (int)(id & IndexMask);
+
+    /// <summary>Prepares the reserved use for sending (not yet visible to replies or the sweep).</summary>
+    public void Start(Type requestType, TimeSpan timeout, long deadline, IReplyWaiter waiter)
+    {
         RequestType = requestType;
         Timeout = timeout;
         Deadline = deadline;
+        Waiter = waiter;
     }
 
-    /// <summary>Fails the request when <paramref name="token"/> is cancelled (call after it is in the correlator's table).</summary>
+    /// <summary>Fails the request when <paramref name="token"/> is cancelled (call before <see cref="Publish"/>).</summary>
     public void CancelOn(CancellationToken token) =>
         _cancellation = token.UnsafeRegister(static (state, token) => ((PendingRequest)state!).Cancelled(token), this);
 
-    private void Cancelled(CancellationToken token) => _owner.Fail(this, Id, new TaskCanceledException("The request was cancelled.", null, token));
-
-    /// <summary>Stores the outcome, a reply or an error (only by the one that removed it from the table); <see cref="Deliver"/> passes it on.</summary>
-    public void Complete(object? reply, Exception? error)
+    private void Cancelled(CancellationToken token)
     {
-        _reply = reply;
-        _error = error;
-    }
-
-    /// <summary>Completes the awaitable with the stored outcome; the caller's continuation runs on this thread.</summary>
-    public void Deliver()
-    {
-        var (reply, error) = (_reply, _error);
-        _reply = null;
-        _error = null;
-        if (error is not null)
+        // A callback that runs before Publish finds nothing to claim: the sender checks the token after it.
+        if (TryClaim(ReservedId))
         {
-            _core.SetException(error);
-        }
-        else
-        {
-            _core.SetResult(reply!);
+            Owner.Finish(this, null, new TaskCanceledException("The request was cancelled.", null, token));
         }
     }
 
-    /// <inheritdoc />
-    public object GetResult(short token)
+    /// <summary>Makes the request visible to its reply and the sweep (a full fence: see <see cref="RequestCorrelator.Sweep"/>).</summary>
+    public void Publish() => Interlocked.Exchange(ref _id, ReservedId);
+
+    /// <summary>True for the one caller that swaps <paramref name="id"/>, the current use's, for 0; it then owns the outcome.</summary>
+    public bool TryClaim(long id) => id != 0 && Volatile.Read(ref _id) == id && Interlocked.CompareExchange(ref _id, 0, id) == id;
+
+    /// <summary>Clears a claimed (or never published) use; returns its waiter. The caller then frees the slot.</summary>
+    public IReplyWaiter? Clear()
     {
-        try
-        {
-            return _core.GetResult(token);
-        }
-        finally
-        {
-            // Waits for a cancellation callback that is running, so no callback sees the next use.
-            _cancellation.Dispose();
-            _cancellation = default;
-            Id = 0;
-            RequestType = null;
-            _core.Reset();
-            _owner.Return(this);
-        }
+        // Waits for a cancellation callback running on another thread (it finds nothing to
+        // claim), so no callback sees the next use; from inside the callback it does not wait.
+        _cancellation.Dispose();
+        _cancellation = default;
+        var waiter = Waiter;
+        Waiter = null;
+        RequestType = null;
+        ReservedId = 0;
+        return waiter;
     }
-
-    /// <inheritdoc />
-    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-
-    /// <inheritdoc />
-    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _core.OnCompleted(continuation, state, token, flags);
 }

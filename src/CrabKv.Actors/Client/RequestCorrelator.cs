@@ -12,25 +12,24 @@ namespace CrabKv.Actors.Client;
 /// <see cref="ICrabKvReply.RequestId"/> the protocol echoes. It replaces Akka's Ask, which
 /// creates and registers a temporary actor, a TaskCompletionSource and a timer per request.
 /// <para>
-/// A request is sent with <see cref="Send"/>: it is entered in the table under its id, then
-/// told to the endpoint with this reference as the sender. Its reply, delivered straight into
-/// <see cref="TellInternal"/> on the replying actor's thread, removes it from the table and
-/// completes it. Timeouts are coarse: one timer sweeps the table every
-/// <see cref="SweepInterval"/> while requests are pending (and stops when the table stayed
-/// empty for a while), failing those past their deadline, so a request fails at most one
-/// interval after its timeout. A reply that finds no request (it came after its timeout) or
-/// that carries no id is dropped.
+/// Waiting requests live in a slot table: a request takes a free <see cref="PendingRequest"/>
+/// (<see cref="Reserve"/>), is built with the id the slot gives it (slot index and a new
+/// generation), and is told to the endpoint with this reference as the sender
+/// (<see cref="Send"/>). Its reply, delivered straight into <see cref="TellInternal"/> on the
+/// replying actor's thread, indexes the slot by its id and claims it with one compare-and-swap
+/// of the id, so nothing is allocated, locked or hashed per request, and a late reply (its
+/// generation is an older one) completes nothing. The slot goes back to the free list and the
+/// waiter is told on that thread; the waiter must not run the caller's code there (the
+/// client's task runs its continuations asynchronously, on the thread pool).
 /// </para>
 /// <para>
-/// Completed requests are handed to the caller by a drain on the .NET thread pool (this object
-/// is the work item, so nothing is allocated), not one work item per reply: replies come in
-/// bursts (a partition acknowledges every put of an fsync or a flush at once, and answers its
-/// mailbox's gets in a row), and one drain runs their continuations one after the other. So
-/// that a continuation that blocks cannot hold up the others, a drain that still sees completed
-/// requests queued makes sure another drain is scheduled before it runs the next continuation.
+/// Timeouts are coarse: one timer sweeps the table every <see cref="SweepInterval"/> while
+/// requests are pending (and stops when the table stayed empty for a while), failing those
+/// past their deadline, so a request fails at most one interval after its timeout. A reply
+/// that finds no request (it came after its timeout) or that carries no id is dropped.
 /// </para>
 /// </summary>
-internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
+internal sealed class RequestCorrelator : MinimalActorRef
 {
     /// <summary>How often the pending requests are checked for their deadlines.</summary>
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(20);
@@ -38,23 +37,18 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
     /// <summary>Sweeps that found nothing pending before the timer stops.</summary>
     private const int IdleSweepsBeforeStop = 50;
 
-    /// <summary>Most pooled <see cref="PendingRequest"/>s kept.</summary>
-    private const int MaxPooled = 4096;
-
     private static readonly ConditionalWeakTable<IActorRefProvider, RequestCorrelator> Correlators = new();
 
     private readonly IActorRefProvider _provider;
     private readonly ActorPath _path;
-    private readonly ConcurrentDictionary<long, PendingRequest> _pending = new();
-    private readonly ConcurrentQueue<PendingRequest> _pool = new();
-    private readonly ConcurrentQueue<PendingRequest> _completed = new();
+    private readonly ConcurrentQueue<PendingRequest> _free = new();
+    private readonly object _growLock = new();
     private readonly Timer _timer;
-    private int _pooled;
-    private long _lastId;
+    private PendingRequest[] _slots = new PendingRequest[64];
+    private int _slotCount;
     private int _sweeping;   // 1 while the timer runs
     private int _inSweep;    // 1 while a sweep runs (timer callbacks may overlap)
     private int _idleSweeps;
-    private int _drainScheduled; // 1 while a drain is queued and has not started
 
     private RequestCorrelator(IActorRefProvider provider)
     {
@@ -77,58 +71,106 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
     /// <inheritdoc />
     public override IActorRefProvider Provider => _provider;
 
-    /// <summary>Requests waiting for their reply.</summary>
-    public int Pending => _pending.Count;
+    /// <summary>Requests waiting for their reply (counts the table: for tests and diagnostics).</summary>
+    public int Pending
+    {
+        get
+        {
+            var slots = Volatile.Read(ref _slots);
+            var count = Math.Min(Volatile.Read(ref _slotCount), slots.Length);
+            var pending = 0;
+            for (var i = 0; i < count; i++)
+            {
+                if (slots[i] is { Id: not 0 })
+                {
+                    pending++;
+                }
+            }
+            return pending;
+        }
+    }
+
+    /// <summary>Slots in the table (the most requests that waited at once).</summary>
+    public int Slots => Volatile.Read(ref _slotCount);
 
     /// <summary>True while the timeout timer runs.</summary>
     public bool Sweeping => Volatile.Read(ref _sweeping) == 1;
 
-    /// <summary>A new correlation id (never 0, never repeated by this correlator).</summary>
-    public long NextId() => Interlocked.Increment(ref _lastId);
+    /// <summary>
+    /// A free slot with a new id (<see cref="PendingRequest.ReservedId"/>, never 0, never repeated
+    /// by this correlator): build the request with it, then <see cref="Send"/> it, or give the
+    /// slot back with <see cref="Release"/>.
+    /// </summary>
+    public PendingRequest Reserve()
+    {
+        if (!_free.TryDequeue(out var slot))
+        {
+            slot = NewSlot();
+        }
+        slot.Reserve();
+        return slot;
+    }
+
+    /// <summary>Gives back a reserved slot whose request was not sent.</summary>
+    public void Release(PendingRequest slot)
+    {
+        slot.Clear();
+        _free.Enqueue(slot);
+    }
 
     /// <summary>
-    /// Tells <paramref name="request"/> (its <c>RequestId</c> from <see cref="NextId"/>) to
-    /// <paramref name="target"/> and returns its reply: any message with that id (a success or a
-    /// <see cref="CrabKvError"/>). Fails with a <see cref="TimeoutException"/> when none arrives
-    /// within <paramref name="timeout"/> (give or take <see cref="SweepInterval"/>), with an
-    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled first.
+    /// Tells <paramref name="request"/> (built with <paramref name="slot"/>'s id) to
+    /// <paramref name="target"/>; <paramref name="waiter"/> is told its reply: any message with
+    /// that id (a success or a <see cref="CrabKvError"/>). It fails with a
+    /// <see cref="TimeoutException"/> when none arrives within <paramref name="timeout"/> (give or
+    /// take <see cref="SweepInterval"/>), with an <see cref="OperationCanceledException"/> when
+    /// <paramref name="cancellationToken"/> is cancelled first (possibly on this thread, before this returns).
     /// </summary>
-    public ValueTask<object> Send(IActorRef target, ICrabKvRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    public void Send(PendingRequest slot, IActorRef target, ICrabKvRequest request, TimeSpan timeout, CancellationToken cancellationToken, IReplyWaiter waiter)
     {
-        if (cancellationToken.IsCancellationRequested)
+        if (request.RequestId != slot.ReservedId)
         {
-            return ValueTask.FromCanceled<object>(cancellationToken);
+            Release(slot);
+            throw new InvalidOperationException($"The request id {request.RequestId} of {request.GetType().Name} is not the one its slot reserved ({slot.ReservedId}).");
         }
-        var pending = Rent();
         var deadline = Environment.TickCount64 + (long)Math.Ceiling(Math.Min(timeout.TotalMilliseconds, int.MaxValue));
-        pending.Start(request.RequestId, request.GetType(), timeout, deadline);
-        var task = pending.Task;
+        slot.Start(request.GetType(), timeout, deadline, waiter);
         if (cancellationToken.CanBeCanceled)
         {
-            // Before the request is in the table: a callback that runs at once finds nothing to
-            // remove, and the check below fails the request instead.
-            pending.CancelOn(cancellationToken);
+            // Before the request is visible: a callback that runs at once finds nothing to
+            // claim, and the check below fails the request instead.
+            slot.CancelOn(cancellationToken);
         }
-        if (!_pending.TryAdd(request.RequestId, pending))
-        {
-            throw new InvalidOperationException($"The request id {request.RequestId} of {request.GetType().Name} is already waiting for a reply.");
-        }
+        var id = slot.ReservedId;
+        slot.Publish();
         if (cancellationToken.IsCancellationRequested)
         {
-            Fail(pending, request.RequestId, new TaskCanceledException("The request was cancelled before it was sent.", null, cancellationToken));
-            return task;
+            if (slot.TryClaim(id))
+            {
+                Finish(slot, null, new TaskCanceledException("The request was cancelled before it was sent.", null, cancellationToken));
+            }
+            return;
         }
         EnsureSweeping();
         target.Tell(request, this);
-        return task;
     }
 
-    /// <summary>Fails <paramref name="pending"/> with <paramref name="error"/> unless it was completed already.</summary>
-    internal void Fail(PendingRequest pending, long id, Exception error)
+    /// <summary>Frees a slot claimed with <see cref="PendingRequest.TryClaim"/>, then tells its waiter the outcome.</summary>
+    internal void Finish(PendingRequest slot, object? reply, Exception? error)
     {
-        if (id != 0 && _pending.TryRemove(new KeyValuePair<long, PendingRequest>(id, pending)))
+        var waiter = slot.Clear();
+        _free.Enqueue(slot);
+        if (waiter is null)
         {
-            Completed(pending, null, error);
+            return;
+        }
+        if (error is null)
+        {
+            waiter.OnReply(reply!);
+        }
+        else
+        {
+            waiter.OnFailure(error);
         }
     }
 
@@ -138,9 +180,12 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
         switch (message)
         {
             case ICrabKvReply reply:
-                if (_pending.TryRemove(reply.RequestId, out var pending))
+                var id = reply.RequestId;
+                var slots = Volatile.Read(ref _slots);
+                var index = PendingRequest.IndexOf(id);
+                if (index < slots.Length && slots[index] is { } slot && slot.TryClaim(id))
                 {
-                    Completed(pending, reply, null);
+                    Finish(slot, reply, null);
                 }
                 break;
             case ProtocolBatch batch:
@@ -165,18 +210,7 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
         }
         try
         {
-            var now = Environment.TickCount64;
-            var any = false;
-            foreach (var (id, pending) in _pending)
-            {
-                any = true;
-                if (pending.Deadline <= now && pending.RequestType is { } type
-                    && _pending.TryRemove(new KeyValuePair<long, PendingRequest>(id, pending)))
-                {
-                    Completed(pending, null, new TimeoutException($"CrabKv did not answer {type.Name} within {pending.Timeout}."));
-                }
-            }
-            if (any)
+            if (SweepOnce())
             {
                 _idleSweeps = 0;
                 return;
@@ -185,12 +219,13 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
             {
                 return;
             }
-            // Stop, then look again: a request entered before the flag was cleared is seen here,
-            // one entered after it restarts the timer itself (EnsureSweeping).
+            // Stop, then look again: a request published before the flag was cleared is seen
+            // here, one published after it restarts the timer itself (EnsureSweeping). Both the
+            // flag's reset and the publication are full fences, so one of the two sees the other.
             _idleSweeps = 0;
             _timer.Change(Timeout.Infinite, Timeout.Infinite);
-            Volatile.Write(ref _sweeping, 0);
-            if (!_pending.IsEmpty)
+            Interlocked.Exchange(ref _sweeping, 0);
+            if (Pending > 0)
             {
                 EnsureSweeping();
             }
@@ -201,38 +236,31 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Queues a request removed from the table for the drain.</summary>
-    private void Completed(PendingRequest pending, object? reply, Exception? error)
+    /// <summary>Fails the requests past their deadline; true when any request was pending.</summary>
+    private bool SweepOnce()
     {
-        pending.Complete(reply, error);
-        _completed.Enqueue(pending);
-        ScheduleDrain();
-    }
-
-    private void ScheduleDrain()
-    {
-        if (Volatile.Read(ref _drainScheduled) == 0 && Interlocked.Exchange(ref _drainScheduled, 1) == 0)
+        var now = Environment.TickCount64;
+        var any = false;
+        var slots = Volatile.Read(ref _slots);
+        var count = Math.Min(Volatile.Read(ref _slotCount), slots.Length);
+        for (var i = 0; i < count; i++)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-        }
-    }
-
-    /// <summary>The drain: delivers completed requests, running their continuations here.</summary>
-    void IThreadPoolWorkItem.Execute()
-    {
-        Volatile.Write(ref _drainScheduled, 0);
-        for (var delivered = 0; delivered < 1024 && _completed.TryDequeue(out var pending); delivered++)
-        {
-            if (!_completed.IsEmpty)
+            var slot = slots[i];
+            var id = slot?.Id ?? 0;
+            if (id == 0)
             {
-                ScheduleDrain(); // the rest need not wait for this continuation (it may block)
+                continue;
             }
-            pending.Deliver();
+            any = true;
+            // The deadline read may be a later use's; then the claim of this id fails.
+            if (slot!.Deadline <= now && slot.TryClaim(id))
+            {
+                // Claimed: the slot keeps this use's fields until Finish frees it.
+                var type = slot.RequestType?.Name ?? "the request";
+                Finish(slot, null, new TimeoutException($"CrabKv did not answer {type} within {slot.Timeout}."));
+            }
         }
-        if (!_completed.IsEmpty)
-        {
-            ScheduleDrain();
-        }
+        return any;
     }
 
     private void EnsureSweeping()
@@ -243,26 +271,28 @@ internal sealed class RequestCorrelator : MinimalActorRef, IThreadPoolWorkItem
         }
     }
 
-    private PendingRequest Rent()
+    /// <summary>A new slot at the end of the table, which doubles when full (old tables stay valid: they hold the same slots).</summary>
+    private PendingRequest NewSlot()
     {
-        if (_pool.TryDequeue(out var pending))
+        lock (_growLock)
         {
-            Interlocked.Decrement(ref _pooled);
-            return pending;
-        }
-        return new PendingRequest(this);
-    }
-
-    /// <summary>Takes back a request whose result was read.</summary>
-    internal void Return(PendingRequest pending)
-    {
-        if (Interlocked.Increment(ref _pooled) <= MaxPooled)
-        {
-            _pool.Enqueue(pending);
-        }
-        else
-        {
-            Interlocked.Decrement(ref _pooled);
+            var count = _slotCount;
+            var slots = _slots;
+            if (count == slots.Length)
+            {
+                if (count >= PendingRequest.MaxSlots)
+                {
+                    throw new InvalidOperationException($"More than {PendingRequest.MaxSlots} CrabKv requests are waiting for their replies at once.");
+                }
+                var bigger = new PendingRequest[Math.Min(slots.Length * 2, PendingRequest.MaxSlots)];
+                Array.Copy(slots, bigger, count);
+                slots = bigger;
+            }
+            var slot = new PendingRequest(this, count);
+            slots[count] = slot;
+            Volatile.Write(ref _slots, slots);
+            Volatile.Write(ref _slotCount, count + 1);
+            return slot;
         }
     }
 }
