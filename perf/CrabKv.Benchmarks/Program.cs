@@ -16,10 +16,10 @@ using CrabKv.Benchmarks;
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- cluster [ops] [partitions]   puts/gets through a 2-node cluster vs the local store
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- handoff [MB] [partitions]   move partitions of MB megabytes by a graceful leave
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- footprint [partitions] [node|old] [writes]  disk and memory of an open store
-//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- claims [--quick]          the seed's async-compaction latency and Snappy disk claims, measured
-//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- claims [--quick] [--json]   the seed's async-compaction latency and Snappy disk claims, measured
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- scale [--keys N] [--quick] [--json]  10M keys: key directory, open with/without hints, compaction vs raw disk, write-back memory
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- table [--quick] [--json] [--columns a,b] [--rows x,y]  the seed's Phase-5 table, every column in one run
-//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
+//   dotnet run -c Release --project perf/CrabKv.Benchmarks -- peers [--quick] [--json] [--peer NAME] [--row NAME]  FASTER, ZoneTree, RocksDB over the table's rows
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- client [seconds] [callers] [row] [client-only|actors-only|abba]  typed client vs client actors, same run (abba: both orders)
 //   dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]   CPU per get: engine vs FASTER, client actors vs Ask ceiling
 // Every other argument goes to BenchmarkDotNet (--list flat, --filter, --join, ...).

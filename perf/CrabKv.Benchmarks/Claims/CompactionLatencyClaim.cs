@@ -39,7 +39,13 @@ internal static class CompactionLatencyClaim
 
     public sealed record Phase(string Store, string Name, LatencyRecorder Latency, TimeSpan Window, double AchievedPerSecond);
 
-    public sealed record Result(long BuildBytes, IReadOnlyList<Phase> Phases, IReadOnlyList<string> Compactions);
+    /// <summary>
+    /// One store's compaction: its data before (<paramref name="Name"/> before: …), how it was
+    /// compacted (<paramref name="How"/>), what the merge did and its wall time.
+    /// </summary>
+    public sealed record Compaction(string Name, string How, long TotalBytesBefore, long SegmentsBefore, long StaleBytesBefore, CompactionOutcome Outcome, TimeSpan Wall);
+
+    public sealed record Result(long BuildBytes, IReadOnlyList<Phase> Phases, IReadOnlyList<Compaction> Compactions);
 
     public static Result Run(string root, bool quick, ProgressContext progress)
     {
@@ -48,7 +54,7 @@ internal static class CompactionLatencyClaim
         var buildBytes = (long)rounds * LiveKeys * ValueBytes;
         var quietPhase = TimeSpan.FromSeconds(quick ? 2 : 5);
         var phases = new List<Phase>();
-        var compactions = new List<string>();
+        var compactions = new List<Compaction>();
         var stale = new byte[ValueBytes];
         new Random(5).NextBytes(stale);
         var value = BenchData.Value();
@@ -70,8 +76,7 @@ internal static class CompactionLatencyClaim
             BuildThroughActors(client, rounds, stale, build);
             build.Done();
             var stats = client.GetStatsAsync().GetAwaiter().GetResult();
-            compactions.Add(string.Create(CultureInfo.InvariantCulture,
-                $"actor store before: {stats.Partitions.Sum(p => p.TotalBytes) / 1048576.0:F0} MiB in {stats.Partitions.Sum(p => p.Segments)} segments, {stats.Partitions.Sum(p => p.StaleBytes) / 1048576.0:F0} MiB stale"));
+            var before = (Total: stats.Partitions.Sum(p => p.TotalBytes), Segments: stats.Partitions.Sum(p => (long)p.Segments), Stale: stats.Partitions.Sum(p => p.StaleBytes));
             BenchData.Quiesce();
 
             var warm = Stopwatch.StartNew();
@@ -90,7 +95,8 @@ internal static class CompactionLatencyClaim
             var compactWall = watch.Elapsed;
             during.Done();
             phases.Add(new Phase("actor store (CrabKvClient)", "during compaction", latency, window, latency.Completed / window.TotalSeconds));
-            compactions.Add(Describe("actor store (Compact request, 2 partitions merged in parallel on the compaction dispatcher)", ok.Outcome, compactWall));
+            compactions.Add(new Compaction("actor store", "actor store (Compact request, 2 partitions merged in parallel on the compaction dispatcher)",
+                before.Total, before.Segments, before.Stale, ok.Outcome, compactWall));
 
             store.GracefulStop(TimeSpan.FromMinutes(2), new Shutdown()).GetAwaiter().GetResult();
         }
@@ -112,8 +118,6 @@ internal static class CompactionLatencyClaim
             store.Sync();
             build.Done();
             var stats = store.GetStats();
-            compactions.Add(string.Create(CultureInfo.InvariantCulture,
-                $"engine before: {stats.TotalBytes / 1048576.0:F0} MiB in {stats.Segments} segments, {stats.StaleBytes / 1048576.0:F0} MiB stale"));
             BenchData.Quiesce();
 
             PaceEngine(store, "w", value, WarmUp, compact: false, null); // not measured
@@ -126,7 +130,7 @@ internal static class CompactionLatencyClaim
             var (latency2, window2, outcome) = PaceEngine(store, "c", value, TimeSpan.Zero, compact: true, null);
             during.Done();
             phases.Add(new Phase("embedded engine (1 thread)", "during compaction (blocking Compact)", latency2, window2, latency2.Completed / window2.TotalSeconds));
-            compactions.Add(Describe("embedded engine (Compact() on the writing thread)", outcome!, window2));
+            compactions.Add(new Compaction("engine", "embedded engine (Compact() on the writing thread)", stats.TotalBytes, stats.Segments, stats.StaleBytes, outcome!, window2));
         }
         BenchData.DeleteDirectory(engineDir);
         return new Result(buildBytes, phases, compactions);
@@ -275,8 +279,45 @@ internal static class CompactionLatencyClaim
         md.AppendLine();
         foreach (var c in r.Compactions)
         {
-            md.AppendLine("- " + c);
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"- {c.Name} before: {c.TotalBytesBefore / 1048576.0:F0} MiB in {c.SegmentsBefore} segments, {c.StaleBytesBefore / 1048576.0:F0} MiB stale");
+            md.AppendLine("- " + Describe(c.How, c.Outcome, c.Wall));
         }
         md.AppendLine();
     }
+
+    /// <summary>The JSON object of a result: every figure <see cref="Print"/> writes (latencies in µs rather than ms).</summary>
+    public static object Json(Result r) => new
+    {
+        buildBytes = r.BuildBytes,
+        putValueBytes = BenchData.Value().Length,
+        putsDuePerSecond = Rate,
+        phases = r.Phases.Select(p => new
+        {
+            store = p.Store,
+            phase = p.Name,
+            puts = p.Latency.Completed,
+            windowSeconds = JsonReport.Num(p.Window.TotalSeconds, 3),
+            putsPerSecondDone = JsonReport.Num(p.AchievedPerSecond, 1),
+            service = LatencyRecorder.Json(p.Latency.Service),
+            response = LatencyRecorder.Json(p.Latency.Response),
+            errors = p.Latency.Errors,
+        }),
+        compactions = r.Compactions.Select(c => new
+        {
+            store = c.Name,
+            how = c.How,
+            totalBytesBefore = c.TotalBytesBefore,
+            segmentsBefore = c.SegmentsBefore,
+            staleBytesBefore = c.StaleBytesBefore,
+            segmentsMerged = c.Outcome.SegmentsMerged,
+            segmentsWritten = c.Outcome.SegmentsWritten,
+            bytesBefore = c.Outcome.BytesBefore,
+            bytesAfter = c.Outcome.BytesAfter,
+            recordsDropped = c.Outcome.RecordsDropped,
+            mergeSeconds = JsonReport.Num(c.Outcome.Duration.TotalSeconds, 3),
+            wallSeconds = JsonReport.Num(c.Wall.TotalSeconds, 3),
+            readMiBPerSecond = JsonReport.Num(c.Outcome.BytesBefore / 1048576.0 / c.Outcome.Duration.TotalSeconds, 1),
+        }),
+    };
 }

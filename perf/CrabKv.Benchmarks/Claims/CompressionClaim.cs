@@ -161,6 +161,33 @@ internal static class CompressionClaim
         }
         md.AppendLine();
     }
+
+    /// <summary>The JSON object of the cases: every figure <see cref="Print"/> writes (ratios vs off are null for the off rows).</summary>
+    public static object Json(IReadOnlyList<Case> cases) => new
+    {
+        records = cases[0].Records,
+        keyBytes = 12,
+        cases = cases.Select(c =>
+        {
+            var off = cases.First(o => o.Kind == c.Kind && !o.Compression);
+            return new
+            {
+                values = c.Kind,
+                averageValueBytes = JsonReport.Num(c.AverageValueBytes, 1),
+                snappy = c.Compression,
+                records = c.Records,
+                diskBytes = c.DiskBytes,
+                diskBytesPerRecord = JsonReport.Num((double)c.DiskBytes / c.Records, 1),
+                diskAllocatedKiB = c.AllocatedKiB,
+                diskVsOffPercent = c.Compression ? JsonReport.Num(100.0 * (c.DiskBytes - off.DiskBytes) / off.DiskBytes, 1) : null,
+                putsPerSecond = JsonReport.Num(c.PutsPerSecond, 0),
+                mbPerSecondOfValues = JsonReport.Num(c.PutsPerSecond * c.AverageValueBytes / 1e6, 1),
+                putsPerSecondVsOff = c.Compression ? JsonReport.Num(c.PutsPerSecond / off.PutsPerSecond, 3) : null,
+                cpuMicrosPerPut = JsonReport.Num(c.CpuMicrosPerPut, 2),
+                cpuVsOff = c.Compression ? JsonReport.Num(c.CpuMicrosPerPut / off.CpuMicrosPerPut, 3) : null,
+            };
+        }),
+    };
 }
 
 /// <summary>Allocated disk blocks of a directory tree.</summary>

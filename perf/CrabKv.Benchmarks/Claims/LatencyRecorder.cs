@@ -47,6 +47,15 @@ internal sealed class LatencyRecorder
     /// <summary>Milliseconds of a stopwatch tick count.</summary>
     public static double Ms(double ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
+    /// <summary>p50, p99, p99.9 and max of one histogram in µs for JSON (nulls when it is empty).</summary>
+    public static object Json(HistogramBase h) => new
+    {
+        p50Micros = h.TotalCount == 0 ? null : JsonReport.Num(Ms(h.GetValueAtPercentile(50)) * 1000, 1),
+        p99Micros = h.TotalCount == 0 ? null : JsonReport.Num(Ms(h.GetValueAtPercentile(99)) * 1000, 1),
+        p999Micros = h.TotalCount == 0 ? null : JsonReport.Num(Ms(h.GetValueAtPercentile(99.9)) * 1000, 1),
+        maxMicros = h.TotalCount == 0 ? null : JsonReport.Num(Ms(h.GetMaxValue()) * 1000, 1),
+    };
+
     /// <summary>"p50 / p99 / p99.9 / max" in ms of one histogram.</summary>
     public static string Percentiles(HistogramBase h) => h.TotalCount == 0 ? "-" : string.Create(CultureInfo.InvariantCulture,
         $"{Ms(h.GetValueAtPercentile(50)):F3} / {Ms(h.GetValueAtPercentile(99)):F3} / {Ms(h.GetValueAtPercentile(99.9)):F3} / {Ms(h.GetMaxValue()):F1}");

@@ -8,16 +8,9 @@ internal static class RunHeader
     public static string Describe(string command) => string.Create(CultureInfo.InvariantCulture,
         $"`{command}`: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}, scratch {Path.GetTempPath()}, {LoadAverage()}");
 
-    /// <summary>"load average 1.23 (1 min)" from /proc/loadavg, or "" elsewhere.</summary>
-    public static string LoadAverage()
-    {
-        try
-        {
-            return "load average " + File.ReadAllText("/proc/loadavg").Split(' ')[0] + " (1 min)";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return "load average unknown";
-        }
-    }
+    /// <summary>"load average 1.23 (1 min)" from /proc/loadavg (<see cref="JsonReport.LoadAverage1Min"/>), or "load average unknown".</summary>
+    public static string LoadAverage() => JsonReport.LoadAverage1Min() is { } load
+        ? "load average " + load.ToString("F2", CultureInfo.InvariantCulture) + " (1 min)"
+        : "load average unknown";
 }
+

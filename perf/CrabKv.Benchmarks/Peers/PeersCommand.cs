@@ -5,14 +5,23 @@ using CrabKv.Benchmarks.Table;
 namespace CrabKv.Benchmarks.Peers;
 
 /// <summary>
-/// <c>peers [--quick] [--peer NAME]... [--row NAME]...</c>: the peer columns (FASTER,
+/// <c>peers [--quick] [--json] [--peer NAME]... [--row NAME]...</c>: the peer columns (FASTER,
 /// ZoneTree, RocksDB) over every row of the table, one after another in this process, printed
 /// as a markdown table: ops/s, ratio to the peer's own fsync-per-write row, p50/p99/p99.9
-/// latency and bytes on disk per record, then the notes. The same columns run inside the
-/// <c>table</c> command once it lists them.
+/// latency and bytes on disk per record, then the notes. With <c>--json</c>, the same figures
+/// as one JSON document on stdout (<see cref="JsonReport"/>) and the markdown on stderr.
+/// The same columns run inside the <c>table</c> command once it lists them.
 /// </summary>
 internal static class PeersCommand
 {
+    private const string Usage = """
+        usage: peers [--quick] [--json] [--peer NAME]... [--row NAME]...
+          --quick   a tenth of the ops, 100k preloaded keys, 1.5 s per cell
+          --json    print one JSON document on stdout (every figure of the markdown, run metadata first); the markdown goes to stderr
+          --peer    FASTER, ZoneTree or RocksDB (repeat for more; default all three)
+          --row     a table row, e.g. FsyncPerWrite (repeat for more; default every row)
+        """;
+
     /// <summary>The three peer columns, in table order.</summary>
     public static IEnumerable<ITableColumn> Columns() => [new FasterColumn(), new ZoneTreeColumn(), new RocksDbColumn()];
 
@@ -20,7 +29,26 @@ internal static class PeersCommand
 
     private static async Task<int> RunAsync(string[] args)
     {
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick" or "--json":
+                    break;
+                case "--peer" or "--row" when i + 1 < args.Length:
+                    i++;
+                    break;
+                case "-h" or "--help":
+                    Console.Error.WriteLine(Usage);
+                    return 0;
+                default:
+                    Console.Error.WriteLine($"peers: unknown or incomplete argument '{args[i]}'.");
+                    Console.Error.WriteLine(Usage);
+                    return 2;
+            }
+        }
         var quick = args.Contains("--quick");
+        var json = args.Contains("--json");
         var peers = Values(args, "--peer");
         var rowNames = Values(args, "--row");
         var unknown = rowNames.Where(r => !Enum.TryParse<TableRow>(r, ignoreCase: true, out _)).ToList();
@@ -37,6 +65,7 @@ internal static class PeersCommand
             return 2;
         }
 
+        var run = RunMetadata.Start(string.Join(" ", ["peers", .. args]), quick);
         var root = BenchData.NewTempDirectory("peers");
         var options = new TableOptions(root, quick);
         var cells = new Dictionary<(string Column, TableRow Row), Cell?>();
@@ -62,9 +91,45 @@ internal static class PeersCommand
             PeerWorkload.DeleteDirectory(root);
         }
 
-        Console.WriteLine(Format(columns.Select(c => c.Name).ToList(), rows, cells, quick));
+        var names = columns.Select(c => c.Name).ToList();
+        if (json)
+        {
+            Console.Error.WriteLine(Format(names, rows, cells, quick));
+            JsonReport.Write(run, Json(names, rows, cells));
+        }
+        else
+        {
+            Console.WriteLine(Format(names, rows, cells, quick));
+        }
         return 0;
     }
+
+    /// <summary>Every figure of <see cref="Format"/>: one object per row × peer, in the same order (a row that does not apply has nulls).</summary>
+    private static object Json(IReadOnlyList<string> columns, IReadOnlyList<TableRow> rows, Dictionary<(string, TableRow), Cell?> cells) => new
+    {
+        threadsPerPeer = 1,
+        baselineRow = TableRow.FsyncPerWrite.ToString(),
+        peers = columns,
+        rows = rows.Select(r => r.ToString()),
+        cells = rows.SelectMany(row => columns.Select(column =>
+        {
+            var cell = cells.GetValueOrDefault((column, row));
+            var baseline = cells.GetValueOrDefault((column, TableRow.FsyncPerWrite));
+            return new
+            {
+                row = row.ToString(),
+                peer = column,
+                applies = cell is not null,
+                opsPerSecond = JsonReport.Num(cell?.OpsPerSecond),
+                ratioToBaselineRow = cell is null || baseline is null ? null : JsonReport.Num(cell.OpsPerSecond / baseline.OpsPerSecond, 3),
+                p50Micros = JsonReport.Num(cell?.P50Micros),
+                p99Micros = JsonReport.Num(cell?.P99Micros),
+                p999Micros = JsonReport.Num(cell?.P999Micros),
+                diskBytesPerRecord = JsonReport.Num(cell?.DiskBytesPerRecord),
+                note = cell?.Note,
+            };
+        })),
+    };
 
     private static List<string> Values(string[] args, string flag) =>
         args.Select((a, i) => (a, i)).Where(p => p.a == flag && p.i + 1 < args.Length).Select(p => args[p.i + 1]).ToList();

@@ -30,7 +30,8 @@ internal static class WriteBackMemory
     private sealed record Run_(long LimitBytes, long EffectiveBytes, double PutsPerSecond, long Refused, long PeakDirty, long PeakWorkingSet, long PeakHeap,
         long StartWorkingSet, long StartHeap, long EndHeapCollected, int Samples, long DiskBytes);
 
-    public static void Run(string root, bool quick, ProgressContext progress, StringBuilder md)
+    /// <summary>Measures both limits, appends the markdown to <paramref name="md"/> and returns the same figures as a JSON object.</summary>
+    public static object Run(string root, bool quick, ProgressContext progress, StringBuilder md)
     {
         var duration = TimeSpan.FromSeconds(quick ? 6 : 20);
         var runs = new List<Run_>();
@@ -53,6 +54,31 @@ internal static class WriteBackMemory
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"({runs[0].Samples} samples per run, every 200 ms; working set = Process.WorkingSet64 of the whole process, which also holds the runtime, Akka and the benchmark.)");
         md.AppendLine();
+        return new
+        {
+            partitions = 2,
+            callers = Callers,
+            valueBytes = ValueBytes,
+            keySpace = KeySpace,
+            flushIntervalSeconds = 30,
+            secondsPerLimit = duration.TotalSeconds,
+            sampleIntervalMillis = 200,
+            runs = runs.Select(r => new
+            {
+                maxDirtyBytes = r.LimitBytes,
+                inForceBytes = r.EffectiveBytes,
+                putsPerSecond = JsonReport.Num(r.PutsPerSecond, 0),
+                refused = r.Refused,
+                peakDirtyBytes = r.PeakDirty,
+                workingSetStartBytes = r.StartWorkingSet,
+                workingSetPeakBytes = r.PeakWorkingSet,
+                gcHeapStartBytes = r.StartHeap,
+                gcHeapPeakBytes = r.PeakHeap,
+                gcHeapEndBytesAfterFullGc = r.EndHeapCollected,
+                diskEndBytes = r.DiskBytes,
+                samples = r.Samples,
+            }),
+        };
     }
 
     private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:F1} MiB");

@@ -85,6 +85,7 @@ public static class TableCommand
         };
         Console.CancelKeyPress += onCancel;
         var results = new List<TableResult>();
+        var run = RunMetadata.Start(string.Join(" ", ["table", .. args]), quick);
         var watch = Stopwatch.StartNew();
         try
         {
@@ -129,7 +130,7 @@ public static class TableCommand
             TableWorkload.DeleteDirectory(root);
         }
 
-        var report = new TableReport(results, columns.Select(c => c.Name).ToList(), rows, quick, watch.Elapsed);
+        var report = new TableReport(results, columns.Select(c => c.Name).ToList(), rows, quick, watch.Elapsed, run);
         var markdown = report.Markdown();
         Console.WriteLine(json ? report.Json() : markdown);
         var file = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts", "results", "table.md");

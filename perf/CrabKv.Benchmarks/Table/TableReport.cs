@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 
 namespace CrabKv.Benchmarks.Table;
 
@@ -9,7 +8,7 @@ namespace CrabKv.Benchmarks.Table;
 /// the details (every cell with both ratios, latency percentiles and bytes on disk per record),
 /// as markdown or JSON.
 /// </summary>
-internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyList<string> columns, IReadOnlyList<TableRow> rows, bool quick, TimeSpan elapsed)
+internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyList<string> columns, IReadOnlyList<TableRow> rows, bool quick, TimeSpan elapsed, RunMetadata run)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -25,7 +24,7 @@ internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyL
         cell is null || baseline is null || !(baseline.OpsPerSecond > 0) ? null : cell.OpsPerSecond / baseline.OpsPerSecond;
 
     private string Header() => string.Create(Inv,
-        $"CrabKv table ({(quick ? "--quick" : "full run")}), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, commit {Commit() ?? "unknown"}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}; the whole run took {elapsed.TotalMinutes:F1} min.");
+        $"CrabKv table ({(quick ? "--quick" : "full run")}), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, commit {JsonReport.Commit() ?? "unknown"}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}; the whole run took {elapsed.TotalMinutes:F1} min.");
 
     /// <summary>The markdown: a header line, the summary matrix, the detail table.</summary>
     public string Markdown()
@@ -83,7 +82,7 @@ internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyL
         return sb.ToString();
     }
 
-    /// <summary>The JSON: run facts and one object per cell (NaN and absent values as null).</summary>
+    /// <summary>The JSON: the run's metadata (<see cref="JsonReport"/>) and one object per cell (NaN and absent values as null).</summary>
     public string Json()
     {
         var cells = rows.SelectMany(row => columns.Select(c => Find(row, c))).Where(r => r is not null).Select(r => new
@@ -91,33 +90,25 @@ internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyL
             row = r!.Row.ToString(),
             column = r.Column,
             applies = r.Cell is not null || r.Error is not null,
-            opsPerSecond = Num(r.Cell?.OpsPerSecond),
-            ratioToBaselineRow = Num(RatioToBaseline(r)),
-            ratioToFirstColumn = Num(RatioToFirstColumn(r)),
-            p50Micros = Num(r.Cell?.P50Micros),
-            p99Micros = Num(r.Cell?.P99Micros),
-            p999Micros = Num(r.Cell?.P999Micros),
-            diskBytesPerRecord = Num(r.Cell?.DiskBytesPerRecord),
+            opsPerSecond = JsonReport.Num(r.Cell?.OpsPerSecond),
+            ratioToBaselineRow = JsonReport.Num(RatioToBaseline(r)),
+            ratioToFirstColumn = JsonReport.Num(RatioToFirstColumn(r)),
+            p50Micros = JsonReport.Num(r.Cell?.P50Micros),
+            p99Micros = JsonReport.Num(r.Cell?.P99Micros),
+            p999Micros = JsonReport.Num(r.Cell?.P999Micros),
+            diskBytesPerRecord = JsonReport.Num(r.Cell?.DiskBytesPerRecord),
             note = r.Cell?.Note,
             error = r.Error,
         });
-        return JsonSerializer.Serialize(new
+        return JsonReport.Serialize(run, new
         {
-            date = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", Inv),
-            commit = Commit(),
-            cores = Environment.ProcessorCount,
-            os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
-            quick,
-            elapsedSeconds = Math.Round(elapsed.TotalSeconds, 1),
             baselineRow = TableRow.FsyncPerWrite.ToString(),
             firstColumn = columns[0],
             columns,
             rows = rows.Select(r => r.ToString()),
             cells,
-        }, new JsonSerializerOptions { WriteIndented = true });
+        });
     }
-
-    private static double? Num(double? v) => v is { } x && double.IsFinite(x) ? Math.Round(x, 2) : null;
 
     /// <summary>The row as the seed's table names it.</summary>
     public static string RowName(TableRow row) => row switch
@@ -141,35 +132,4 @@ internal sealed class TableReport(IReadOnlyList<TableResult> results, IReadOnlyL
     private static string Micros(double v) => !double.IsFinite(v) ? "" : v < 10 ? v.ToString("F1", Inv) : v.ToString("N0", Inv);
 
     private static string Escape(string s) => s.Replace("|", "\\|").Replace("\n", " ");
-
-    private static string? _commit;
-
-    /// <summary>The short commit of the working tree (git), or null.</summary>
-    private static string? Commit()
-    {
-        if (_commit is not null)
-        {
-            return _commit;
-        }
-        try
-        {
-            using var git = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", "rev-parse --short HEAD")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = AppContext.BaseDirectory,
-            });
-            if (git is null)
-            {
-                return null;
-            }
-            var output = git.StandardOutput.ReadToEnd().Trim();
-            git.WaitForExit();
-            return _commit = git.ExitCode == 0 && output.Length > 0 ? output : null;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return null; // no git on the machine
-        }
-    }
 }
