@@ -4,6 +4,7 @@ using CrabKv.Actors.Internal;
 using CrabKv.Actors.Partition;
 using CrabKv.Actors.Tests.Support;
 using CrabKv.Storage;
+using CrabKv.Storage.Caches;
 using CrabKv.Storage.Files;
 using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
@@ -281,12 +282,15 @@ public sealed class ErrorTests : StoreTestBase
         await client.PutAsync("a", "1");
         await client.FlushAsync();
 
-        // The size trigger (half of max-dirty-bytes) starts a flush whose fsync fails.
+        // The size trigger (half of max-dirty-bytes) starts a flush whose fsync fails: two puts
+        // of 1,072 bytes each (WriteBackBuffer.CostOf) pass 2,048. A third put would race the
+        // failure (refused once the partition is read-only), so there is none.
         disk.FailEvery(FileOps.Sync, WalSegment);
-        for (var i = 0; i < 3; i++)
+        for (var i = 0; i < 2; i++)
         {
             await client.PutAsync($"big{i}", new byte[1000]);
         }
+        Assert.True(2 * WriteBackBuffer.CostOf("big0", new byte[1000]) >= 4096 / 2);
         Assert.Contains("Injected", failed.ExpectMsg<PartitionFailed>(Timeout).Reason);
 
         Assert.Equal(CrabKvErrorCode.StoreFailed, (await Assert.ThrowsAsync<CrabKvRequestException>(() => client.PutAsync("c", "3"))).Code);
