@@ -253,6 +253,38 @@ public sealed class ClientCorrelationTests() : TestKit(ConfigurationFactory.Pars
     }
 
     [Fact]
+    public void A_slot_reused_past_its_last_generation_starts_again_at_1_and_its_ids_stay_positive()
+    {
+        var correlator = RequestCorrelator.For(TestActor)!;
+        var slot = correlator.Reserve();
+        correlator.Release(slot);
+        var reused = correlator.Reserve();
+        Assert.Same(slot, reused);
+        correlator.Release(reused);
+
+        // As if the slot had been used 2^39 - 2 times: the next two uses are the last generation and 1.
+        slot.SetGenerationForTest(PendingRequest.MaxGeneration - 1);
+        var last = correlator.Reserve();
+        Assert.Same(slot, last);
+        var lastId = last.ReservedId;
+        Assert.True(lastId > 0, $"id {lastId}");
+        Assert.Equal(slot.Index, PendingRequest.IndexOf(lastId));
+        last.Publish();
+        Assert.True(last.TryClaim(lastId));
+        correlator.Release(last);
+
+        var wrapped = correlator.Reserve();
+        Assert.Same(slot, wrapped);
+        var wrappedId = wrapped.ReservedId;
+        Assert.Equal((1L << PendingRequest.IndexBits) | (uint)slot.Index, wrappedId); // generation 1 again, never 0
+        Assert.NotEqual(lastId, wrappedId);
+        wrapped.Publish();
+        Assert.False(wrapped.TryClaim(lastId)); // the previous use's id
+        Assert.True(wrapped.TryClaim(wrappedId));
+        correlator.Release(wrapped);
+    }
+
+    [Fact]
     public async Task Many_concurrent_callers_reuse_a_slot_table_as_large_as_their_concurrency()
     {
         const int callers = 16;

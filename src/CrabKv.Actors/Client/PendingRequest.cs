@@ -74,9 +74,17 @@ internal sealed class PendingRequest
     /// <summary>The id of the slot's next use (a new generation); the request is built with it.</summary>
     public long Reserve()
     {
-        var generation = ++_generation;
+        // Generations cycle through 1 .. 2^39 - 1, so an id is always positive and never 0
+        // (0 means "nothing to claim"), however many times a slot is reused.
+        var generation = _generation = _generation % MaxGeneration + 1;
         return ReservedId = (generation << IndexBits) | (uint)Index;
     }
+
+    /// <summary>The generation after which a slot's generations start again at 1 (ids stay positive).</summary>
+    internal const long MaxGeneration = (1L << (63 - IndexBits)) - 1;
+
+    /// <summary>Sets the slot's last generation (tests: the wrap-around of a slot reused 2^39 times).</summary>
+    internal void SetGenerationForTest(long generation) => _generation = generation;
 
     /// <summary>The index of the slot a request id names.</summary>
     public static int IndexOf(long id) => (int)(id & IndexMask);

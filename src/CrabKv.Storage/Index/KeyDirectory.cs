@@ -237,19 +237,23 @@ public sealed class KeyDirectory
 
     private unsafe void Allocate(int capacity)
     {
-        // An Entry[] rather than bytes: more than 2 GiB of entries stay addressable.
-        _table = GC.AllocateArray<Entry>(capacity + 1, pinned: true);
-        fixed (Entry* p = _table)
+        // An Entry[] rather than bytes: more than 2 GiB of entries stay addressable. Both arrays
+        // are allocated before any field changes: an allocation that fails (out of memory)
+        // leaves the directory as it was.
+        var table = GC.AllocateArray<Entry>(capacity + 1, pinned: true);
+        var keyRefs = new long[capacity];
+        int baseBytes;
+        fixed (Entry* p = table)
         {
-            _base = (int)((Alignment - ((nint)p & (Alignment - 1))) & (Alignment - 1));
-            var bytes = _table.LongLength * EntryBytes;
+            baseBytes = (int)((Alignment - ((nint)p & (Alignment - 1))) & (Alignment - 1));
+            var bytes = table.LongLength * EntryBytes;
             if (bytes >= HugeTableBytes)
             {
                 // Gets touch one random entry each: huge pages spare most of their TLB misses.
                 Files.NativeFile.AdviseHugePages((nint)p, bytes);
             }
         }
-        _keyRefs = new long[capacity];
+        (_table, _base, _keyRefs) = (table, baseBytes, keyRefs);
         _mask = capacity - 1;
         _growAt = capacity - capacity / 4;
     }
@@ -302,11 +306,12 @@ public sealed class KeyDirectory
             Grow();
             i = FreeFor(hash);
         }
+        var keyRef = AllocateKey(key); // may allocate an arena page: before the entry is taken
         ref var e = ref At(i);
         e.Hash = hash;
         e.KeyLength = (ushort)key.Length;
         Store(ref e, location);
-        _keyRefs[i] = AllocateKey(key);
+        _keyRefs[i] = keyRef;
         _count++;
         _liveKeyBytes += key.Length;
     }
