@@ -16,7 +16,8 @@ public static class TableCommand
           --quick     smoke run: a tenth of the operations, 1 s per cell, 100k preloaded keys (about 2 minutes)
           --no-warmup skip the unreported JIT warm-up of the actor store before the first column
           --json      print JSON instead of markdown (the markdown file is written either way)
-          --columns   column names, comma-separated (case and '-' for ' ' ignored), e.g. "engine 1t,client-64"
+          --columns   column names, comma-separated (case and '-' for ' ' ignored), e.g. "engine 1t,client-64";
+                      measured in the order given, printed in table order
           --rows      row names, comma-separated, e.g. FsyncPerWrite,GetHit
         """;
 
@@ -64,6 +65,13 @@ public static class TableCommand
                 return 2;
             }
             columns = columns.Where(c => columnNames.Any(n => Same(c.Name, n))).ToList();
+        }
+        var printOrder = columns.Select(c => c.Name).ToList();
+        if (columnNames is not null)
+        {
+            // Measured in the order given (printed in table order): a same-run ratio can then be
+            // taken in both orders.
+            columns = columns.OrderBy(c => Array.FindIndex(columnNames, n => Same(c.Name, n))).ToList();
         }
         var rows = Enum.GetValues<TableRow>().ToList();
         if (rowNames is not null)
@@ -138,7 +146,7 @@ public static class TableCommand
             TableWorkload.DeleteDirectory(root);
         }
 
-        var report = new TableReport(results, columns.Select(c => c.Name).ToList(), rows, quick, watch.Elapsed, run);
+        var report = new TableReport(results, printOrder, rows, quick, watch.Elapsed, run);
         var markdown = report.Markdown();
         Console.WriteLine(json ? report.Json() : markdown);
         var file = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts", "results", "table.md");
