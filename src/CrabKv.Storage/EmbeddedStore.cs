@@ -320,7 +320,7 @@ public sealed class EmbeddedStore : IDisposable
             value = [];
             return false;
         }
-        var found = keyChecked ? ReadRecord(location, keyBytes, out var mapped) : ReadCandidate(location, keyBytes, out mapped);
+        var found = ReadRecord(location, keyBytes, keyChecked, out var mapped);
         if (found is null)
         {
             if (!_index.TryGetLive(keyBytes, now, out location))
@@ -328,7 +328,7 @@ public sealed class EmbeddedStore : IDisposable
                 value = [];
                 return false;
             }
-            found = ReadRecord(location, keyBytes, out mapped);
+            found = ReadRecord(location, keyBytes, keyChecked: true, out mapped)!; // a compared location: never another key
         }
         value = found;
         if (!mapped && _cache.MaxEntries > 0)
@@ -386,26 +386,24 @@ public sealed class EmbeddedStore : IDisposable
         return RecordReader.ReadValueInto(segment, segment.Path, location, keyBytes, ref _readBuffer, otherKeyIsMiss, destination);
     }
 
-    private byte[] ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes, out bool mapped)
+    /// <summary>
+    /// The value of the record at <paramref name="location"/>, from the writer or its segment;
+    /// null when the location was found by hash alone (<paramref name="keyChecked"/> false) and
+    /// the record holds another key.
+    /// </summary>
+    private byte[]? ReadRecord(in KeyLocation location, ReadOnlySpan<byte> keyBytes, bool keyChecked, out bool mapped)
     {
         var writer = _log.Writer;
         if (location.Segment == writer.Id)
         {
-            return RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
+            return keyChecked
+                ? RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped)
+                : RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
         }
         var segment = _index.Segments[location.Segment];
-        return RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
-    }
-
-    private byte[]? ReadCandidate(in KeyLocation location, ReadOnlySpan<byte> keyBytes, out bool mapped)
-    {
-        var writer = _log.Writer;
-        if (location.Segment == writer.Id)
-        {
-            return RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
-        }
-        var segment = _index.Segments[location.Segment];
-        return RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
+        return keyChecked
+            ? RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped)
+            : RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
     }
 
     /// <summary>Reads a key's value, or null.</summary>
