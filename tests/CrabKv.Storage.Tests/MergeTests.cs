@@ -46,9 +46,9 @@ public sealed class MergeTests : IDisposable
         return s;
     }
 
-    private MergeResult Merge(IReadOnlyList<Segment> inputs, bool olderExist, long maxSegmentBytes = 1 << 20, LivenessCheck? isLive = null)
+    private MergeResult Merge(IReadOnlyList<Segment> inputs, bool olderExist, long maxSegmentBytes = 1 << 20, LivenessCheck? isLive = null, LiveRecords? live = null)
     {
-        var r = Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, inputs, olderExist, Now, maxSegmentBytes, isLive));
+        var r = Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, inputs, olderExist, Now, maxSegmentBytes, isLive, live));
         _open.AddRange(r.Outputs);
         return r;
     }
@@ -134,6 +134,127 @@ public sealed class MergeTests : IDisposable
 
         Assert.Equal([("live", (string?)"1", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
         Assert.Equal(2, r.RecordsDropped);
+    }
+
+    /// <summary>The key directory a replay of <paramref name="segments"/> builds (what the owner holds once every write is acknowledged).</summary>
+    private static KeyDirectory Replay(params Segment[] segments)
+    {
+        var keys = new KeyDirectory();
+        foreach (var s in segments)
+        {
+            foreach (var r in ReadRecords(s.Path))
+            {
+                var key = Encoding.UTF8.GetBytes(r.Key);
+                if ((r.Flags & RecordFlags.Tombstone) != 0)
+                {
+                    keys.Remove(key, out _);
+                }
+                else
+                {
+                    keys.Set(key, new KeyLocation(s.Id, (uint)r.Offset, (uint)r.Size, r.Expiry), out _);
+                }
+            }
+        }
+        return keys;
+    }
+
+    [Fact]
+    public void WithTheLiveRecordsOneReadKeepsExactlyTheRecordsTheKeyDirectoryPointsAt()
+    {
+        var s1 = Segment(1, 0, Put("a", "a1"), Put("b", "b1"), Put("c", "c1", expiry: Now - 1), Put("d", "d1"), Put("e", "e1", expiry: Now + 5));
+        var s2 = Segment(2, 0, Put("a", "a2"), Del("b"), Put("f", "f1"), Put("d", "d2", expiry: Now));
+        var active = Segment(3, 0, Put("f", "f2"));
+        var keys = Replay(s1, s2, active);
+        var progress = new List<MergeProgress>();
+
+        var r = Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, [s1, s2], false, Now, 1 << 20, Live: LiveRecords.Of(keys, [s1, s2])),
+            new SyncProgress(progress));
+        _open.AddRange(r.Outputs);
+
+        // a: a2 (a1 overwritten); b deleted; c expired and gone; d's newest (d2) expired; e live;
+        // f's live record is in the active segment, outside the inputs.
+        Assert.Equal([("e", (string?)"e1", RecordFlags.None), ("a", "a2", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
+        Assert.Equal(7, r.RecordsDropped);
+        Assert.Equal(["a", "e"], r.Relocations.Select(x => Encoding.UTF8.GetString(x.Key)).Order(StringComparer.Ordinal));
+        // Expired records the key directory still pointed at (c1, d2): it must forget them.
+        Assert.Equal(["c", "d"], r.Expired.Select(x => Encoding.UTF8.GetString(x.Key)));
+        Assert.Equal(s1.Length + s2.Length, progress[^1].BytesDone); // one read of the inputs
+        Assert.Equal(1.0, progress[^1].Fraction);
+    }
+
+    [Fact]
+    public void TheLiveRecordsAgreeWithTheTwoPassMergeOnRandomSegments()
+    {
+        var rng = new Random(4242);
+        for (var round = 0; round < 60; round++)
+        {
+            var segments = new List<Segment>();
+            var count = rng.Next(1, 5);
+            for (var s = 0; s < count; s++)
+            {
+                var ops = Enumerable.Range(0, rng.Next(0, 40)).Select(_ =>
+                {
+                    var key = "k" + rng.Next(0, 25);
+                    return rng.Next(0, 6) switch
+                    {
+                        0 => Del(key),
+                        1 => Put(key, "v" + rng.Next(), expiry: Now + rng.Next(-3, 4)),
+                        _ => Put(key, "v" + rng.Next()),
+                    };
+                }).ToArray();
+                segments.Add(Segment((uint)(round * 10 + s + 1), 0, ops));
+            }
+            var keys = Replay([.. segments]);
+            LivenessCheck isLive = (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l);
+
+            var twoPass = Outcome(Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, segments, false, Now, 600, isLive)));
+            var onePass = Outcome(Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, segments, false, Now, 600, Live: LiveRecords.Of(keys, segments))));
+
+            Assert.Equal(twoPass.Contents, onePass.Contents);
+            Assert.Equal(twoPass.Relocations, onePass.Relocations);
+            Assert.Equal(twoPass.Expired, onePass.Expired);
+            Assert.Equal(twoPass.Dropped, onePass.Dropped);
+        }
+    }
+
+    /// <summary>What a merge produced, as comparable text; its outputs are deleted so the next merge of the same inputs can take their names.</summary>
+    private static (string Contents, string Relocations, string Expired, long Dropped) Outcome(MergeResult r)
+    {
+        var contents = string.Join("|", r.Outputs.Select(o => o.Id + ":" + string.Join(",", Contents(o).Select(c => $"{c.Key}={c.Value}/{c.Flags}"))));
+        var relocations = string.Join("|", r.Relocations.Select(x => $"{Encoding.UTF8.GetString(x.Key)}:{x.From}->{x.To}"));
+        var expired = string.Join("|", r.Expired.Select(x => $"{Encoding.UTF8.GetString(x.Key)}:{x.Location}"));
+        foreach (var o in r.Outputs)
+        {
+            o.Dispose();
+            File.Delete(o.Path);
+            File.Delete(Path.Combine(Path.GetDirectoryName(o.Path)!, o.Id.HintFileName));
+        }
+        return (contents, relocations, expired, r.RecordsDropped);
+    }
+
+    [Fact]
+    public void LiveRecordsTakenForOtherInputsAreRefused()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"));
+        var s2 = Segment(2, 0, Put("b", "2"));
+        var keys = Replay(s1, s2);
+
+        var e = Assert.Throws<ArgumentException>(() =>
+            Merger.Run(FileLayer.Default, new MergeRequest(_dir.Path, [s1, s2], false, Now, 1 << 20, Live: LiveRecords.Of(keys, [s2]))));
+        Assert.Contains("other merge inputs", e.Message);
+        Assert.Empty(Directory.GetFiles(_dir.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void WithOlderSegmentsLeftTheLiveRecordsAreSetAsideAndTombstonesKept()
+    {
+        Segment(1, 0, Put("a", "old"));
+        var s2 = Segment(2, 0, Del("a"), Put("b", "1"));
+        var keys = Replay(s2);
+
+        var r = Merge([s2], olderExist: true, live: LiveRecords.Of(keys, [s2]));
+
+        Assert.Equal([("a", (string?)null, RecordFlags.Tombstone), ("b", "1", RecordFlags.None)], Contents(Assert.Single(r.Outputs)));
     }
 
     [Fact]

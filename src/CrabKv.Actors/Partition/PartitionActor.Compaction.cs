@@ -109,7 +109,12 @@ internal sealed partial class PartitionActor
             _compactor.Tell(new DeleteSegments(_directory, _leftoverInputs.ToList(), IsRetry: true));
             _leftoverInputs.Clear();
         }
-        _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes);
+        // Every record of the sealed inputs is indexed by now (the writer acknowledges a
+        // segment's writes before it reports the segment sealed), so the key directory's places
+        // are the merge's whole answer to "which records survive": it need not index the inputs
+        // again. Taken here, on the directory's owner: one pass over its table.
+        var live = olderExist ? null : LiveRecords.Of(_index.Keys, inputs);
+        _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes, Live: live);
         _mergeProgress = 0;
         _compactor.Tell(new RunMerge(_merge));
     }

@@ -26,7 +26,13 @@ public readonly record struct MergeProgress(long BytesDone, long BytesTotal)
 /// <param name="NowMs">Clock for expiry.</param>
 /// <param name="MaxSegmentBytes">Output segments roll at this size.</param>
 /// <param name="IsLive">Optional check against the key directory; without it, every newest-in-run record is kept and compare-and-set sorts it out.</param>
-public sealed record MergeRequest(string Directory, IReadOnlyList<Segment> Inputs, bool OlderSegmentsExist, long NowMs, long MaxSegmentBytes, LivenessCheck? IsLive = null);
+/// <param name="Live">
+/// Optional: the records of the inputs the key directory pointed at when the merge was planned
+/// (<see cref="LiveRecords.Of"/>). With it, and no older segment left, the merge reads its inputs
+/// once and keeps exactly these records (less the expired ones), with no lookup by key.
+/// </param>
+public sealed record MergeRequest(string Directory, IReadOnlyList<Segment> Inputs, bool OlderSegmentsExist, long NowMs, long MaxSegmentBytes, LivenessCheck? IsLive = null,
+    LiveRecords? Live = null);
 
 /// <summary>What a merge produced. Apply the relocations, then <see cref="Merger.DeleteInputs"/>.</summary>
 public sealed class MergeResult
@@ -105,9 +111,16 @@ public static class Merger
         long done = 0;
         var total = 2 * bytesBefore;
 
-        // Pass 1: the newest record of each key within the run.
+        // With the key directory's live records (and nothing older left for a tombstone to
+        // hide), one pass decides by position; otherwise pass 1 finds the newest record of each
+        // key within the run.
+        var cursor = request.Live is not null && !request.OlderSegmentsExist ? request.Live.Start(inputs) : null;
         var newest = new KeyDirectory();
-        foreach (var segment in inputs)
+        if (cursor is not null)
+        {
+            total = bytesBefore;
+        }
+        foreach (var segment in cursor is null ? inputs : [])
         {
             var scanner = new SegmentScanner(segment, segment.Length);
             ScanStatus st;
@@ -151,8 +164,9 @@ public static class Merger
 
         try
         {
-            foreach (var segment in inputs)
+            for (var ordinal = 0; ordinal < inputs.Count; ordinal++)
             {
+                var segment = inputs[ordinal];
                 var scanner = new SegmentScanner(segment, segment.Length);
                 ScanStatus st;
                 while ((st = scanner.Next()) == ScanStatus.Record)
@@ -161,7 +175,22 @@ public static class Merger
                     var rec = scanner.Record;
                     var key = RecordCodec.KeyOf(rec, h);
                     var here = new KeyLocation(segment.Id, (uint)scanner.RecordOffset, (uint)h.Size, h.Expiry, h.IsTombstone);
-                    if (!newest.TryGet(key, out var latest) || !latest.SameRecord(here)
+                    if (cursor is not null)
+                    {
+                        // The key directory points at every record that survives, and at no tombstone.
+                        if (!cursor.IsLive(ordinal, scanner.RecordOffset) || h.IsTombstone)
+                        {
+                            dropped++;
+                            continue;
+                        }
+                        if (here.IsExpiredAt(request.NowMs))
+                        {
+                            expired.Add((key.ToArray(), here)); // the key directory must forget it
+                            dropped++;
+                            continue;
+                        }
+                    }
+                    else if (!newest.TryGet(key, out var latest) || !latest.SameRecord(here)
                         || (h.IsTombstone && !request.OlderSegmentsExist)
                         || (!h.IsTombstone && (here.IsExpiredAt(request.NowMs) || (request.IsLive is not null && !request.IsLive(key, here)))))
                     {

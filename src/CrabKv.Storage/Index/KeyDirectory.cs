@@ -214,6 +214,37 @@ public sealed class KeyDirectory
         }
     }
 
+    /// <summary>
+    /// The place of every key whose record lives in a segment with an id from
+    /// <paramref name="firstSegment"/> to <paramref name="lastSegment"/>: its segment id and
+    /// offset, in table order (unsorted). One sequential pass over the table, nothing hashed or
+    /// compared: cheap enough for the owner's thread when a merge starts.
+    /// </summary>
+    public (ulong[] Segments, uint[] Offsets) LocationsIn(SegmentId firstSegment, SegmentId lastSegment)
+    {
+        var first = firstSegment.Value;
+        var last = lastSegment.Value;
+        var segments = new ulong[_count];
+        var offsets = new uint[_count];
+        var n = 0;
+        for (var i = 0; i <= _mask; i++)
+        {
+            ref var e = ref At(i);
+            if (e.KeyLength != 0 && e.Segment >= first && e.Segment <= last)
+            {
+                segments[n] = e.Segment;
+                offsets[n] = e.Offset;
+                n++;
+            }
+        }
+        if (n < segments.Length)
+        {
+            Array.Resize(ref segments, n);
+            Array.Resize(ref offsets, n);
+        }
+        return (segments, offsets);
+    }
+
     /// <summary>Every key and location, as strings (tests and tools; allocates).</summary>
     public Dictionary<string, KeyLocation> ToDictionary()
     {

@@ -1,0 +1,106 @@
+using CrabKv.Storage.Index;
+using CrabKv.Storage.Segments;
+
+namespace CrabKv.Storage.Compaction;
+
+/// <summary>
+/// The records of a merge's inputs the key directory points at when the merge starts: taken on
+/// the directory owner's thread (<see cref="Of"/>, one sequential pass over its table), handed
+/// to the merge, which keeps exactly these records (less those expired by then).
+/// <para>
+/// A merge given this set reads its inputs once and looks nothing up by key: the set is sorted
+/// by input and offset, and the inputs are scanned in the same order, so "is this record
+/// live?" is a step of a cursor. Without it, a merge first indexes every key of its inputs to
+/// find each key's newest record (FORMAT.md section 7). The set is only valid when the key
+/// directory has indexed every record of the inputs (sealed segments whose writes were all
+/// acknowledged) and when no segment older than the inputs remains: tombstones then have
+/// nothing left to hide, so none is kept. A key that moves or goes after the set was taken is
+/// sorted out by the compare-and-set of <see cref="Merger.ApplyRelocations"/>, as before.
+/// </para>
+/// </summary>
+public sealed class LiveRecords
+{
+    private readonly ulong[] _segments;
+    private readonly uint[] _offsets;
+    private ulong[]? _sorted; // input ordinal << 32 | offset, ascending; built by the merge
+
+    private LiveRecords(IReadOnlyList<SegmentId> inputs, ulong[] segments, uint[] offsets)
+    {
+        Inputs = inputs;
+        _segments = segments;
+        _offsets = offsets;
+    }
+
+    /// <summary>The inputs the set was taken for, in id order.</summary>
+    public IReadOnlyList<SegmentId> Inputs { get; }
+
+    /// <summary>Number of live records in the inputs.</summary>
+    public int Count => _segments.Length;
+
+    /// <summary>
+    /// The records of <paramref name="inputs"/> (in ascending id order) that
+    /// <paramref name="keys"/> points at now. Call on the directory's owner, before the merge.
+    /// </summary>
+    public static LiveRecords Of(KeyDirectory keys, IReadOnlyList<Segment> inputs)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var ids = inputs.Select(s => s.Id).ToArray();
+        if (ids.Length == 0)
+        {
+            return new LiveRecords(ids, [], []);
+        }
+        var (segments, offsets) = keys.LocationsIn(ids[0], ids[^1]);
+        return new LiveRecords(ids, segments, offsets);
+    }
+
+    /// <summary>
+    /// Sorts the set by input and offset (on the merge's thread); throws when the inputs are not
+    /// the ones it was taken for.
+    /// </summary>
+    internal Cursor Start(IReadOnlyList<Segment> inputs)
+    {
+        if (inputs.Count != Inputs.Count || inputs.Select(s => s.Id).Where((id, i) => id != Inputs[i]).Any())
+        {
+            throw new ArgumentException("The live-record set was taken for other merge inputs.", nameof(inputs));
+        }
+        if (_sorted is null)
+        {
+            var ordinal = new Dictionary<ulong, uint>(Inputs.Count);
+            for (var i = 0; i < Inputs.Count; i++)
+            {
+                ordinal[Inputs[i].Value] = (uint)i;
+            }
+            var sorted = new ulong[_segments.Length];
+            var n = 0;
+            for (var i = 0; i < _segments.Length; i++)
+            {
+                // Ids between the first and last input that are not inputs (none in practice): not merged.
+                if (ordinal.TryGetValue(_segments[i], out var o))
+                {
+                    sorted[n++] = ((ulong)o << 32) | _offsets[i];
+                }
+            }
+            Array.Sort(sorted, 0, n);
+            _sorted = n == sorted.Length ? sorted : sorted[..n];
+        }
+        return new Cursor(_sorted);
+    }
+
+    /// <summary>Walks the sorted set while the merge scans its inputs in order.</summary>
+    internal sealed class Cursor(ulong[] sorted)
+    {
+        private int _next;
+
+        /// <summary>True when the record at <paramref name="offset"/> of input <paramref name="ordinal"/> is live; calls must come in scan order.</summary>
+        public bool IsLive(int ordinal, long offset)
+        {
+            var place = ((ulong)(uint)ordinal << 32) | (uint)offset;
+            while (_next < sorted.Length && sorted[_next] < place)
+            {
+                _next++;
+            }
+            return _next < sorted.Length && sorted[_next] == place;
+        }
+    }
+}
