@@ -120,6 +120,48 @@ public sealed class KeyDirectoryTests
     }
 
     [Fact]
+    public void CompareAndSetAt_uses_the_slot_only_while_it_holds_the_expected_record_and_otherwise_looks_the_key_up()
+    {
+        var d = new KeyDirectory(16);
+        for (var i = 0; i < 10; i++)
+        {
+            d.Set(K($"k{i}"), Loc(1, (uint)(16 + 40 * i)), out _);
+        }
+        var (segments, offsets, slots) = d.LocationsIn(SegmentId.From(1, 0), SegmentId.From(1, 0));
+        Assert.Equal(10, segments.Length);
+        var slotOf = Enumerable.Range(0, 10).ToDictionary(i => (int)((offsets[i] - 16) / 40), i => slots[i]);
+
+        // The hinted entry still holds the record: moved through the slot.
+        Assert.True(d.CompareAndSetAt(slotOf[3], K("k3"), Loc(1, 16 + 120), Loc(2, 16)));
+        Assert.True(d.TryGet(K("k3"), out var k3) && k3 == Loc(2, 16));
+
+        // A slot that now holds another key's record: the key is looked up instead, and only
+        // the right key moves (k5 does not: it points elsewhere; k4's entry is untouched).
+        Assert.True(d.CompareAndSetAt(slotOf[4], K("k5"), Loc(1, 16 + 200), Loc(2, 56)));
+        Assert.True(d.TryGet(K("k4"), out var k4) && k4 == Loc(1, 16 + 160));
+        Assert.True(d.TryGet(K("k5"), out var k5) && k5 == Loc(2, 56));
+
+        // The key moved on since the hint was taken: nothing changes.
+        d.Set(K("k6"), Loc(3, 16), out _);
+        Assert.False(d.CompareAndSetAt(slotOf[6], K("k6"), Loc(1, 16 + 240), Loc(2, 96)));
+        Assert.True(d.TryGet(K("k6"), out var k6) && k6 == Loc(3, 16));
+
+        // The table grew (every entry rehashed) and a key was removed: stale hints fall back to lookups.
+        for (var i = 10; i < 200; i++)
+        {
+            d.Set(K($"k{i}"), Loc(4, (uint)i), out _);
+        }
+        d.Remove(K("k7"), out _);
+        Assert.False(d.CompareAndSetAt(slotOf[7], K("k7"), Loc(1, 16 + 280), Loc(2, 136)));
+        Assert.False(d.TryGet(K("k7"), out _));
+        Assert.True(d.CompareAndSetAt(slotOf[8], K("k8"), Loc(1, 16 + 320), Loc(2, 176)));
+        Assert.True(d.TryGet(K("k8"), out var k8) && k8 == Loc(2, 176));
+        Assert.True(d.CompareAndSetAt(-1, K("k9"), Loc(1, 16 + 360), Loc(2, 216)));
+        Assert.True(d.TryGet(K("k9"), out var k9) && k9 == Loc(2, 216));
+        Assert.Equal(199, d.Count);
+    }
+
+    [Fact]
     public void CompareAndSetComparesSegmentAndOffset()
     {
         var d = new KeyDirectory();

@@ -22,13 +22,16 @@ public sealed class LiveRecords
 {
     private readonly ulong[] _segments;
     private readonly uint[] _offsets;
+    private readonly int[] _slots;
     private ulong[]? _sorted; // input ordinal << 32 | offset, ascending; built by the merge
+    private int[]? _sortedSlots; // the key directory entry of each, in the same order
 
-    private LiveRecords(IReadOnlyList<SegmentId> inputs, ulong[] segments, uint[] offsets)
+    private LiveRecords(IReadOnlyList<SegmentId> inputs, ulong[] segments, uint[] offsets, int[] slots)
     {
         Inputs = inputs;
         _segments = segments;
         _offsets = offsets;
+        _slots = slots;
     }
 
     /// <summary>The inputs the set was taken for, in id order.</summary>
@@ -48,10 +51,10 @@ public sealed class LiveRecords
         var ids = inputs.Select(s => s.Id).ToArray();
         if (ids.Length == 0)
         {
-            return new LiveRecords(ids, [], []);
+            return new LiveRecords(ids, [], [], []);
         }
-        var (segments, offsets) = keys.LocationsIn(ids[0], ids[^1]);
-        return new LiveRecords(ids, segments, offsets);
+        var (segments, offsets, slots) = keys.LocationsIn(ids[0], ids[^1]);
+        return new LiveRecords(ids, segments, offsets, slots);
     }
 
     /// <summary>
@@ -72,25 +75,32 @@ public sealed class LiveRecords
                 ordinal[Inputs[i].Value] = (uint)i;
             }
             var sorted = new ulong[_segments.Length];
+            var slots = new int[_segments.Length];
             var n = 0;
             for (var i = 0; i < _segments.Length; i++)
             {
                 // Ids between the first and last input that are not inputs (none in practice): not merged.
                 if (ordinal.TryGetValue(_segments[i], out var o))
                 {
-                    sorted[n++] = ((ulong)o << 32) | _offsets[i];
+                    sorted[n] = ((ulong)o << 32) | _offsets[i];
+                    slots[n] = _slots[i];
+                    n++;
                 }
             }
-            Array.Sort(sorted, 0, n);
+            Array.Sort(sorted, slots, 0, n);
             _sorted = n == sorted.Length ? sorted : sorted[..n];
+            _sortedSlots = n == slots.Length ? slots : slots[..n];
         }
-        return new Cursor(_sorted);
+        return new Cursor(_sorted, _sortedSlots!);
     }
 
     /// <summary>Walks the sorted set while the merge scans its inputs in order.</summary>
-    internal sealed class Cursor(ulong[] sorted)
+    internal sealed class Cursor(ulong[] sorted, int[] slots)
     {
         private int _next;
+
+        /// <summary>Number of live records (the most relocations the merge can produce).</summary>
+        public int Count => sorted.Length;
 
         /// <summary>True when the record at <paramref name="offset"/> of input <paramref name="ordinal"/> is live; calls must come in scan order.</summary>
         public bool IsLive(int ordinal, long offset)
@@ -102,5 +112,8 @@ public sealed class LiveRecords
             }
             return _next < sorted.Length && sorted[_next] == place;
         }
+
+        /// <summary>The key directory entry of the record <see cref="IsLive"/> last found live.</summary>
+        public int Slot => slots[_next];
     }
 }

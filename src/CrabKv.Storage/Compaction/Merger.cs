@@ -10,7 +10,11 @@ namespace CrabKv.Storage.Compaction;
 public delegate bool LivenessCheck(ReadOnlySpan<byte> key, in KeyLocation location);
 
 /// <summary>A live key the merge copied: apply with compare-and-set (From → To).</summary>
-public readonly record struct Relocation(byte[] Key, KeyLocation From, KeyLocation To);
+/// <param name="Key">The key.</param>
+/// <param name="From">Where it was.</param>
+/// <param name="To">Where it is in the merge's output.</param>
+/// <param name="Slot">The key directory entry that held it when the merge was planned (<see cref="LiveRecords"/>), or -1: a hint that spares a lookup.</param>
+public readonly record struct Relocation(byte[] Key, KeyLocation From, KeyLocation To, int Slot = -1);
 
 /// <summary>Progress of a running merge.</summary>
 public readonly record struct MergeProgress(long BytesDone, long BytesTotal)
@@ -139,7 +143,7 @@ public static class Merger
         var sequence = inputs[^1].Id.Sequence;
         var sub = inputs[^1].Id.Sub;
         var outputs = new List<Segment>();
-        var relocations = new List<Relocation>();
+        var relocations = new List<Relocation>(cursor?.Count ?? 0);
         var expired = new List<(byte[] Key, KeyLocation Location)>();
         long dropped = 0, bytesAfter = 0;
         SegmentWriter? writer = null;
@@ -225,7 +229,7 @@ public static class Merger
                     hint!.Add(key, flags, h.Expiry, (uint)offset, (uint)h.Size);
                     if (!h.IsTombstone)
                     {
-                        relocations.Add(new Relocation(key.ToArray(), here, new KeyLocation(writer.Id, (uint)offset, (uint)h.Size, h.Expiry)));
+                        relocations.Add(new Relocation(key.ToArray(), here, new KeyLocation(writer.Id, (uint)offset, (uint)h.Size, h.Expiry), cursor?.Slot ?? -1));
                     }
                 }
                 ThrowIfInvalid(st, segment, scanner);
@@ -265,7 +269,7 @@ public static class Merger
         var moved = 0;
         foreach (var r in result.Relocations)
         {
-            if (keys.CompareAndSet(r.Key, r.From, r.To))
+            if (keys.CompareAndSetAt(r.Slot, r.Key, r.From, r.To))
             {
                 live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
                 moved++;

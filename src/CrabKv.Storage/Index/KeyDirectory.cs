@@ -163,6 +163,26 @@ public sealed class KeyDirectory
         return true;
     }
 
+    /// <summary>
+    /// <see cref="CompareAndSet"/> that first tries table entry <paramref name="slot"/> (where
+    /// <see cref="LocationsIn"/> found the key): when that entry still points at
+    /// <paramref name="expected"/> it is the key's (a record has one key), and moves without the
+    /// key being hashed or compared. Otherwise (the table changed) the key is looked up.
+    /// </summary>
+    public bool CompareAndSetAt(int slot, ReadOnlySpan<byte> key, in KeyLocation expected, in KeyLocation replacement)
+    {
+        if ((uint)slot <= (uint)_mask)
+        {
+            ref var e = ref At(slot);
+            if (e.KeyLength == key.Length && e.Segment == expected.Segment.Value && e.Offset == expected.Offset)
+            {
+                Store(ref e, replacement);
+                return true;
+            }
+        }
+        return CompareAndSet(key, expected, replacement);
+    }
+
     /// <summary>Removes a key; returns its last location when it existed.</summary>
     public bool Remove(ReadOnlySpan<byte> key, out KeyLocation previous)
     {
@@ -217,15 +237,17 @@ public sealed class KeyDirectory
     /// <summary>
     /// The place of every key whose record lives in a segment with an id from
     /// <paramref name="firstSegment"/> to <paramref name="lastSegment"/>: its segment id and
-    /// offset, in table order (unsorted). One sequential pass over the table, nothing hashed or
-    /// compared: cheap enough for the owner's thread when a merge starts.
+    /// offset, and the table entry that holds it (a hint for <see cref="CompareAndSetAt"/>), in
+    /// table order. One sequential pass over the table, nothing hashed or compared: cheap enough
+    /// for the owner's thread when a merge starts.
     /// </summary>
-    public (ulong[] Segments, uint[] Offsets) LocationsIn(SegmentId firstSegment, SegmentId lastSegment)
+    public (ulong[] Segments, uint[] Offsets, int[] Slots) LocationsIn(SegmentId firstSegment, SegmentId lastSegment)
     {
         var first = firstSegment.Value;
         var last = lastSegment.Value;
         var segments = new ulong[_count];
         var offsets = new uint[_count];
+        var slots = new int[_count];
         var n = 0;
         for (var i = 0; i <= _mask; i++)
         {
@@ -234,6 +256,7 @@ public sealed class KeyDirectory
             {
                 segments[n] = e.Segment;
                 offsets[n] = e.Offset;
+                slots[n] = i;
                 n++;
             }
         }
@@ -241,8 +264,9 @@ public sealed class KeyDirectory
         {
             Array.Resize(ref segments, n);
             Array.Resize(ref offsets, n);
+            Array.Resize(ref slots, n);
         }
-        return (segments, offsets);
+        return (segments, offsets, slots);
     }
 
     /// <summary>Every key and location, as strings (tests and tools; allocates).</summary>
