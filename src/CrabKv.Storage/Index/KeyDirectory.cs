@@ -1,6 +1,7 @@
 using System.IO.Hashing;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using System.Text;
 using CrabKv.Storage.Segments;
 
@@ -183,6 +184,19 @@ public sealed class KeyDirectory
         return CompareAndSet(key, expected, replacement);
     }
 
+    /// <summary>
+    /// Asks the CPU to start loading the table entry where <paramref name="key"/>'s probe begins,
+    /// and returns at once: a caller with many keys to set (an open) prefetches several ahead,
+    /// so their cache misses overlap instead of following one another. Changes nothing.
+    /// </summary>
+    public unsafe void Prefetch(ReadOnlySpan<byte> key)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch0(Unsafe.AsPointer(ref At((int)(Hash(key) & (uint)_mask)))); // the table is pinned
+        }
+    }
+
     /// <summary>Removes a key; returns its last location when it existed.</summary>
     public bool Remove(ReadOnlySpan<byte> key, out KeyLocation previous)
     {
@@ -296,7 +310,7 @@ public sealed class KeyDirectory
         // are allocated before any field changes: an allocation that fails (out of memory)
         // leaves the directory as it was.
         var table = GC.AllocateArray<Entry>(capacity + 1, pinned: true);
-        var keyRefs = new long[capacity];
+        var keyRefs = GC.AllocateArray<long>(capacity, pinned: true);
         int baseBytes;
         fixed (Entry* p = table)
         {
@@ -304,8 +318,13 @@ public sealed class KeyDirectory
             var bytes = table.LongLength * EntryBytes;
             if (bytes >= HugeTableBytes)
             {
-                // Gets touch one random entry each: huge pages spare most of their TLB misses.
+                // Gets touch one random entry each, and its key reference: huge pages spare
+                // most of their TLB misses.
                 Files.NativeFile.AdviseHugePages((nint)p, bytes);
+                fixed (long* r = keyRefs)
+                {
+                    Files.NativeFile.AdviseHugePages((nint)r, keyRefs.LongLength * sizeof(long));
+                }
             }
         }
         (_table, _base, _keyRefs) = (table, baseBytes, keyRefs);

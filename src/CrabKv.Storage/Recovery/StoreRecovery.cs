@@ -193,12 +193,14 @@ public static class StoreRecovery
     private static bool LoadHint(FileLayer files, string hintPath, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out string? whyNot)
     {
         long applied = 0;
+        var queue = new ApplyQueue(index, nowMs);
         var ok = HintFile.TryLoad(files, hintPath, segment.Id, segment.Length, (in HintEntry e) =>
         {
             var loc = new KeyLocation(segment.Id, e.Offset, e.Size, e.Expiry);
-            index.Apply(e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0, nowMs);
+            queue.Add(e.Key, loc, (e.Flags & RecordFlags.Tombstone) != 0);
             applied++;
         }, out whyNot);
+        queue.Drain();
         report.RecordsApplied += applied;
         return ok;
     }
@@ -231,12 +233,14 @@ public static class StoreRecovery
     private static ScanStatus ApplyRecords(SegmentScanner scanner, Segment segment, PartitionIndex index, long nowMs, RecoveryReport report, out long unendedBatch)
     {
         var pending = new List<Pending>();
+        var queue = new ApplyQueue(index, nowMs);
         long batchStart = -1;
         while (true)
         {
             var status = scanner.Next();
             if (status != ScanStatus.Record)
             {
+                queue.Drain();
                 unendedBatch = pending.Count > 0 ? batchStart : -1;
                 return status;
             }
@@ -247,9 +251,10 @@ public static class StoreRecovery
             {
                 if (pending.Count > 0)
                 {
+                    queue.Drain(); // the index holds everything before the damage, as without the queue
                     throw new CorruptSegmentException(segment.Path, batchStart, "batch without its end record");
                 }
-                index.Apply(RecordCodec.KeyOf(rec, h), loc, h.IsTombstone, nowMs);
+                queue.Add(RecordCodec.KeyOf(rec, h), loc, h.IsTombstone);
                 report.RecordsApplied++;
                 continue;
             }
@@ -262,7 +267,7 @@ public static class StoreRecovery
             {
                 foreach (var p in pending)
                 {
-                    index.Apply(p.Key, p.Location, p.Tombstone, nowMs);
+                    queue.Add(p.Key, p.Location, p.Tombstone);
                 }
                 report.RecordsApplied += pending.Count;
                 pending.Clear();
