@@ -192,20 +192,28 @@ internal sealed record RowOps(TableRow Row, int PreloadedKeys, BatchEntry[][] Ba
         Check(value is not null, i);
     }
 
-    /// <summary>Op <paramref name="i"/> as the request a client actor Tells, and the key that picks its partition.</summary>
+    /// <summary>
+    /// Op <paramref name="i"/> as the request a client actor Tells, and the key that picks its
+    /// partition. A write carries values of its own, as a client actor's message must: a value
+    /// told to the store is the store's from then on (the write-back buffer keeps it), so an
+    /// application builds one per message. The typed client pays the same by copying the
+    /// caller's array (its callers may reuse theirs). Until this session every message of a
+    /// column shared one array, so the write-back rows kept 1M references to a single 100-byte
+    /// array where the typed client column kept 1M arrays (perf/README, "Issue 12: the gaps").
+    /// </summary>
     public (string RoutingKey, ICrabKvRequest Request) Message(long i)
     {
         switch (Row)
         {
             case TableRow.Batch100:
                 var batch = Batches[(int)(i % Batches.Length)];
-                return (batch[0].Key, new PutBatch(batch));
+                return (batch[0].Key, new PutBatch(batch.Select(e => e with { Value = e.Value?.ToArray() }).ToArray()));
             case TableRow.GetHit or TableRow.GetMiss:
                 var key = TableWorkload.GetKey(Row, i, PreloadedKeys);
                 return (key, new Get(key));
             default:
                 var put = TableWorkload.WriteKey(i);
-                return (put, new Put(put, TableWorkload.ValueFor(Row, i)));
+                return (put, new Put(put, TableWorkload.ValueFor(Row, i).ToArray()));
         }
     }
 
