@@ -81,6 +81,9 @@ public sealed class MergeResult
 /// </summary>
 public static class Merger
 {
+    /// <summary>How many relocations ahead <see cref="ApplyRelocations"/> prefetches key directory entries.</summary>
+    private const int PrefetchDistance = 16;
+
     /// <summary>Runs the merge; every file operation goes through <paramref name="files"/>.</summary>
     public static MergeResult Run(FileLayer files, MergeRequest request, IProgress<MergeProgress>? progress = null)
     {
@@ -267,8 +270,14 @@ public static class Merger
     {
         var live = new Dictionary<SegmentId, long>();
         var moved = 0;
-        foreach (var r in result.Relocations)
+        var relocations = result.Relocations;
+        for (var i = 0; i < relocations.Count; i++)
         {
+            var r = relocations[i];
+            if (i + PrefetchDistance < relocations.Count)
+            {
+                keys.PrefetchSlot(relocations[i + PrefetchDistance].Slot); // the entries are random: overlap their misses
+            }
             if (keys.CompareAndSetAt(r.Slot, r.Key, r.From, r.To))
             {
                 live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;

@@ -189,11 +189,14 @@ public sealed class KeyDirectory
     /// and returns at once: a caller with many keys to set (an open) prefetches several ahead,
     /// so their cache misses overlap instead of following one another. Changes nothing.
     /// </summary>
-    public unsafe void Prefetch(ReadOnlySpan<byte> key)
+    public void Prefetch(ReadOnlySpan<byte> key) => PrefetchSlot((int)(Hash(key) & (uint)_mask));
+
+    /// <summary>Like <see cref="Prefetch"/>, for table entry <paramref name="slot"/> (a hint from <see cref="LocationsIn"/>); ignores a slot outside the table.</summary>
+    public unsafe void PrefetchSlot(int slot)
     {
-        if (Sse.IsSupported)
+        if (Sse.IsSupported && (uint)slot <= (uint)_mask)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref At((int)(Hash(key) & (uint)_mask)))); // the table is pinned
+            Sse.Prefetch0(Unsafe.AsPointer(ref At(slot))); // the table is pinned
         }
     }
 
