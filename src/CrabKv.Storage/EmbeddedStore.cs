@@ -449,7 +449,8 @@ public sealed class EmbeddedStore : IDisposable
         RetryLeftoverDeletes();
         var keys = _index.Keys;
         var result = Merger.Run(_options.Files, new MergeRequest(_directory, inputs, OlderSegmentsExist: _leftoverInputs.Count > 0, Now, _options.MaxSegmentBytes,
-            (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l), LiveRecords.Of(keys, inputs)), progress);
+            (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l),
+            _leftoverInputs.Count > 0 ? null : LiveRecords.Of(keys, inputs)), progress);
         _index.ApplyMerge(inputs, result);
         var (left, error) = Merger.DeleteInputs(_options.Files, _directory, inputs);
         if (error is not null)

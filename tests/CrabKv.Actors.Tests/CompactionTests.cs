@@ -47,6 +47,18 @@ public sealed class CompactionTests : StoreTestBase
         }
     }
 
+    /// <summary>The store holds exactly <paramref name="model"/> (null: absent), and so does a restart after a crash.</summary>
+    private async Task AssertMatchesBeforeAndAfterACrash(IActorRef store, CrabKvClient client, IReadOnlyDictionary<string, string?> model)
+    {
+        await AssertMatches(client, model);
+        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(store).Keys);
+        Crash(store);
+        var restarted = StartStore(Small);
+        var after = await Connect(restarted);
+        await AssertMatches(after, model);
+        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(restarted).Keys);
+    }
+
     [Fact]
     public async Task Writes_and_reads_are_served_while_a_merge_runs()
     {
@@ -110,13 +122,7 @@ public sealed class CompactionTests : StoreTestBase
         Assert.InRange(progressed.Fraction, 0.0, 1.0);
 
         // Afterwards the store equals the model, before and after a crash + restart.
-        await AssertMatches(client, model);
-        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(store).Keys);
-        Crash(store);
-        var restarted = StartStore(Small);
-        var after = await Connect(restarted);
-        await AssertMatches(after, model);
-        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(restarted).Keys);
+        await AssertMatchesBeforeAndAfterACrash(store, client, model);
     }
 
     [Fact]
@@ -154,6 +160,50 @@ public sealed class CompactionTests : StoreTestBase
         var ids = new[] { ExpectMsg<CompactOk>(Timeout).RequestId, ExpectMsg<CompactOk>(Timeout).RequestId }.Order();
         Assert.Equal([21L, 22L], ids);
         Assert.Equal("p", await client.GetStringAsync("parked"));
+    }
+
+    [Fact]
+    public async Task A_merge_that_runs_while_the_previous_merges_inputs_are_still_on_disk_keeps_tombstones()
+    {
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(Small, disk);
+        var client = await Connect(store);
+        await client.PutAsync("gone", "old value");
+        await Populate(client, 30, 5); // "gone" ends up in an old sealed segment
+        var partition = PartitionRef(store);
+
+        // Merge 1 parks at its first output write. Meanwhile "gone" is deleted and a second
+        // Compact seals the segment holding the tombstone: merge 2 starts as soon as merge 1
+        // ends, before merge 1's inputs are deleted.
+        disk.HoldNext(FileOps.Write, p => p.EndsWith(".tmp", StringComparison.Ordinal));
+        partition.Tell(new Compact(RequestId: 1), TestActor);
+        disk.WaitUntilHeld();
+        partition.Tell(new Delete("gone", RequestId: 2), TestActor);
+        Assert.Equal(2, ExpectMsg<DeleteOk>(Timeout).RequestId);
+        partition.Tell(new Compact(RequestId: 3), TestActor);
+        // Acknowledged by the writer after its roll, so the partition has the roll's answer
+        // before it answers the GetStats told after this reply.
+        partition.Tell(new Put("after", Bytes("a"), RequestId: 4), TestActor);
+        Assert.Equal(4, ExpectMsg<PutOk>(Timeout).RequestId);
+        partition.Tell(new GetStats(RequestId: 5), TestActor);
+        ExpectMsg<StoreStats>(Timeout);
+        var files = SegmentFiles().Select(f => f.Name).ToList();
+        var tombstoneSegment = files[^2]; // sealed by the second Compact; the last one is active
+
+        // Deleting merge 1's inputs fails, so they stay on disk (with the old value of "gone")
+        // after merge 2 has merged the tombstone's segment and that segment is deleted.
+        disk.FailNext(FileOps.Delete, p => p.EndsWith(".data", StringComparison.Ordinal));
+        disk.Release();
+        var oks = new[] { ExpectMsg<CompactOk>(Timeout), ExpectMsg<CompactOk>(Timeout) };
+        Assert.Equal([1L, 3L], oks.Select(o => o.RequestId).Order());
+        await AwaitAssertAsync(() => Assert.DoesNotContain(tombstoneSegment, SegmentFiles().Select(f => f.Name)), Timeout, TimeSpan.FromMilliseconds(20));
+        Assert.Null(await client.GetStringAsync("gone"));
+
+        // Merge 2 had to keep the tombstone: the old value is still on disk.
+        Crash(store);
+        var after = await Connect(StartStore(Small));
+        Assert.Null(await after.GetStringAsync("gone"));
+        Assert.Equal("a", await after.GetStringAsync("after"));
     }
 
     [Fact]
@@ -369,13 +419,6 @@ public sealed class CompactionTests : StoreTestBase
             }
         })));
         completed.ExpectMsg<CompactionCompleted>(Timeout);
-        await AssertMatches(client, model);
-        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(store).Keys);
-
-        Crash(store);
-        var restarted = StartStore(Small);
-        var after = await Connect(restarted);
-        await AssertMatches(after, model);
-        Assert.Equal(model.Count(kv => kv.Value is not null), Stats0(restarted).Keys);
+        await AssertMatchesBeforeAndAfterACrash(store, client, model);
     }
 }

@@ -127,9 +127,12 @@ public sealed class KeyDirectoryTests
         {
             d.Set(K($"k{i}"), Loc(1, (uint)(16 + 40 * i)), out _);
         }
-        var (segments, offsets, slots) = d.LocationsIn(SegmentId.From(1, 0), SegmentId.From(1, 0));
-        Assert.Equal(10, segments.Length);
+        d.Set(K("elsewhere"), Loc(2, 16), out _); // outside the range asked for
+        var (segments, offsets, slots, count) = d.LocationsIn(SegmentId.From(1, 0), SegmentId.From(1, 0));
+        Assert.Equal(10, count);
+        Assert.All(segments[..count], s => Assert.Equal(SegmentId.From(1, 0).Value, s));
         var slotOf = Enumerable.Range(0, 10).ToDictionary(i => (int)((offsets[i] - 16) / 40), i => slots[i]);
+        d.Remove(K("elsewhere"), out _);
 
         // The hinted entry still holds the record: moved through the slot.
         Assert.True(d.CompareAndSetAt(slotOf[3], K("k3"), Loc(1, 16 + 120), Loc(2, 16)));

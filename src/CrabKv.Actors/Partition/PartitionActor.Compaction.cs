@@ -24,6 +24,7 @@ internal sealed partial class PartitionActor
     private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _compactWaiters = new();  // for the next explicit merge
     private readonly List<(IActorRef To, long RequestId, bool Shutdown)> _currentWaiters = new();  // answered by the running merge
     private readonly List<IReadOnlyList<Segment>> _awaitingDelete = new(); // merged inputs on their way to deletion
+    private bool _unmatchedAcks; // an acknowledgement matched no pending write: merges do not trust the directory alone
     private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed: older segments still on disk
 
     /// <summary>True while compaction work the stop must wait for is under way.</summary>
@@ -95,16 +96,17 @@ internal sealed partial class PartitionActor
         }
         _currentWaiters.AddRange(_compactWaiters);
         _compactWaiters.Clear();
+        // Inputs of an earlier merge that are still on disk are older segments: those that
+        // could not be deleted (their deletion is retried first) and those of a merge that just
+        // finished, whose deletion may yet fail. Tombstones must be kept while they exist.
+        var olderExist = _leftoverInputs.Count > 0 || _awaitingDelete.Count > 0;
         var inputs = _index.PlanMerge(olderSegmentsExist: _leftoverInputs.Count > 0);
         if (inputs is null)
         {
             FinishMerge(CompactionOutcome.None, null);
             return;
         }
-        // Inputs of an earlier merge that could not be deleted are older segments still on
-        // disk: tombstones must be kept while they exist. Their deletion is retried first.
-        var olderExist = _leftoverInputs.Count > 0;
-        if (olderExist)
+        if (_leftoverInputs.Count > 0)
         {
             _compactor.Tell(new DeleteSegments(_directory, _leftoverInputs.ToList(), IsRetry: true));
             _leftoverInputs.Clear();
@@ -112,8 +114,10 @@ internal sealed partial class PartitionActor
         // Every record of the sealed inputs is indexed by now (the writer acknowledges a
         // segment's writes before it reports the segment sealed), so the key directory's places
         // are the merge's whole answer to "which records survive": it need not index the inputs
-        // again. Taken here, on the directory's owner: one pass over its table.
-        var live = olderExist ? null : LiveRecords.Of(_index.Keys, inputs);
+        // again. Taken here, on the directory's owner: one pass over its table. Not after an
+        // acknowledgement that matched no pending write: its records may be missing from the
+        // directory, and only the two-pass merge keeps what the directory does not name.
+        var live = olderExist || _unmatchedAcks ? null : LiveRecords.Of(_index.Keys, inputs);
         _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes, Live: live);
         _mergeProgress = 0;
         _compactor.Tell(new RunMerge(_merge));

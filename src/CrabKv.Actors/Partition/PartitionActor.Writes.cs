@@ -140,6 +140,7 @@ internal sealed partial class PartitionActor
             if (p is null)
             {
                 _log.Error("Partition {0}: acknowledgement {1} does not match the oldest pending write", _partition, item.Seq);
+                _unmatchedAcks = true;
                 continue;
             }
             for (var i = 0; i < p.Records.Length; i++)
