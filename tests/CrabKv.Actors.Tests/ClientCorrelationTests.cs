@@ -23,6 +23,43 @@ public sealed class ClientCorrelationTests() : TestKit(ConfigurationFactory.Pars
     private static GetResult Found(Get get, string value) => new(get.Key, true, System.Text.Encoding.UTF8.GetBytes(value), get.RequestId);
 
     [Fact]
+    public async Task When_the_actor_system_terminates_waiting_and_later_requests_fail_at_once_not_at_their_timeout()
+    {
+        var system = ActorSystem.Create("terminating", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(CrabKvSettings.DefaultConfig()));
+        try
+        {
+            var silent = system.ActorOf(Props.Create(() => new SilentActor()));
+            var client = new CrabKvClient(silent, TimeSpan.FromMinutes(5));
+            var waiting = client.GetAsync("k");
+            var alsoWaiting = client.PutAsync("k", "v");
+            Assert.False(waiting.IsCompleted);
+
+            await system.Terminate().WaitAsync(Wait);
+
+            // Failed by the termination, not by the 5-minute timeout.
+            var e = await Assert.ThrowsAsync<CrabKvRequestException>(() => waiting.WaitAsync(Wait));
+            Assert.Equal(CrabKvErrorCode.ShuttingDown, e.Code);
+            Assert.Contains("Get", e.Message);
+            Assert.Equal(CrabKvErrorCode.ShuttingDown, (await Assert.ThrowsAsync<CrabKvRequestException>(() => alsoWaiting.WaitAsync(Wait))).Code);
+
+            // A request made afterwards fails before it returns.
+            var later = client.DeleteAsync("k");
+            Assert.True(later.IsFaulted);
+            Assert.Equal(CrabKvErrorCode.ShuttingDown, (await Assert.ThrowsAsync<CrabKvRequestException>(() => later)).Code);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    /// <summary>Receives everything and answers nothing.</summary>
+    private sealed class SilentActor : ReceiveActor
+    {
+        public SilentActor() => ReceiveAny(_ => { });
+    }
+
+    [Fact]
     public async Task Replies_are_matched_by_their_RequestId_in_any_order()
     {
         var client = Client();

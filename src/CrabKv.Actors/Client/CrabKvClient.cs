@@ -26,7 +26,9 @@ public sealed class CrabKvRequestException(CrabKvErrorCode code, string message)
 /// echoes: every client of an actor system sends with one long-lived reply address (no
 /// temporary actor, extra task or timer per request, as Akka's Ask would create), which completes
 /// the waiting call when the reply with its id arrives; a request without an answer fails
-/// with a <see cref="TimeoutException"/> within a few tens of milliseconds after its timeout.
+/// with a <see cref="TimeoutException"/> within a few tens of milliseconds after its timeout,
+/// and at once with <see cref="CrabKvErrorCode.ShuttingDown"/> when the client's actor system
+/// terminates (waiting requests included).
 /// An endpoint must therefore echo the request's id in its reply, as every CrabKv endpoint does.
 /// The returned tasks run their continuations asynchronously (on the thread pool), never on
 /// the thread of the actor whose reply completed them.

@@ -27,6 +27,8 @@ namespace CrabKv.Actors.Client;
 /// requests are pending (and stops when the table stayed empty for a while), failing those
 /// past their deadline, so a request fails at most one interval after its timeout. A reply
 /// that finds no request (it came after its timeout) or that carries no id is dropped.
+/// When the actor system terminates, no reply can arrive: every waiting request fails then
+/// with <see cref="CrabKvErrorCode.ShuttingDown"/>, and every later one at once.
 /// </para>
 /// </summary>
 internal sealed class RequestCorrelator : MinimalActorRef
@@ -49,6 +51,7 @@ internal sealed class RequestCorrelator : MinimalActorRef
     private int _sweeping;   // 1 while the timer runs
     private int _inSweep;    // 1 while a sweep runs (timer callbacks may overlap)
     private int _idleSweeps;
+    private volatile bool _terminated; // the actor system stopped: no reply can arrive any more
 
     private RequestCorrelator(IActorRefProvider provider)
     {
@@ -56,7 +59,12 @@ internal sealed class RequestCorrelator : MinimalActorRef
         _path = provider.TempPath();
         _timer = new Timer(static state => ((RequestCorrelator)state!).Sweep(), this, Timeout.Infinite, Timeout.Infinite);
         provider.RegisterTempActor(this, _path);
+        provider.TerminationTask?.ContinueWith(static (_, state) => ((RequestCorrelator)state!).OnSystemTerminated(), this,
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
+
+    /// <summary>True once the actor system has terminated: every request fails at once with <see cref="CrabKvErrorCode.ShuttingDown"/>.</summary>
+    public bool Terminated => _terminated;
 
     /// <summary>
     /// The correlator of the actor system <paramref name="endpoint"/> is known to (local or remote
@@ -151,9 +159,41 @@ internal sealed class RequestCorrelator : MinimalActorRef
             }
             return;
         }
+        if (_terminated)
+        {
+            // Read after the publication (a full fence): either this sees the flag, or the
+            // termination's pass over the table sees the request.
+            if (slot.TryClaim(id))
+            {
+                Finish(slot, null, SystemTerminated(slot.RequestType));
+            }
+            return;
+        }
         EnsureSweeping();
         target.Tell(request, this);
     }
+
+    /// <summary>The actor system stopped: fails every waiting request now instead of at its timeout, and every later one at once.</summary>
+    private void OnSystemTerminated()
+    {
+        _terminated = true;
+        Interlocked.MemoryBarrier();
+        _timer.Change(Timeout.Infinite, Timeout.Infinite);
+        var slots = Volatile.Read(ref _slots);
+        var count = Math.Min(Volatile.Read(ref _slotCount), slots.Length);
+        for (var i = 0; i < count; i++)
+        {
+            var slot = slots[i];
+            var id = slot?.Id ?? 0;
+            if (id != 0 && slot!.TryClaim(id))
+            {
+                Finish(slot, null, SystemTerminated(slot.RequestType));
+            }
+        }
+    }
+
+    private static CrabKvRequestException SystemTerminated(Type? requestType) =>
+        new(CrabKvErrorCode.ShuttingDown, $"The client's actor system has terminated: {requestType?.Name ?? "the request"} can get no reply.");
 
     /// <summary>Frees a slot claimed with <see cref="PendingRequest.TryClaim"/>, then tells its waiter the outcome.</summary>
     internal void Finish(PendingRequest slot, object? reply, Exception? error)
@@ -265,7 +305,7 @@ internal sealed class RequestCorrelator : MinimalActorRef
 
     private void EnsureSweeping()
     {
-        if (Volatile.Read(ref _sweeping) == 0 && Interlocked.CompareExchange(ref _sweeping, 1, 0) == 0)
+        if (!_terminated && Volatile.Read(ref _sweeping) == 0 && Interlocked.CompareExchange(ref _sweeping, 1, 0) == 0)
         {
             _timer.Change(SweepInterval, SweepInterval);
         }
