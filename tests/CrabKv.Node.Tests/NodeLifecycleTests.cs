@@ -14,6 +14,41 @@ namespace CrabKv.Node.Tests;
 public sealed class NodeLifecycleTests
 {
     [Fact]
+    public async Task Load_streams_a_file_in_chunks_and_a_key_written_many_times_keeps_its_last_value()
+    {
+        using var dir = new TempDir();
+        var config = TestNode.WriteConfig(dir, 4);
+        // 6,000 lines over 4 partitions: several 512-entry chunks per partition, and one key
+        // that comes back every 7 lines, so its values cross chunk boundaries.
+        var tsv = dir.Combine("many.tsv");
+        var last = "";
+        var lines = new List<string>();
+        for (var i = 0; i < 6000; i++)
+        {
+            if (i % 7 == 0)
+            {
+                last = $"v{i}";
+                lines.Add($"hot\t{last}");
+            }
+            else
+            {
+                lines.Add($"k{i:D5}\tvalue {i}");
+            }
+        }
+        File.WriteAllLines(tsv, lines);
+        using var node = await TestNode.StartReadyAsync(config, dir.Combine("data"), CrabKvProcess.FreePort());
+
+        var load = await node.OkAsync("load", tsv);
+
+        Assert.Contains("loaded 6,000 keys", load.Stdout);
+        Assert.Equal(last, (await node.OkAsync("get", "hot")).Stdout);
+        Assert.Equal("value 1", (await node.OkAsync("get", "k00001")).Stdout);
+        Assert.Equal("value 5998", (await node.OkAsync("get", "k05998")).Stdout);
+        Assert.Equal("v5999", last); // the last line is one of "hot"
+        Assert.Equal(1 + 6000 - 858, await node.KeysAsync());
+    }
+
+    [Fact]
     public async Task Acknowledged_writes_survive_kill_9_and_verify_finds_a_flipped_byte()
     {
         using var dir = new TempDir();

@@ -8,12 +8,14 @@ namespace CrabKv.Node.Commands;
 /// <summary>
 /// <c>crabkv load FILE</c>: one <c>KEY&lt;TAB&gt;VALUE</c> per line (UTF-8; the value is the rest of
 /// the line after the first TAB and may be empty; empty lines are skipped; a trailing CR is
-/// dropped). The whole file is checked first: a malformed line is reported with its number and
-/// nothing is sent (exit 2). Then the lines are grouped by partition
-/// (<see cref="KeyPartitioner.PartitionOf"/> with the node's partition count) and sent as
-/// atomic <c>PutBatch</c>es of at most <see cref="ChunkEntries"/> entries / <see cref="ChunkBytes"/>
-/// bytes, one batch in flight per partition (so a key written twice keeps the file's order) and
-/// at most <see cref="Concurrency"/> partitions at once. Exit 0 only when every line is acknowledged.
+/// dropped). The whole file is checked first, in one streaming pass: a malformed line is
+/// reported with its number and nothing is sent (exit 2). A second pass streams the lines into
+/// per-partition chunks (<see cref="KeyPartitioner.PartitionOf"/> with the node's partition
+/// count), sent as atomic <c>PutBatch</c>es of at most <see cref="ChunkEntries"/> entries /
+/// <see cref="ChunkBytes"/> bytes, one batch in flight per partition (so a key written twice keeps
+/// the file's order) and at most <see cref="Concurrency"/> batches queued or in flight, so the
+/// memory used is bounded by the chunks, not by the file. After a failed batch, the later lines
+/// of its partition are not sent. Exit 0 only when every line is acknowledged.
 /// </summary>
 public static class Load
 {
@@ -23,7 +25,7 @@ public static class Load
     /// <summary>Most key and value bytes in one batch (well under the 32 MiB frame limit).</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
 
-    /// <summary>Partitions loaded at once.</summary>
+    /// <summary>Batches queued or in flight at once (across partitions).</summary>
     public const int Concurrency = 8;
 
     private sealed record Line(int Number, string Key, byte[] Value);
@@ -31,56 +33,40 @@ public static class Load
     /// <summary>Runs the command.</summary>
     public static async Task<int> RunAsync(ClientOptions o, string file)
     {
-        var lines = Parse(file);
+        var total = Check(file);
         return await ClientCommands.WithNode(o, async node =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // The node's partition count: its stats list every partition of the cluster.
             var partitions = (await node.Client.GetStatsAsync()).Partitions.Select(p => p.Partition).DefaultIfEmpty(0).Max() + 1;
-            var groups = lines.GroupBy(l => KeyPartitioner.PartitionOf(l.Key, partitions)).ToList();
-            var acknowledged = 0;
-            var failures = new List<string>();
+            var loader = new Loader(node.Client, partitions);
             await ProgressDisplay.RunAsync(async progress =>
             {
-                var task = progress.Start($"load {Path.GetFileName(file)}", lines.Count);
-                await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (group, ct) =>
+                var task = progress.Start($"load {Path.GetFileName(file)}", total);
+                loader.Acknowledged = n => task.Increment(n);
+                foreach (var line in Lines(file))
                 {
-                    foreach (var chunk in Chunks(group))
-                    {
-                        try
-                        {
-                            await node.Client.PutBatchAsync(chunk.Select(l => BatchEntry.Put(l.Key, l.Value)).ToList(), cancellationToken: ct);
-                            Interlocked.Add(ref acknowledged, chunk.Count);
-                            task.Increment(chunk.Count);
-                        }
-                        catch (Exception e) when (e is CrabKvRequestException or TimeoutException)
-                        {
-                            lock (failures)
-                            {
-                                failures.Add($"lines {chunk[0].Number}..{chunk[^1].Number} (partition {group.Key}, {chunk.Count} lines) not written: " +
-                                             (e is CrabKvRequestException r ? $"{r.Code}: {r.Message}" : "no answer in time (--timeout)"));
-                            }
-                            return; // later chunks of this partition would overtake the failed one
-                        }
-                    }
-                });
-                task.Complete($"{acknowledged:N0} of {lines.Count:N0} lines acknowledged");
+                    await loader.AddAsync(line);
+                }
+                await loader.FinishAsync();
+                task.Complete($"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged");
                 return 0;
             });
-            if (failures.Count > 0)
+            if (loader.Failures.Count > 0)
             {
-                foreach (var f in failures.Order(StringComparer.Ordinal))
+                foreach (var f in loader.Failures.Order(StringComparer.Ordinal))
                 {
                     Consoles.Note($"crabkv load: {f}");
                 }
-                throw new CliException(ExitCodes.Error, $"{acknowledged:N0} of {lines.Count:N0} lines acknowledged; the others were not written");
+                throw new CliException(ExitCodes.Error, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the others were not written");
             }
-            Consoles.Result($"loaded {lines.Count:N0} keys from {file} in {Durations.Format(clock.Elapsed)} ({groups.Count} partitions)");
+            Consoles.Result($"loaded {total:N0} keys from {file} in {Durations.Format(clock.Elapsed)} ({loader.PartitionsUsed} partitions)");
             return ExitCodes.Ok;
         });
     }
 
-    private static List<Line> Parse(string file)
+    /// <summary>The first pass: every line well formed (or the error naming the first bad one); returns the number of lines to load.</summary>
+    private static int Check(string file)
     {
         if (Directory.Exists(file))
         {
@@ -90,7 +76,17 @@ public static class Load
         {
             throw new CliException(ExitCodes.Error, $"file '{file}' does not exist");
         }
-        var result = new List<Line>();
+        var count = 0;
+        foreach (var _ in Lines(file))
+        {
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>The file's lines to load, read as they are needed; throws on the first malformed one.</summary>
+    private static IEnumerable<Line> Lines(string file)
+    {
         var number = 0;
         foreach (var raw in File.ReadLines(file, new UTF8Encoding(false, throwOnInvalidBytes: false)))
         {
@@ -109,30 +105,95 @@ public static class Load
             {
                 throw new CliException(ExitCodes.Error, $"{file}:{number}: empty key; nothing was sent");
             }
-            result.Add(new Line(number, text[..tab], Encoding.UTF8.GetBytes(text[(tab + 1)..])));
+            yield return new Line(number, text[..tab], Encoding.UTF8.GetBytes(text[(tab + 1)..]));
         }
-        return result;
     }
 
-    private static IEnumerable<List<Line>> Chunks(IEnumerable<Line> lines)
+    /// <summary>
+    /// Collects lines into one chunk per partition and sends each full chunk after the previous
+    /// chunk of its partition (a chain of tasks per partition); a semaphore bounds the chunks
+    /// queued or in flight, so reading waits for the node instead of buffering the file.
+    /// </summary>
+    private sealed class Loader(CrabKvClient client, int partitions)
     {
-        var chunk = new List<Line>();
-        var bytes = 0L;
-        foreach (var line in lines)
+        private readonly List<Line>?[] _pending = new List<Line>?[partitions];
+        private readonly long[] _pendingBytes = new long[partitions];
+        private readonly Task[] _tails = Enumerable.Repeat(Task.CompletedTask, partitions).ToArray();
+        private readonly bool[] _failed = new bool[partitions];
+        private readonly SemaphoreSlim _slots = new(Concurrency);
+        private int _acknowledged;
+
+        public Action<int> Acknowledged { get; set; } = _ => { };
+
+        public int AcknowledgedLines => Volatile.Read(ref _acknowledged);
+
+        public List<string> Failures { get; } = new();
+
+        public int PartitionsUsed => _tails.Count(t => t != Task.CompletedTask);
+
+        public async Task AddAsync(Line line)
         {
+            var p = KeyPartitioner.PartitionOf(line.Key, partitions);
             var size = Encoding.UTF8.GetByteCount(line.Key) + line.Value.Length;
-            if (chunk.Count > 0 && (chunk.Count >= ChunkEntries || bytes + size > ChunkBytes))
+            var chunk = _pending[p];
+            if (chunk is not null && (chunk.Count >= ChunkEntries || _pendingBytes[p] + size > ChunkBytes))
             {
-                yield return chunk;
-                chunk = new List<Line>();
-                bytes = 0;
+                await DispatchAsync(p);
+                chunk = null;
             }
+            chunk ??= _pending[p] = new List<Line>();
             chunk.Add(line);
-            bytes += size;
+            _pendingBytes[p] += size;
         }
-        if (chunk.Count > 0)
+
+        public async Task FinishAsync()
         {
-            yield return chunk;
+            for (var p = 0; p < partitions; p++)
+            {
+                if (_pending[p] is { Count: > 0 })
+                {
+                    await DispatchAsync(p);
+                }
+            }
+            await Task.WhenAll(_tails);
+        }
+
+        private async Task DispatchAsync(int p)
+        {
+            var chunk = _pending[p]!;
+            _pending[p] = null;
+            _pendingBytes[p] = 0;
+            await _slots.WaitAsync();
+            _tails[p] = SendAfterAsync(_tails[p], p, chunk);
+        }
+
+        private async Task SendAfterAsync(Task previous, int p, List<Line> chunk)
+        {
+            try
+            {
+                await previous;
+                if (Volatile.Read(ref _failed[p]))
+                {
+                    return; // a later chunk would overtake the failed one
+                }
+                await client.PutBatchAsync(chunk.Select(l => BatchEntry.Put(l.Key, l.Value)).ToList());
+                Interlocked.Add(ref _acknowledged, chunk.Count);
+                Acknowledged(chunk.Count);
+            }
+            catch (Exception e) when (e is CrabKvRequestException or TimeoutException)
+            {
+                Volatile.Write(ref _failed[p], true);
+                lock (Failures)
+                {
+                    Failures.Add($"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) not written: " +
+                                 (e is CrabKvRequestException r ? $"{r.Code}: {r.Message}" : "no answer in time (--timeout)") +
+                                 "; later lines of that partition were not sent");
+                }
+            }
+            finally
+            {
+                _slots.Release();
+            }
         }
     }
 }
