@@ -44,9 +44,17 @@ public static class Load
             {
                 var task = progress.Start($"load {Path.GetFileName(file)}", total);
                 loader.Acknowledged = n => task.Increment(n);
-                foreach (var line in Lines(file))
+                try
                 {
-                    await loader.AddAsync(line);
+                    foreach (var line in Lines(file, checkedBefore: true))
+                    {
+                        await loader.AddAsync(line);
+                    }
+                }
+                catch (CliException)
+                {
+                    await loader.AbandonAsync(); // the file changed after the check: what was sent stays sent
+                    throw;
                 }
                 await loader.FinishAsync();
                 task.Complete($"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged");
@@ -84,9 +92,14 @@ public static class Load
         return count;
     }
 
-    /// <summary>The file's lines to load, read as they are needed; throws on the first malformed one.</summary>
-    private static IEnumerable<Line> Lines(string file)
+    /// <summary>
+    /// The file's lines to load, read as they are needed; throws on the first malformed one
+    /// (when <paramref name="checkedBefore"/>, the file changed after its check and earlier
+    /// lines may have been sent).
+    /// </summary>
+    private static IEnumerable<Line> Lines(string file, bool checkedBefore = false)
     {
+        var outcome = checkedBefore ? "the file changed after it was checked; lines before it may have been written" : "nothing was sent";
         var number = 0;
         foreach (var raw in File.ReadLines(file, new UTF8Encoding(false, throwOnInvalidBytes: false)))
         {
@@ -99,11 +112,11 @@ public static class Load
             var tab = text.IndexOf('\t');
             if (tab < 0)
             {
-                throw new CliException(ExitCodes.Error, $"{file}:{number}: no TAB between key and value (expected KEY<TAB>VALUE); nothing was sent");
+                throw new CliException(ExitCodes.Error, $"{file}:{number}: no TAB between key and value (expected KEY<TAB>VALUE); {outcome}");
             }
             if (tab == 0)
             {
-                throw new CliException(ExitCodes.Error, $"{file}:{number}: empty key; nothing was sent");
+                throw new CliException(ExitCodes.Error, $"{file}:{number}: empty key; {outcome}");
             }
             yield return new Line(number, text[..tab], Encoding.UTF8.GetBytes(text[(tab + 1)..]));
         }
@@ -156,6 +169,20 @@ public static class Load
                 }
             }
             await Task.WhenAll(_tails);
+        }
+
+        /// <summary>Sends nothing more: waits for the batches already sent (their outcome is reported as usual).</summary>
+        public async Task AbandonAsync()
+        {
+            Array.Clear(_pending);
+            try
+            {
+                await Task.WhenAll(_tails);
+            }
+            catch (Exception)
+            {
+                // The caller reports the reason it stopped; a batch's own failure is in Failures.
+            }
         }
 
         private async Task DispatchAsync(int p)
