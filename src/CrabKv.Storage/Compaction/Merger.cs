@@ -41,7 +41,7 @@ public sealed record MergeRequest(string Directory, IReadOnlyList<Segment> Input
 /// <summary>What a merge produced. Apply the relocations, then <see cref="Merger.DeleteInputs"/>.</summary>
 public sealed class MergeResult
 {
-    internal MergeResult(List<Segment> outputs, List<Relocation> relocations, List<(byte[] Key, KeyLocation Location)> expired, long bytesBefore, long bytesAfter, long dropped, TimeSpan duration)
+    internal MergeResult(List<Segment> outputs, RelocationList relocations, List<(byte[] Key, KeyLocation Location)> expired, long bytesBefore, long bytesAfter, long dropped, TimeSpan duration)
     {
         Expired = expired;
         Outputs = outputs;
@@ -55,8 +55,8 @@ public sealed class MergeResult
     /// <summary>New sealed segments (each with a hint file), open for reading.</summary>
     public List<Segment> Outputs { get; }
 
-    /// <summary>Live keys and where they moved.</summary>
-    public List<Relocation> Relocations { get; }
+    /// <summary>Live keys and where they moved (stored compactly; each item read allocates its key).</summary>
+    public RelocationList Relocations { get; }
 
     /// <summary>Newest-in-run puts dropped because they expired: the key directory must forget them if it still points there.</summary>
     public List<(byte[] Key, KeyLocation Location)> Expired { get; }
@@ -91,7 +91,7 @@ public static class Merger
         var inputs = request.Inputs;
         if (inputs.Count == 0)
         {
-            return new MergeResult(new(), new(), new(), 0, 0, 0, sw.Elapsed);
+            return new MergeResult(new(), new RelocationList(inputs, 0), new(), 0, 0, 0, sw.Elapsed);
         }
         for (var i = 1; i < inputs.Count; i++)
         {
@@ -146,7 +146,7 @@ public static class Merger
         var sequence = inputs[^1].Id.Sequence;
         var sub = inputs[^1].Id.Sub;
         var outputs = new List<Segment>();
-        var relocations = new List<Relocation>(cursor?.Count ?? 0);
+        var relocations = new RelocationList(inputs, cursor?.Count ?? 0);
         var expired = new List<(byte[] Key, KeyLocation Location)>();
         long dropped = 0, bytesAfter = 0;
         SegmentWriter? writer = null;
@@ -223,6 +223,7 @@ public static class Merger
                         }
                         var id = SegmentId.From(sequence, sub);
                         writer = SegmentWriter.Create(files, request.Directory, id, 1 << 20, 0, id.DataFileName + ".tmp");
+                        relocations.StartOutput(id);
                         hint = new HintFile.Builder(id);
                     }
                     // Batch framing is dropped: the batch committed long ago, and a lone member
@@ -232,7 +233,7 @@ public static class Merger
                     hint!.Add(key, flags, h.Expiry, (uint)offset, (uint)h.Size);
                     if (!h.IsTombstone)
                     {
-                        relocations.Add(new Relocation(key.ToArray(), here, new KeyLocation(writer.Id, (uint)offset, (uint)h.Size, h.Expiry), cursor?.Slot ?? -1));
+                        relocations.Add(key, ordinal, here, (uint)offset, cursor?.Slot ?? -1);
                     }
                 }
                 ThrowIfInvalid(st, segment, scanner);
@@ -273,14 +274,14 @@ public static class Merger
         var relocations = result.Relocations;
         for (var i = 0; i < relocations.Count; i++)
         {
-            var r = relocations[i];
             if (i + PrefetchDistance < relocations.Count)
             {
-                keys.PrefetchSlot(relocations[i + PrefetchDistance].Slot); // the entries are random: overlap their misses
+                keys.PrefetchSlot(relocations.Slot(i + PrefetchDistance)); // the entries are random: overlap their misses
             }
-            if (keys.CompareAndSetAt(r.Slot, r.Key, r.From, r.To))
+            var to = relocations.To(i);
+            if (keys.CompareAndSetAt(relocations.Slot(i), relocations.Key(i), relocations.From(i), to))
             {
-                live[r.To.Segment] = live.GetValueOrDefault(r.To.Segment) + r.To.Size;
+                live[to.Segment] = live.GetValueOrDefault(to.Segment) + to.Size;
                 moved++;
             }
         }
