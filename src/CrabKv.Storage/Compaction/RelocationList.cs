@@ -5,9 +5,9 @@ using CrabKv.Storage.Segments;
 namespace CrabKv.Storage.Compaction;
 
 /// <summary>
-/// A merge's relocations, stored compactly: 40 bytes per relocation plus its key's bytes in
+/// A merge's relocations, stored compactly: 48 bytes per relocation plus its key's bytes in
 /// shared 1 MiB pages, against about 120 bytes for a <see cref="Relocation"/> with its own key
-/// array (at 10M live keys, about 0.5 GB instead of 1.2 GB while a merge result waits to be
+/// array (at 10M live keys, about 0.6 GB instead of 1.2 GB while a merge result waits to be
 /// applied). The segment ids are indices into the merge's inputs and outputs. Read as
 /// <see cref="Relocation"/>s through the list interface (each read allocates its key);
 /// <see cref="Merger.ApplyRelocations"/> reads the parts without allocating.
@@ -26,8 +26,8 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
         public uint Size;
         public long Expiry;
         public ushort KeyLength;
-        public ushort FromInput;  // index into the merge's inputs
-        public ushort ToOutput;   // index into the output ids, in the order they were started
+        public int FromInput;     // index into the merge's inputs
+        public int ToOutput;      // index into the output ids, in the order they were started
     }
 
     private readonly SegmentId[] _inputs;
@@ -39,10 +39,6 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
 
     internal RelocationList(IReadOnlyList<Segment> inputs, int capacity)
     {
-        if (inputs.Count > ushort.MaxValue)
-        {
-            throw new ArgumentException($"A merge of more than {ushort.MaxValue} segments.", nameof(inputs));
-        }
         _inputs = inputs.Select(s => s.Id).ToArray();
         _items = new Entry[Math.Max(capacity, 16)];
     }
@@ -54,14 +50,7 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
     public Relocation this[int index] => new(Key(index).ToArray(), From(index), To(index), Slot(index));
 
     /// <summary>Registers the next output segment; later relocations into <paramref name="id"/> use it.</summary>
-    internal void StartOutput(SegmentId id)
-    {
-        if (_outputs.Count > ushort.MaxValue)
-        {
-            throw new InvalidOperationException($"A merge with more than {ushort.MaxValue} outputs.");
-        }
-        _outputs.Add(id);
-    }
+    internal void StartOutput(SegmentId id) => _outputs.Add(id);
 
     /// <summary>Adds the move of <paramref name="key"/> from <paramref name="from"/> (in input <paramref name="fromInput"/>) to the current output.</summary>
     internal void Add(ReadOnlySpan<byte> key, int fromInput, in KeyLocation from, uint toOffset, int slot)
@@ -81,11 +70,11 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
             KeyRef = ((long)(_pages.Count - 1) << PageBits) | (uint)_pageUsed,
             KeyLength = (ushort)key.Length,
             Slot = slot,
-            FromInput = (ushort)fromInput,
+            FromInput = fromInput,
             FromOffset = from.Offset,
             Size = from.Size,
             Expiry = from.Expiry,
-            ToOutput = (ushort)(_outputs.Count - 1),
+            ToOutput = _outputs.Count - 1,
             ToOffset = toOffset,
         };
         _pageUsed += key.Length;
