@@ -6,7 +6,7 @@ namespace CrabKv.Storage.Compaction;
 
 /// <summary>
 /// A merge's relocations, stored compactly: 48 bytes per relocation plus its key's bytes in
-/// shared 1 MiB pages, against about 120 bytes for a <see cref="Relocation"/> with its own key
+/// shared 1 MiB pages (<see cref="KeyArena"/>), against about 120 bytes for a <see cref="Relocation"/> with its own key
 /// array (at 10M live keys, about 0.6 GB instead of 1.2 GB while a merge result waits to be
 /// applied). The segment ids are indices into the merge's inputs and outputs. Read as
 /// <see cref="Relocation"/>s through the list interface (each read allocates its key);
@@ -14,12 +14,9 @@ namespace CrabKv.Storage.Compaction;
 /// </summary>
 public sealed class RelocationList : IReadOnlyList<Relocation>
 {
-    private const int PageBits = 20;
-    private const int PageSize = 1 << PageBits;
-
     private struct Entry
     {
-        public long KeyRef;      // page << 20 | offset in page
+        public long KeyRef;      // in the key arena
         public int Slot;
         public uint FromOffset;
         public uint ToOffset;
@@ -32,10 +29,9 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
 
     private readonly SegmentId[] _inputs;
     private readonly List<SegmentId> _outputs = new();
-    private readonly List<byte[]> _pages = new();
+    private readonly KeyArena _keys = new();
     private Entry[] _items;
     private int _count;
-    private int _pageUsed = PageSize; // forces a first page
 
     internal RelocationList(IReadOnlyList<Segment> inputs, int capacity)
     {
@@ -59,15 +55,10 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
         {
             Array.Resize(ref _items, _items.Length * 2);
         }
-        if (_pageUsed + key.Length > PageSize)
-        {
-            _pages.Add(new byte[PageSize]);
-            _pageUsed = 0;
-        }
-        key.CopyTo(_pages[^1].AsSpan(_pageUsed));
+        var keyRef = _keys.Add(key);
         _items[_count++] = new Entry
         {
-            KeyRef = ((long)(_pages.Count - 1) << PageBits) | (uint)_pageUsed,
+            KeyRef = keyRef,
             KeyLength = (ushort)key.Length,
             Slot = slot,
             FromInput = fromInput,
@@ -77,14 +68,13 @@ public sealed class RelocationList : IReadOnlyList<Relocation>
             ToOutput = _outputs.Count - 1,
             ToOffset = toOffset,
         };
-        _pageUsed += key.Length;
     }
 
     /// <summary>The key of relocation <paramref name="index"/> (valid while the list lives).</summary>
     public ReadOnlySpan<byte> Key(int index)
     {
         ref readonly var item = ref ItemAt(index);
-        return _pages[(int)(item.KeyRef >> PageBits)].AsSpan((int)(item.KeyRef & (PageSize - 1)), item.KeyLength);
+        return _keys.Get(item.KeyRef, item.KeyLength);
     }
 
     /// <summary>Where relocation <paramref name="index"/>'s record was.</summary>

@@ -20,8 +20,6 @@ namespace CrabKv.Storage.Index;
 /// </summary>
 public sealed class KeyDirectory
 {
-    private const int PageBits = 20;
-    private const int PageSize = 1 << PageBits;
     private const int MaxStackKey = 512;
     private const int EntryBits = 5;            // 32-byte entries
     private const int EntryBytes = 1 << EntryBits;
@@ -51,8 +49,7 @@ public sealed class KeyDirectory
     private int _mask;            // capacity - 1 (capacity a power of two)
     private int _growAt;          // count at which the table doubles (3/4 of capacity)
     private int _count;
-    private readonly List<byte[]> _pages = new();
-    private int _pageUsed = PageSize; // forces a first page
+    private KeyArena _arena = new();
     private long _liveKeyBytes;
     private long _deadKeyBytes;
 
@@ -69,7 +66,7 @@ public sealed class KeyDirectory
     public long KeyBytes => _liveKeyBytes;
 
     /// <summary>Approximate memory held, in bytes (table entries, key references and arena pages).</summary>
-    public long AllocatedBytes => _table.LongLength * EntryBytes + (long)_keyRefs.Length * sizeof(long) + (long)_pages.Count * PageSize;
+    public long AllocatedBytes => _table.LongLength * EntryBytes + (long)_keyRefs.Length * sizeof(long) + _arena.AllocatedBytes;
 
     /// <summary>Encodes a string key as UTF-8 (helper for callers holding strings).</summary>
     public static byte[] Encode(string key) => Encoding.UTF8.GetBytes(key);
@@ -380,7 +377,7 @@ public sealed class KeyDirectory
             Grow();
             i = FreeFor(hash);
         }
-        var keyRef = AllocateKey(key); // may allocate an arena page: before the entry is taken
+        var keyRef = _arena.Add(key); // may allocate an arena page: before the entry is taken
         ref var e = ref At(i);
         e.Hash = hash;
         e.KeyLength = (ushort)key.Length;
@@ -446,47 +443,26 @@ public sealed class KeyDirectory
         }
     }
 
-    private long AllocateKey(ReadOnlySpan<byte> key)
-    {
-        if (PageSize - _pageUsed < key.Length)
-        {
-            _pages.Add(new byte[PageSize]);
-            _pageUsed = 0;
-        }
-        var page = _pages.Count - 1;
-        key.CopyTo(_pages[page].AsSpan(_pageUsed));
-        var keyRef = ((long)page << PageBits) | (uint)_pageUsed;
-        _pageUsed += key.Length;
-        return keyRef;
-    }
-
     private void MaybeCompactArena()
     {
-        if (_deadKeyBytes < 4 * PageSize || _deadKeyBytes < _liveKeyBytes)
+        if (_deadKeyBytes < 4 * KeyArena.PageSize || _deadKeyBytes < _liveKeyBytes)
         {
             return;
         }
-        var oldPages = _pages.ToArray();
-        _pages.Clear();
-        _pageUsed = PageSize;
+        var old = _arena;
+        _arena = new KeyArena();
         for (var i = 0; i <= _mask; i++)
         {
             ref var e = ref At(i);
             if (e.KeyLength != 0)
             {
-                var keyRef = _keyRefs[i];
-                var page = oldPages[keyRef >> PageBits];
-                _keyRefs[i] = AllocateKey(page.AsSpan((int)(keyRef & (PageSize - 1)), e.KeyLength));
+                _keyRefs[i] = _arena.Add(old.Get(_keyRefs[i], e.KeyLength));
             }
         }
         _deadKeyBytes = 0;
     }
 
-    private ReadOnlySpan<byte> KeyOf(int i)
-    {
-        var keyRef = _keyRefs[i];
-        return _pages[(int)(keyRef >> PageBits)].AsSpan((int)(keyRef & (PageSize - 1)), At(i).KeyLength);
-    }
+    private ReadOnlySpan<byte> KeyOf(int i) => _arena.Get(_keyRefs[i], At(i).KeyLength);
 
     private static void Store(ref Entry e, in KeyLocation location)
     {
