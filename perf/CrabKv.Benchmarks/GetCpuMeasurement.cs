@@ -17,7 +17,7 @@ namespace CrabKv.Benchmarks;
 /// </list>
 /// The benchmark classes' own setup and measured methods run here unchanged. Bytes allocated
 /// per op (<see cref="GC.GetTotalAllocatedBytes"/>, every thread) are printed beside.
-/// Usage: <c>dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]</c>.
+/// Usage: <c>dotnet run -c Release --project perf/CrabKv.Benchmarks -- getcpu [rounds] [engine-ops]</c> (engine-ops 0: the actor rounds only; a third argument <c>get</c> or <c>ask</c> runs that side alone, for a profiler).
 /// </summary>
 internal static class GetCpuMeasurement
 {
@@ -29,27 +29,31 @@ internal static class GetCpuMeasurement
         var rounds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
         var engineOps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 300_000;
         var calls = Math.Max(1, engineOps / GetBenchmarks.Ops);
+        var only = args.Length > 2 ? args[2] : ""; // "get" or "ask": that side of the actor rounds alone (for a profiler)
         Console.WriteLine($"getcpu: CPU time per get (all threads), {rounds} alternating rounds; runtime {Environment.Version}, {Environment.ProcessorCount} cores, load {LoadAverage()}");
 
-        var crab = new GetBenchmarks();
-        var faster = new FasterGetBenchmarks();
-        crab.Setup();
-        faster.Setup();
-        try
+        if (engineOps > 0) // 0: the actor rounds only
         {
-            crab.RandomGet(); // warm-up: JIT and page cache
-            faster.RandomGet();
-            for (var r = 1; r <= rounds; r++)
+            var crab = new GetBenchmarks();
+            var faster = new FasterGetBenchmarks();
+            crab.Setup();
+            faster.Setup();
+            try
             {
-                var (c, cb) = Measure(() => { for (var i = 0; i < calls; i++) { crab.RandomGet(); } }, calls * GetBenchmarks.Ops);
-                var (f, fb) = Measure(() => { for (var i = 0; i < calls; i++) { faster.RandomGet(); } }, calls * FasterGetBenchmarks.Ops);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine round {r}: CrabKv {c:N2} µs/get ({cb:N0} B), FASTER {f:N2} µs/get ({fb:N0} B), ratio {c / f:N2}"));
+                crab.RandomGet(); // warm-up: JIT and page cache
+                faster.RandomGet();
+                for (var r = 1; r <= rounds; r++)
+                {
+                    var (c, cb, _) = Measure(() => { for (var i = 0; i < calls; i++) { crab.RandomGet(); } }, calls * GetBenchmarks.Ops);
+                    var (f, fb, _) = Measure(() => { for (var i = 0; i < calls; i++) { faster.RandomGet(); } }, calls * FasterGetBenchmarks.Ops);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"engine round {r}: CrabKv {c:N2} µs/get ({cb:N0} B), FASTER {f:N2} µs/get ({fb:N0} B), ratio {c / f:N2}"));
+                }
             }
-        }
-        finally
-        {
-            faster.Cleanup();
-            crab.Cleanup();
+            finally
+            {
+                faster.Cleanup();
+                crab.Cleanup();
+            }
         }
 
         var actors = new ActorBenchmarks();
@@ -63,9 +67,17 @@ internal static class GetCpuMeasurement
                 actors.AskCeiling64().GetAwaiter().GetResult();
                 for (var r = 1; r <= rounds; r++)
                 {
-                    var (g, gb) = Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps);
-                    var (a, ab) = Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: get, 64 client actors {g:N2} µs/op ({gb:N0} B), Ask ceiling (64 callers) {a:N2} µs/op ({ab:N0} B), ratio {g / a:N2}"));
+                    if (only is "get" or "ask")
+                    {
+                        var (o, ob, ow) = only == "get"
+                            ? Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps)
+                            : Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: {only} alone {o:N2} µs/op ({ob:N0} B, {ow:N0} ops/s)"));
+                        continue;
+                    }
+                    var (g, gb, gw) = Measure(() => actors.GetHitActors64().GetAwaiter().GetResult(), ActorGetOps);
+                    var (a, ab, aw) = Measure(() => actors.AskCeiling64().GetAwaiter().GetResult(), AskOps);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"actors round {r}: get, 64 client actors {g:N2} µs/op ({gb:N0} B, {gw:N0} ops/s), Ask ceiling (64 callers) {a:N2} µs/op ({ab:N0} B, {aw:N0} ops/s), CPU ratio {g / a:N2}, throughput ratio {gw / aw:N2}"));
                 }
             }
             finally
@@ -80,8 +92,8 @@ internal static class GetCpuMeasurement
         return 0;
     }
 
-    /// <summary>CPU microseconds and bytes allocated (all threads) per op of <paramref name="action"/> (which runs <paramref name="ops"/> ops).</summary>
-    private static (double Micros, double Bytes) Measure(Action action, int ops)
+    /// <summary>CPU microseconds and bytes allocated (all threads) per op of <paramref name="action"/> (which runs <paramref name="ops"/> ops), and its ops per wall-clock second.</summary>
+    private static (double Micros, double Bytes, double OpsPerSecond) Measure(Action action, int ops)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -89,10 +101,12 @@ internal static class GetCpuMeasurement
         process.Refresh();
         var before = process.TotalProcessorTime;
         var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var wall = Stopwatch.StartNew();
         action();
+        var seconds = wall.Elapsed.TotalSeconds;
         var bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         process.Refresh();
-        return ((process.TotalProcessorTime - before).TotalMicroseconds / ops, (double)bytes / ops);
+        return ((process.TotalProcessorTime - before).TotalMicroseconds / ops, (double)bytes / ops, ops / seconds);
     }
 
     private static string LoadAverage() =>

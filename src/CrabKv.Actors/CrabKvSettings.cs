@@ -90,6 +90,9 @@ public sealed record CrabKvSettings
     /// <summary>Compaction thresholds.</summary>
     public required CompactionThresholds Compaction { get; init; }
 
+    /// <summary>Relocations a partition applies per message when it installs a finished merge (requests are served between steps).</summary>
+    public int CompactionInstallStep { get; init; } = 32_768;
+
     /// <summary>Default TTL (null = none).</summary>
     public required TimeSpan? DefaultTtl { get; init; }
 
@@ -225,6 +228,11 @@ public sealed record CrabKvSettings
         {
             throw new CrabKvConfigurationException("compaction.stale-ratio", $"is {ratio}; it must be in (0, 1]");
         }
+        var installStep = Read("compaction.install-step", () => c.GetLong("compaction.install-step"));
+        if (installStep is < 1 or > 1 << 24)
+        {
+            throw new CrabKvConfigurationException("compaction.install-step", $"is {installStep}; it must be 1 .. {1 << 24} keys");
+        }
         var defaultTtl = Duration("default-ttl", allowZero: true);
         var ioDispatcher = Str("io-dispatcher");
         if (!root.HasPath(ioDispatcher))
@@ -251,6 +259,7 @@ public sealed record CrabKvSettings
             CompressionMinValueBytes = (int)Bytes("compression.min-value-bytes", 0, int.MaxValue),
             AutoCompaction = Bool("compaction.auto"),
             Compaction = new CompactionThresholds(ratio, Bytes("compaction.min-total-bytes", 0, long.MaxValue), Bytes("compaction.max-stale-bytes", 1, long.MaxValue)),
+            CompactionInstallStep = (int)installStep,
             DefaultTtl = defaultTtl == TimeSpan.Zero ? null : defaultTtl,
             TtlSweepInterval = Duration("ttl-sweep-interval", allowZero: true),
             MaxKeyBytes = (int)Bytes("limits.max-key-bytes", 1, Storage.Format.FormatConstants.MaxKeyBytes),

@@ -126,6 +126,73 @@ public sealed class CompactionTests : StoreTestBase
     }
 
     [Fact]
+    public async Task A_merge_installed_one_key_per_step_keeps_answering_and_keeps_every_write()
+    {
+        // install-step = 1: every surviving key moves in a message of its own, so the requests
+        // sent meanwhile are handled between the steps of the install.
+        var config = Small + "\ncrabkv.compaction.install-step = 1";
+        var store = StartStore(config);
+        var client = await Connect(store);
+        var model = (await Populate(client, 200, 3)).ToDictionary(kv => kv.Key, kv => (string?)kv.Value);
+
+        store.Tell(new Compact(RequestId: 1), TestActor);
+        var expectedGets = new Dictionary<long, string?>();
+        var id = 100L;
+        CompactOk? compacted = null;
+        var replies = 0;
+        for (var round = 0; round < 100 && compacted is null; round++) // bounded: until the merge is installed
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var key = $"key{(round * 40 + i) * 7 % 260:D3}"; // 200 old keys and 60 new ones
+                switch (i % 5)
+                {
+                    case 0:
+                    case 1:
+                        var v = ValueOf(key, 100 + round);
+                        store.Tell(new Put(key, Bytes(v), RequestId: ++id), TestActor);
+                        model[key] = v;
+                        break;
+                    case 2:
+                        store.Tell(new Delete(key, RequestId: ++id), TestActor);
+                        model[key] = null;
+                        break;
+                    default:
+                        store.Tell(new Get(key, RequestId: ++id), TestActor);
+                        expectedGets[id] = model.GetValueOrDefault(key);
+                        break;
+                }
+            }
+            for (var i = 0; i < 40; i++)
+            {
+                var reply = ExpectMsg<ICrabKvReply>(Timeout);
+                Assert.IsNotType<CrabKvError>(reply);
+                if (reply is GetResult get)
+                {
+                    Assert.Equal(expectedGets[get.RequestId], get.Found ? Text(get.Value) : null);
+                }
+                if (reply is CompactOk ok)
+                {
+                    compacted = ok;
+                    i--; // not one of this round's 40
+                }
+                else
+                {
+                    replies++;
+                }
+            }
+        }
+        compacted ??= ExpectMsg<CompactOk>(Timeout);
+        Assert.Equal(1, compacted.RequestId);
+        Assert.True(compacted.BytesAfter < compacted.BytesBefore);
+        Assert.Equal(id - 100, replies);
+
+        await AssertMatches(client, model);
+        Crash(store);
+        await AssertMatches(await Connect(StartStore(config)), model);
+    }
+
+    [Fact]
     public async Task Concurrent_compact_requests_are_deduplicated()
     {
         using var disk = new FaultyFileLayer(FileLayer.Default);

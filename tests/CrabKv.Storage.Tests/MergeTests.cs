@@ -3,6 +3,7 @@ using CrabKv.Storage.Compaction;
 using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Index;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Segments;
 using CrabKv.Storage.Tests.TestSupport;
 using Xunit;
@@ -523,6 +524,124 @@ public sealed class MergeTests : IDisposable
         Assert.False(keys.TryGet("expired"u8, out _)); // it must not point into a deleted input
         Assert.Equal(default, usage.Of(s1.Id));
         Assert.Equal((output.Length - FormatConstants.FileHeaderSize, (long)stay.Size), usage.Of(output.Id));
+    }
+
+    /// <summary>
+    /// An index holding <paramref name="segments"/> and their records, replayed with the
+    /// partition's own rules (usage included). Not to be disposed: the segments are the test's.
+    /// </summary>
+    private static PartitionIndex Index(IReadOnlyList<Segment> segments)
+    {
+        var index = new PartitionIndex();
+        foreach (var s in segments)
+        {
+            index.AddSealed(s);
+            foreach (var r in ReadRecords(s.Path))
+            {
+                index.Apply(Encoding.UTF8.GetBytes(r.Key), new KeyLocation(s.Id, (uint)r.Offset, (uint)r.Size, r.Expiry),
+                    (r.Flags & RecordFlags.Tombstone) != 0, Now);
+            }
+        }
+        return index;
+    }
+
+    [Fact]
+    public void A_merge_installed_in_steps_with_writes_between_them_ends_as_one_installed_at_once_followed_by_those_writes()
+    {
+        var rng = new Random(777);
+        var active = SegmentId.From(900, 0);
+        for (var round = 0; round < 40; round++)
+        {
+            var segments = new List<Segment>();
+            for (var s = 0; s < rng.Next(1, 4); s++)
+            {
+                var ops = Enumerable.Range(0, rng.Next(1, 40)).Select(_ =>
+                {
+                    var key = "k" + rng.Next(0, 25);
+                    return rng.Next(0, 6) switch
+                    {
+                        0 => Del(key),
+                        1 => Put(key, "v" + rng.Next(), expiry: Now + rng.Next(-3, 4)),
+                        _ => Put(key, "v" + rng.Next()),
+                    };
+                }).ToArray();
+                segments.Add(Segment((uint)(round * 10 + s + 1), 0, ops));
+            }
+            var atOnce = Index(segments);
+            var inSteps = Index(segments);
+            var r = Merge(segments, olderExist: false, maxSegmentBytes: 300, live: LiveRecords.Of(atOnce.Keys, segments));
+            // Writes that arrive while the merge is installed: puts into the active segment, deletes.
+            var writes = Enumerable.Range(0, rng.Next(0, 30)).Select(i =>
+                (Key: Encoding.UTF8.GetBytes("k" + rng.Next(0, 25)), Location: new KeyLocation(active, (uint)(16 + i * 40), 40, 0), Tombstone: rng.Next(0, 4) == 0)).ToList();
+
+            atOnce.ApplyMerge(segments, r);
+            foreach (var w in writes)
+            {
+                atOnce.Apply(w.Key, w.Location, w.Tombstone, Now);
+            }
+
+            var pending = inSteps.BeginMerge(segments, r);
+            Assert.All(r.Outputs, o => Assert.True(inSteps.Segments.ContainsKey(o.Id))); // readable from the first step
+            var next = 0;
+            var done = false;
+            while (!done)
+            {
+                for (var n = rng.Next(0, 4); n > 0 && next < writes.Count; n--, next++)
+                {
+                    inSteps.Apply(writes[next].Key, writes[next].Location, writes[next].Tombstone, Now);
+                }
+                Assert.All(segments, i => Assert.True(inSteps.Segments.ContainsKey(i.Id))); // the inputs stay readable until complete
+                done = pending.Step(rng.Next(1, 4));
+            }
+            for (; next < writes.Count; next++)
+            {
+                inSteps.Apply(writes[next].Key, writes[next].Location, writes[next].Tombstone, Now);
+            }
+            inSteps.CompleteMerge(pending);
+
+            for (var k = 0; k < 25; k++)
+            {
+                var key = Encoding.UTF8.GetBytes("k" + k);
+                Assert.Equal(atOnce.Keys.TryGet(key, out var a) ? a : (KeyLocation?)null, inSteps.Keys.TryGet(key, out var b) ? b : (KeyLocation?)null);
+            }
+            foreach (var id in r.Outputs.Select(o => o.Id).Concat(segments.Select(i => i.Id)).Append(active))
+            {
+                Assert.Equal(atOnce.Usage.Of(id), inSteps.Usage.Of(id));
+                Assert.Equal(atOnce.Segments.ContainsKey(id), inSteps.Segments.ContainsKey(id));
+            }
+            // Live bytes are exactly those of the records the keys point at.
+            foreach (var o in r.Outputs)
+            {
+                long live = 0;
+                for (var k = 0; k < 25; k++)
+                {
+                    if (inSteps.Keys.TryGet(Encoding.UTF8.GetBytes("k" + k), out var l) && l.Segment == o.Id)
+                    {
+                        live += l.Size;
+                    }
+                }
+                Assert.Equal(live, inSteps.Usage.Of(o.Id).Live);
+            }
+        }
+    }
+
+    [Fact]
+    public void An_install_completes_only_after_its_last_step_and_only_once()
+    {
+        var s1 = Segment(1, 0, Put("a", "1"), Put("b", "2"), Put("c", "3"));
+        var index = Index([s1]);
+        var r = Merge([s1], olderExist: false, live: LiveRecords.Of(index.Keys, [s1]));
+        var pending = index.BeginMerge([s1], r);
+
+        Assert.Throws<InvalidOperationException>(() => index.CompleteMerge(pending));
+        Assert.False(pending.Step(2));
+        Assert.True(pending.Step(2));
+        index.CompleteMerge(pending);
+
+        Assert.Equal(3, pending.Install.Moved);
+        Assert.Throws<ObjectDisposedException>(() => pending.Step(1));
+        Assert.Throws<ObjectDisposedException>(() => index.CompleteMerge(pending));
+        Assert.False(index.Segments.ContainsKey(s1.Id));
     }
 
     // ------------------------------------------------------------------ through the store

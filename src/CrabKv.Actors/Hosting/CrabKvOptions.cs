@@ -37,6 +37,8 @@ public sealed class CrabKvOptions
     public long? CompactionMinTotalBytes { get; set; }
     /// <summary>crabkv.compaction.max-stale-bytes</summary>
     public long? CompactionMaxStaleBytes { get; set; }
+    /// <summary>crabkv.compaction.install-step</summary>
+    public int? CompactionInstallStep { get; set; }
     /// <summary>crabkv.default-ttl (zero = none)</summary>
     public TimeSpan? DefaultTtl { get; set; }
     /// <summary>crabkv.ttl-sweep-interval (zero = off)</summary>
@@ -90,6 +92,7 @@ public sealed class CrabKvOptions
         Add("compaction.stale-ratio", StaleRatio);
         Add("compaction.min-total-bytes", CompactionMinTotalBytes);
         Add("compaction.max-stale-bytes", CompactionMaxStaleBytes);
+        Add("compaction.install-step", CompactionInstallStep);
         Add("default-ttl", DefaultTtl);
         Add("ttl-sweep-interval", TtlSweepInterval);
         Add("limits.max-key-bytes", MaxKeyBytes);

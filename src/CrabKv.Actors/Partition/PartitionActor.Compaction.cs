@@ -5,6 +5,7 @@ using CrabKv.Actors.Compaction;
 using CrabKv.Actors.Diagnostics;
 using CrabKv.Actors.Wal;
 using CrabKv.Storage.Compaction;
+using CrabKv.Storage.Partition;
 using CrabKv.Storage.Segments;
 
 namespace CrabKv.Actors.Partition;
@@ -26,6 +27,12 @@ internal sealed partial class PartitionActor
     private readonly List<IReadOnlyList<Segment>> _awaitingDelete = new(); // merged inputs on their way to deletion
     private bool _unmatchedAcks; // an acknowledgement matched no pending write: merges do not trust the directory alone
     private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed: older segments still on disk
+    private (PendingMerge Merge, MergeDone Done)? _installing; // a finished merge whose relocations are being applied
+
+    private sealed class InstallStep : INoSerializationVerificationNeeded
+    {
+        public static readonly InstallStep Instance = new();
+    }
 
     /// <summary>True while compaction work the stop must wait for is under way.</summary>
     private bool CompactionBusy => _merge is not null || _rollRequested || _awaitingDelete.Count > 0;
@@ -129,11 +136,34 @@ internal sealed partial class PartitionActor
         Context.System.EventStream.Publish(new CompactionProgressed(_partition, m.Fraction));
     }
 
+    /// <summary>
+    /// Installs a finished merge in steps of <c>compaction.install-step</c> relocations,
+    /// each a message to itself, so requests that arrive meanwhile are served between steps
+    /// instead of waiting for every moved key of a large partition. <see cref="_merge"/> stays
+    /// set until the install completes: no other merge starts and a stop waits for it.
+    /// </summary>
     private void OnMergeDone(MergeDone m)
     {
+        _installing = (_index.BeginMerge(m.Request.Inputs, m.Merged), m);
+        ContinueInstall();
+    }
+
+    private void ContinueInstall()
+    {
+        if (_installing is not { } installing)
+        {
+            return;
+        }
+        if (!installing.Merge.Step(_settings.CompactionInstallStep))
+        {
+            Self.Tell(InstallStep.Instance);
+            return;
+        }
+        _index.CompleteMerge(installing.Merge);
+        _installing = null;
         _merge = null;
+        var m = installing.Done;
         var inputs = m.Request.Inputs;
-        _index.ApplyMerge(inputs, m.Merged);
         // Reads already forwarded may still use the inputs: the cache answers after them.
         if (_cacheDead)
         {
@@ -231,7 +261,7 @@ internal sealed partial class PartitionActor
                 ForgetRelease(list, leftover: true); // never released: they stay on disk
             }
         }
-        if (child.Equals(_compactor) && _merge is not null)
+        if (child.Equals(_compactor) && _merge is not null && _installing is null) // an install needs no compactor: it completes
         {
             _merge = null;
             _mergeAgain = false;

@@ -283,6 +283,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Receive<FlushBatch>(OnFlushBatch);
         Receive<MergeProgressed>(OnMergeProgressed);
         Receive<MergeDone>(OnMergeDone);
+        Receive<InstallStep>(_ => ContinueInstall());
         Receive<MergeFailed>(OnMergeFailed);
         Receive<SegmentsReleased>(OnSegmentsReleased);
         Receive<SegmentsDeleted>(OnSegmentsDeleted);

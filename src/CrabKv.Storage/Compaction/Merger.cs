@@ -265,44 +265,109 @@ public static class Merger
     /// <summary>
     /// Installs a merge result in a key directory: each relocation compare-and-set (a key
     /// moves only if it still points at its old place), the inputs' accounting replaced by the
-    /// outputs'. Returns how many keys moved. Delete the inputs afterwards, once unused.
+    /// outputs'. Returns how many keys moved. Delete the inputs afterwards, once unused. In one
+    /// go; <see cref="BeginInstall"/> does the same in steps.
     /// </summary>
     public static int ApplyRelocations(KeyDirectory keys, SegmentUsage usage, IEnumerable<SegmentId> inputs, MergeResult result)
     {
-        var live = new Dictionary<SegmentId, long>();
-        var moved = 0;
-        var relocations = result.Relocations;
-        for (var i = 0; i < relocations.Count; i++)
+        var install = BeginInstall(keys, usage, inputs, result);
+        install.Step(int.MaxValue);
+        return install.Complete();
+    }
+
+    /// <summary>
+    /// Starts installing a merge result in steps (<see cref="MergeInstall.Step"/>), so the
+    /// directory's owner can serve other work between them: the outputs' accounting is set up
+    /// now (no live bytes yet; each relocation that lands adds its record), the inputs'
+    /// stays until <see cref="MergeInstall.Complete"/>. Between steps the directory may change
+    /// freely (puts, deletes, expiry): a key moves only if it still points at its old place, and
+    /// a record killed after it moved is counted against its output. Both the inputs and the
+    /// outputs must stay readable until the install is complete.
+    /// </summary>
+    public static MergeInstall BeginInstall(KeyDirectory keys, SegmentUsage usage, IEnumerable<SegmentId> inputs, MergeResult result) =>
+        new(keys, usage, inputs.ToList(), result);
+
+    /// <summary>A merge result being installed in a key directory (<see cref="BeginInstall"/>); not thread safe, like the directory.</summary>
+    public sealed class MergeInstall
+    {
+        private readonly KeyDirectory _keys;
+        private readonly SegmentUsage _usage;
+        private readonly List<SegmentId> _inputs;
+        private readonly MergeResult _result;
+        private int _next;
+        private bool _completed;
+
+        internal MergeInstall(KeyDirectory keys, SegmentUsage usage, List<SegmentId> inputs, MergeResult result)
         {
-            if (i + PrefetchDistance < relocations.Count)
+            (_keys, _usage, _inputs, _result) = (keys, usage, inputs, result);
+            foreach (var o in result.Outputs)
             {
-                keys.PrefetchSlot(relocations.Slot(i + PrefetchDistance)); // the entries are random: overlap their misses
+                usage.Set(o.Id, o.Length - FormatConstants.FileHeaderSize, 0);
             }
-            var to = relocations.To(i);
-            if (keys.CompareAndSetAt(relocations.Slot(i), relocations.Key(i), relocations.From(i), to))
+        }
+
+        /// <summary>Keys moved so far.</summary>
+        public int Moved { get; private set; }
+
+        /// <summary>Relocations looked at so far, out of <see cref="Total"/>.</summary>
+        public int Applied => _next;
+
+        /// <summary>Relocations of the merge.</summary>
+        public int Total => _result.Relocations.Count;
+
+        /// <summary>Applies up to <paramref name="maxRelocations"/> more relocations; true when none is left.</summary>
+        public bool Step(int maxRelocations)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(maxRelocations, 1);
+            ObjectDisposedException.ThrowIf(_completed, this);
+            var relocations = _result.Relocations;
+            var count = relocations.Count;
+            var end = (int)Math.Min(count, (long)_next + maxRelocations);
+            for (var i = _next; i < end; i++)
             {
-                live[to.Segment] = live.GetValueOrDefault(to.Segment) + to.Size;
-                moved++;
+                if (i + PrefetchDistance < count)
+                {
+                    _keys.PrefetchSlot(relocations.Slot(i + PrefetchDistance)); // the entries are random: overlap their misses
+                }
+                var to = relocations.To(i);
+                if (_keys.CompareAndSetAt(relocations.Slot(i), relocations.Key(i), relocations.From(i), to))
+                {
+                    _usage.Revive(to.Segment, to.Size);
+                    Moved++;
+                }
             }
+            _next = end;
+            return _next == count;
         }
-        foreach (var (key, location) in result.Expired)
+
+        /// <summary>
+        /// Finishes the install once every relocation is applied: keys whose expired record the
+        /// merge dropped are forgotten, the inputs' accounting is removed. Returns the keys moved.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">Relocations are left (<see cref="Step"/> has not returned true).</exception>
+        public int Complete()
         {
-            // Its record is gone with the inputs: the key must not point there (a clock that
-            // steps back would otherwise make it readable again, from a deleted file).
-            if (keys.TryGet(key, out var current) && current.SameRecord(location))
+            ObjectDisposedException.ThrowIf(_completed, this);
+            if (_next < _result.Relocations.Count)
             {
-                keys.Remove(key, out _);
+                throw new InvalidOperationException($"{_result.Relocations.Count - _next} relocations are not applied yet.");
             }
+            _completed = true;
+            foreach (var (key, location) in _result.Expired)
+            {
+                // Its record is gone with the inputs: the key must not point there (a clock that
+                // steps back would otherwise make it readable again, from a deleted file).
+                if (_keys.TryGet(key, out var current) && current.SameRecord(location))
+                {
+                    _keys.Remove(key, out _);
+                }
+            }
+            foreach (var id in _inputs)
+            {
+                _usage.Remove(id);
+            }
+            return Moved;
         }
-        foreach (var id in inputs)
-        {
-            usage.Remove(id);
-        }
-        foreach (var o in result.Outputs)
-        {
-            usage.Set(o.Id, o.Length - FormatConstants.FileHeaderSize, live.GetValueOrDefault(o.Id));
-        }
-        return moved;
     }
 
     /// <summary>

@@ -227,18 +227,38 @@ public sealed class PartitionIndex : IDisposable
     /// Installs a merge: relocations compare-and-set (a key moves only if it still points at
     /// the old place), accounting of the inputs replaced by the outputs', outputs added to
     /// the table and inputs taken out of it (not disposed: reads may still use them until the
-    /// caller deletes them).
+    /// caller deletes them). In one go; <see cref="BeginMerge"/> does it in steps.
     /// </summary>
     public void ApplyMerge(IReadOnlyList<Segment> inputs, MergeResult result)
     {
-        Merger.ApplyRelocations(Keys, Usage, inputs.Select(s => s.Id), result);
-        foreach (var s in inputs)
-        {
-            _segments.Remove(s.Id);
-        }
+        var install = BeginMerge(inputs, result);
+        install.Step(int.MaxValue);
+        CompleteMerge(install);
+    }
+
+    /// <summary>
+    /// Starts installing a merge in steps (<see cref="Merger.MergeInstall.Step"/>), so that the
+    /// owner serves requests between them instead of pausing for the whole merge: the outputs
+    /// join the table now (a moved key is read from them at once), the inputs stay in it until
+    /// <see cref="CompleteMerge"/>. Writes, deletes and expiry between steps are safe: each
+    /// relocation is compare-and-set, and usage follows the record a key points at.
+    /// </summary>
+    public PendingMerge BeginMerge(IReadOnlyList<Segment> inputs, MergeResult result)
+    {
         foreach (var o in result.Outputs)
         {
             _segments[o.Id] = o;
+        }
+        return new PendingMerge(inputs, Merger.BeginInstall(Keys, Usage, inputs.Select(s => s.Id), result));
+    }
+
+    /// <summary>Finishes an install whose relocations are all applied: expired keys forgotten, the inputs taken out of the table and its accounting.</summary>
+    public void CompleteMerge(PendingMerge merge)
+    {
+        merge.Install.Complete();
+        foreach (var s in merge.Inputs)
+        {
+            _segments.Remove(s.Id);
         }
     }
 
@@ -269,4 +289,13 @@ public sealed class PartitionIndex : IDisposable
         }
         _segments.Clear();
     }
+}
+
+/// <summary>A merge being installed in a <see cref="PartitionIndex"/> (<see cref="PartitionIndex.BeginMerge"/>).</summary>
+/// <param name="Inputs">The merged segments, still in the table.</param>
+/// <param name="Install">The relocations' progress.</param>
+public sealed record PendingMerge(IReadOnlyList<Segment> Inputs, Merger.MergeInstall Install)
+{
+    /// <summary>Applies up to <paramref name="maxRelocations"/> more relocations; true when none is left (then <see cref="PartitionIndex.CompleteMerge"/>).</summary>
+    public bool Step(int maxRelocations) => Install.Step(maxRelocations);
 }
