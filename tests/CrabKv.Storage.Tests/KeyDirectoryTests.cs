@@ -120,6 +120,69 @@ public sealed class KeyDirectoryTests
     }
 
     [Fact]
+    public void A_location_scan_in_steps_misses_no_key_still_in_its_range_whatever_changes_between_steps()
+    {
+        var rng = new Random(2024);
+        var (first, last, active) = (SegmentId.From(10, 0), SegmentId.From(12, 0), SegmentId.From(20, 0));
+        var restarts = 0;
+        var shifted = 0;
+        for (var round = 0; round < 300; round++)
+        {
+            var d = new KeyDirectory(rng.Next(1, 48)); // small tables: growth during the scan
+            var names = new List<string>();
+            uint offset = 16;
+            for (var i = 0; i < rng.Next(0, 200); i++)
+            {
+                var segment = rng.Next(0, 4) == 0 ? active : SegmentId.From((uint)rng.Next(10, 13), 0);
+                d.Set(K("k" + i), new KeyLocation(segment, offset += 40, 40, 0), out _);
+                names.Add("k" + i);
+            }
+            var before = InRange(d, first, last);
+
+            var scan = d.BeginLocationsIn(first, last);
+            Assert.Throws<InvalidOperationException>(() => d.BeginLocationsIn(first, last)); // one at a time
+            var next = names.Count;
+            var done = false;
+            while (!done)
+            {
+                for (var n = rng.Next(0, 6); n > 0; n--)
+                {
+                    switch (rng.Next(0, 3))
+                    {
+                        case 0 when names.Count > 0: // delete: shifts later entries of its cluster back
+                            var gone = names[rng.Next(names.Count)];
+                            d.Remove(K(gone), out _);
+                            names.Remove(gone);
+                            break;
+                        case 1 when names.Count > 0: // overwrite: the new record is in the active segment
+                            d.Set(K(names[rng.Next(names.Count)]), new KeyLocation(active, offset += 40, 40, 0), out _);
+                            break;
+                        default: // a new key (may grow the table)
+                            d.Set(K("k" + next), new KeyLocation(active, offset += 40, 40, 0), out _);
+                            names.Add("k" + next++);
+                            break;
+                    }
+                }
+                done = scan.Step(rng.Next(1, 12));
+            }
+            restarts += scan.Restarts;
+
+            var (segments, offsets, slots, count) = scan.Result;
+            var found = Enumerable.Range(0, count).Select(i => (segments[i], offsets[i])).ToHashSet();
+            var after = InRange(d, first, last);
+            Assert.Superset(after, found);  // every key still in the range is named
+            Assert.Subset(before, found);   // and nothing that was not there at the start
+            shifted += count - found.Count + found.Count(f => !after.Contains(f));
+            d.BeginLocationsIn(first, last).Cancel(); // the finished scan is forgotten: another may start
+        }
+        Assert.True(restarts > 0, "no table grew during a scan");
+        Assert.True(shifted > 0, "no stale or repeated place was seen");
+    }
+
+    private static HashSet<(ulong, uint)> InRange(KeyDirectory d, SegmentId first, SegmentId last) =>
+        d.ToDictionary().Values.Where(l => l.Segment.Value >= first.Value && l.Segment.Value <= last.Value).Select(l => (l.Segment.Value, l.Offset)).ToHashSet();
+
+    [Fact]
     public void CompareAndSetAt_uses_the_slot_only_while_it_holds_the_expected_record_and_otherwise_looks_the_key_up()
     {
         var d = new KeyDirectory(16);

@@ -28,19 +28,31 @@ internal sealed partial class PartitionActor
     private bool _unmatchedAcks; // an acknowledgement matched no pending write: merges do not trust the directory alone
     private readonly List<Segment> _leftoverInputs = new(); // merged inputs whose deletion failed: older segments still on disk
     private (PendingMerge Merge, MergeDone Done)? _installing; // a finished merge whose relocations are being applied
+    private (LiveRecords.Scan Scan, List<Segment> Inputs)? _planning; // a merge's live records being taken from the key directory
+
+    /// <summary>Table entries of the key directory looked at per message while a merge's live records are taken.</summary>
+    private int PlanStepEntries => (int)Math.Min(int.MaxValue, 8L * _settings.CompactionInstallStep);
 
     private sealed class InstallStep : INoSerializationVerificationNeeded
     {
         public static readonly InstallStep Instance = new();
     }
 
+    private sealed class PlanStep : INoSerializationVerificationNeeded
+    {
+        public static readonly PlanStep Instance = new();
+    }
+
     /// <summary>True while compaction work the stop must wait for is under way.</summary>
-    private bool CompactionBusy => _merge is not null || _rollRequested || _awaitingDelete.Count > 0;
+    private bool CompactionBusy => _merge is not null || _planning is not null || _rollRequested || _awaitingDelete.Count > 0;
+
+    /// <summary>A merge is being planned, run or installed: another waits for it.</summary>
+    private bool MergeUnderWay => _merge is not null || _planning is not null;
 
     private void OnSealed(SegmentSealed m)
     {
         _index.Sealed(m.Id, m.Length);
-        if (_settings.AutoCompaction && _merge is null && !_rollRequested && _lifecycle == Lifecycle.Running && !_compactorDead
+        if (_settings.AutoCompaction && !MergeUnderWay && !_rollRequested && _lifecycle == Lifecycle.Running && !_compactorDead
             && _index.ShouldCompact(_settings.Compaction))
         {
             var (total, stale) = _index.SealedUsage();
@@ -86,7 +98,7 @@ internal sealed partial class PartitionActor
             ContinueStopIfWaiting();
             return;
         }
-        if (_merge is not null)
+        if (MergeUnderWay)
         {
             _mergeAgain = true; // the running merge started before this roll: it would miss the sealed segment
             return;
@@ -97,7 +109,7 @@ internal sealed partial class PartitionActor
     /// <summary>Starts a merge of every sealed segment; the Compact requests waiting so far are answered by it.</summary>
     private void StartMerge()
     {
-        if (_merge is not null)
+        if (MergeUnderWay)
         {
             return;
         }
@@ -121,10 +133,46 @@ internal sealed partial class PartitionActor
         // Every record of the sealed inputs is indexed by now (the writer acknowledges a
         // segment's writes before it reports the segment sealed), so the key directory's places
         // are the merge's whole answer to "which records survive": it need not index the inputs
-        // again. Taken here, on the directory's owner: one pass over its table. Not after an
-        // acknowledgement that matched no pending write: its records may be missing from the
-        // directory, and only the two-pass merge keeps what the directory does not name.
-        var live = olderExist || _unmatchedAcks ? null : LiveRecords.Of(_index.Keys, inputs);
+        // again. Taken here, on the directory's owner: one pass over its table, in steps of
+        // PlanStepEntries entries between which requests are served (the scan is told of
+        // entries the directory moves meanwhile). Not after an acknowledgement that matched no
+        // pending write: its records may be missing from the directory, and only the two-pass
+        // merge keeps what the directory does not name.
+        if (olderExist || _unmatchedAcks)
+        {
+            RunMerge(inputs, olderExist, null);
+            return;
+        }
+        _planning = (LiveRecords.Begin(_index.Keys, inputs), inputs);
+        _mergeProgress = 0;
+        ContinuePlanning();
+    }
+
+    private void ContinuePlanning()
+    {
+        if (_planning is not { } planning)
+        {
+            return;
+        }
+        if (!planning.Scan.Step(PlanStepEntries))
+        {
+            Self.Tell(PlanStep.Instance);
+            return;
+        }
+        _planning = null;
+        if (_compactorDead)
+        {
+            FinishMerge(null, "Compaction failed: the compactor stopped.");
+            return;
+        }
+        // Nothing deletes merged inputs while a merge is planned (none awaited deletion when it
+        // started); checked again all the same, since a live set is only valid without them.
+        var olderExist = _leftoverInputs.Count > 0 || _awaitingDelete.Count > 0;
+        RunMerge(planning.Inputs, olderExist, olderExist || _unmatchedAcks ? null : planning.Scan.Result);
+    }
+
+    private void RunMerge(List<Segment> inputs, bool olderExist, LiveRecords? live)
+    {
         _merge = new MergeRequest(_directory, inputs, olderExist, Now, _settings.SegmentMaxBytes, Live: live);
         _mergeProgress = 0;
         _compactor.Tell(new RunMerge(_merge));

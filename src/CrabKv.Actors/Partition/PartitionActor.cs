@@ -284,6 +284,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Receive<MergeProgressed>(OnMergeProgressed);
         Receive<MergeDone>(OnMergeDone);
         Receive<InstallStep>(_ => ContinueInstall());
+        Receive<PlanStep>(_ => ContinuePlanning());
         Receive<MergeFailed>(OnMergeFailed);
         Receive<SegmentsReleased>(OnSegmentsReleased);
         Receive<SegmentsDeleted>(OnSegmentsDeleted);
@@ -342,7 +343,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Fsyncs = _fsyncs,
         WalWrites = _walWrites,
         Compactions = _compactions,
-        CompactionProgress = _merge is null ? 1 : _mergeProgress,
+        CompactionProgress = MergeUnderWay ? _mergeProgress : 1,
         LastCompaction = _lastCompaction,
         ExpiredSwept = _expiredSwept,
         ReadOnly = _readOnlyReason is not null,

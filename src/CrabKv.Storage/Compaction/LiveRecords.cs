@@ -60,6 +60,60 @@ public sealed class LiveRecords
     }
 
     /// <summary>
+    /// <see cref="Of"/> in steps (<see cref="Scan.Step"/>), for an owner that serves requests
+    /// between them and may change the directory meanwhile (<see cref="KeyDirectory.BeginLocationsIn"/>):
+    /// no key that points into the inputs when the scan ends is missed. Records overwritten or
+    /// deleted after they were taken may be in the set; the merge copies them and its
+    /// compare-and-set leaves them dead in the output, counted as stale.
+    /// </summary>
+    public static Scan Begin(KeyDirectory keys, IReadOnlyList<Segment> inputs)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var ids = inputs.Select(s => s.Id).ToArray();
+        return new Scan(ids, ids.Length == 0 ? null : keys.BeginLocationsIn(ids[0], ids[^1]));
+    }
+
+    /// <summary>A <see cref="Begin"/> under way.</summary>
+    public sealed class Scan
+    {
+        private readonly SegmentId[] _inputs;
+        private readonly KeyDirectory.LocationScan? _scan;
+        private LiveRecords? _result;
+
+        internal Scan(SegmentId[] inputs, KeyDirectory.LocationScan? scan)
+        {
+            (_inputs, _scan) = (inputs, scan);
+            if (scan is null)
+            {
+                _result = new LiveRecords(inputs, [], [], [], 0);
+            }
+        }
+
+        /// <summary>Scans up to <paramref name="maxEntries"/> more entries of the key directory; true when done (then <see cref="Result"/>).</summary>
+        public bool Step(int maxEntries)
+        {
+            if (_result is not null)
+            {
+                return true;
+            }
+            if (!_scan!.Step(maxEntries))
+            {
+                return false;
+            }
+            var (segments, offsets, slots, count) = _scan.Result;
+            _result = new LiveRecords(_inputs, segments, offsets, slots, count);
+            return true;
+        }
+
+        /// <summary>The set, once <see cref="Step"/> returned true.</summary>
+        public LiveRecords Result => _result ?? throw new InvalidOperationException("The scan has not finished.");
+
+        /// <summary>Abandons the scan (the key directory then accepts another).</summary>
+        public void Cancel() => _scan?.Cancel();
+    }
+
+    /// <summary>
     /// Sorts the set by input and offset (on the merge's thread); throws when the inputs are not
     /// the ones it was taken for.
     /// </summary>

@@ -52,6 +52,7 @@ public sealed class KeyDirectory
     private KeyArena _arena = new();
     private long _liveKeyBytes;
     private long _deadKeyBytes;
+    private LocationScan? _scan;  // a LocationsIn taken in steps: told of entries that cross its cursor
 
     /// <summary>Creates an empty directory sized to hold <paramref name="capacity"/> keys without growing.</summary>
     public KeyDirectory(int capacity = 1024)
@@ -280,6 +281,125 @@ public sealed class KeyDirectory
         return (segments, offsets, slots, n);
     }
 
+    /// <summary>
+    /// <see cref="LocationsIn"/> taken in steps (<see cref="LocationScan.Step"/>), so the owner
+    /// can serve requests between them: the directory may change freely meanwhile. An entry
+    /// that a deletion shifts from the part not yet scanned into the part already scanned is
+    /// reported to the scan, and a growth of the table restarts it, so no key that still points
+    /// into the range when the scan ends is missed. The answer may also hold records that were
+    /// overwritten or deleted after they were taken, and the same record twice (a shift across
+    /// the table's end); a merge drops such records at its compare-and-set. One scan at a time.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A scan is already under way (<see cref="LocationScan.Cancel"/> ends one).</exception>
+    public LocationScan BeginLocationsIn(SegmentId firstSegment, SegmentId lastSegment)
+    {
+        if (_scan is not null)
+        {
+            throw new InvalidOperationException("A location scan of this key directory is already under way.");
+        }
+        return _scan = new LocationScan(this, firstSegment.Value, lastSegment.Value);
+    }
+
+    /// <summary>A <see cref="BeginLocationsIn"/> under way. Not thread safe, like the directory.</summary>
+    public sealed class LocationScan
+    {
+        private readonly KeyDirectory _keys;
+        private readonly ulong _first, _last;
+        private ulong[] _segments;
+        private uint[] _offsets;
+        private int[] _slots;
+        private int _count;
+        private int _cursor;   // entries [0, _cursor) are scanned
+        private bool _ended;
+
+        internal LocationScan(KeyDirectory keys, ulong first, ulong last)
+        {
+            (_keys, _first, _last) = (keys, first, last);
+            _segments = GC.AllocateUninitializedArray<ulong>(Math.Max(16, keys._count));
+            _offsets = GC.AllocateUninitializedArray<uint>(_segments.Length);
+            _slots = GC.AllocateUninitializedArray<int>(_segments.Length);
+        }
+
+        /// <summary>Times the scan started over because the table grew.</summary>
+        public int Restarts { get; private set; }
+
+        /// <summary>
+        /// Scans up to <paramref name="maxEntries"/> more table entries; true when the table is
+        /// scanned (then <see cref="Result"/>, and the directory forgets the scan).
+        /// </summary>
+        public bool Step(int maxEntries)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(maxEntries, 1);
+            ObjectDisposedException.ThrowIf(_ended, this);
+            var keys = _keys;
+            var end = (int)Math.Min(keys._mask + 1L, (long)_cursor + maxEntries);
+            for (var i = _cursor; i < end; i++)
+            {
+                ref var e = ref keys.At(i);
+                if (e.KeyLength != 0 && e.Segment >= _first && e.Segment <= _last)
+                {
+                    Add(e.Segment, e.Offset, i);
+                }
+            }
+            _cursor = end;
+            if (_cursor <= keys._mask)
+            {
+                return false;
+            }
+            _ended = true;
+            keys._scan = null;
+            return true;
+        }
+
+        /// <summary>The places found, as <see cref="LocationsIn"/> answers (after the last <see cref="Step"/>).</summary>
+        public (ulong[] Segments, uint[] Offsets, int[] Slots, int Count) Result =>
+            _ended && _cursor > 0 ? (_segments, _offsets, _slots, _count) : throw new InvalidOperationException("The scan has not finished.");
+
+        /// <summary>Abandons the scan; the directory forgets it.</summary>
+        public void Cancel()
+        {
+            if (!_ended)
+            {
+                _ended = true;
+                _cursor = 0;
+                _keys._scan = null;
+            }
+        }
+
+        /// <summary>The entry now at <paramref name="to"/> was shifted there from <paramref name="from"/> by a deletion.</summary>
+        internal void Shifted(int from, int to, ulong segment, uint offset)
+        {
+            // From the unscanned part into the scanned one: the step that would have seen it is past.
+            if (from >= _cursor && to < _cursor && segment >= _first && segment <= _last)
+            {
+                Add(segment, offset, to);
+            }
+        }
+
+        /// <summary>The table was rebuilt (grown): every entry moved, so the scan starts over.</summary>
+        internal void Restart()
+        {
+            _cursor = 0;
+            _count = 0;
+            Restarts++;
+        }
+
+        private void Add(ulong segment, uint offset, int slot)
+        {
+            if (_count == _segments.Length)
+            {
+                var size = _segments.Length * 2;
+                Array.Resize(ref _segments, size);
+                Array.Resize(ref _offsets, size);
+                Array.Resize(ref _slots, size);
+            }
+            _segments[_count] = segment;
+            _offsets[_count] = offset;
+            _slots[_count] = slot;
+            _count++;
+        }
+    }
+
     /// <summary>Every key and location, as strings (tests and tools; allocates).</summary>
     public Dictionary<string, KeyLocation> ToDictionary()
     {
@@ -413,6 +533,7 @@ public sealed class KeyDirectory
             }
             At(i) = next;
             _keyRefs[i] = _keyRefs[j];
+            _scan?.Shifted(j, i, next.Segment, next.Offset);
             i = j;
         }
         At(i) = default;
@@ -441,6 +562,7 @@ public sealed class KeyDirectory
             At(j) = e;
             _keyRefs[j] = oldRefs[i];
         }
+        _scan?.Restart();
     }
 
     private void MaybeCompactArena()
