@@ -29,6 +29,7 @@ public sealed class SettingsTests
         Assert.Equal(256, s.CompressionMinValueBytes);
         Assert.True(s.AutoCompaction);
         Assert.Equal(new CompactionThresholds(0.33, 1 * MiB, 8 * MiB), s.Compaction);
+        Assert.Equal(32_768, s.CompactionInstallStep);
         Assert.Null(s.DefaultTtl); // default-ttl = 0: none
         Assert.Equal(TimeSpan.FromSeconds(1), s.TtlSweepInterval);
         Assert.Equal(4096, s.MaxKeyBytes);
@@ -89,6 +90,9 @@ public sealed class SettingsTests
     [InlineData("crabkv.segment.write-buffer = 100", "segment.write-buffer")]
     [InlineData("crabkv.segment.write-buffer = 2 GiB", "segment.write-buffer")]
     [InlineData("crabkv.cache.max-bytes = -1", "cache.max-bytes")]
+    [InlineData("crabkv.compaction.install-step = 0", "compaction.install-step")]
+    [InlineData("crabkv.compaction.install-step = 20000000", "compaction.install-step")]
+    [InlineData("crabkv.compaction.install-step = some", "compaction.install-step")]
     public void Bad_values_throw_naming_the_key(string hocon, string key)
     {
         var e = Assert.Throws<CrabKvConfigurationException>(() => FromHocon(hocon));
@@ -106,8 +110,10 @@ public sealed class SettingsTests
             crabkv.partitions = 1024
             crabkv.limits.max-key-bytes = 1
             crabkv.limits.max-value-bytes = 0
+            crabkv.compaction.install-step = 1
             """);
         Assert.Equal(4096, s.SegmentMaxBytes);
+        Assert.Equal(1, s.CompactionInstallStep);
         Assert.Equal(4096, s.MaxDirtyBytes);
         Assert.Equal(1.0, s.Compaction.StaleRatio);
         Assert.Equal(1024, s.Partitions);
@@ -151,6 +157,7 @@ public sealed class SettingsTests
             StaleRatio = 0.55,
             CompactionMinTotalBytes = 2 * MiB,
             CompactionMaxStaleBytes = 9 * MiB,
+            CompactionInstallStep = 4096,
             DefaultTtl = TimeSpan.FromMinutes(5),
             TtlSweepInterval = TimeSpan.Zero,
             MaxKeyBytes = 200,
@@ -173,6 +180,7 @@ public sealed class SettingsTests
         Assert.Equal(1000, s.CompressionMinValueBytes);
         Assert.False(s.AutoCompaction);
         Assert.Equal(new CompactionThresholds(0.55, 2 * MiB, 9 * MiB), s.Compaction);
+        Assert.Equal(4096, s.CompactionInstallStep);
         Assert.Equal(TimeSpan.FromMinutes(5), s.DefaultTtl);
         Assert.Equal(TimeSpan.Zero, s.TtlSweepInterval);
         Assert.Equal(200, s.MaxKeyBytes);
