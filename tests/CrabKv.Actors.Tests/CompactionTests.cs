@@ -189,6 +189,48 @@ public sealed class CompactionTests : StoreTestBase
         await AssertMatches(await Connect(StartStore(config)), model);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_compact_that_rolled_during_an_install_is_answered_when_the_compactor_dies_meanwhile(bool shutdown)
+    {
+        // install-step = 1: the install of 200,000 keys takes 200,000 messages, so the second
+        // Compact's roll and the compactor's death both land while it runs. (Found by review:
+        // the second request was never answered, and a CompactAndShutdown never stopped.)
+        var store = StartStore("""
+            crabkv.compaction.auto = off
+            crabkv.compression.enabled = off
+            crabkv.ttl-sweep-interval = 0
+            crabkv.compaction.install-step = 1
+            """);
+        for (var b = 0; b < 100; b++)
+        {
+            Request<PutBatchOk>(store, new PutBatch(Enumerable.Range(b * 2000, 2000).Select(i => new BatchEntry($"k{i:D7}", Bytes("v"))).ToArray(), RequestId: b));
+        }
+        var compactor = await Sys.ActorSelection(PartitionRef(store).Path / "compactor").ResolveOne(Timeout);
+        var progress = SubscribeProbe<CompactionProgressed>();
+        var first = CreateTestProbe();
+        var second = CreateTestProbe();
+        store.Tell(new Compact(1), first.Ref);
+        progress.FishForMessage(m => m is CompactionProgressed { Fraction: >= 1 }, Timeout); // the install is next
+        store.Tell(shutdown ? new CompactAndShutdown(2) : new Compact(2), second.Ref); // its roll lands mid-install
+        Watch(store);
+        Sys.Stop(compactor);                                                          // and so does Terminated
+
+        first.ExpectMsg<CompactOk>(TimeSpan.FromSeconds(30));
+        var error = second.ExpectMsg<CrabKvError>(TimeSpan.FromSeconds(30));
+        Assert.Equal(CrabKvErrorCode.StoreFailed, error.Code);
+        Assert.Equal(2, error.RequestId);
+        if (shutdown)
+        {
+            ExpectTerminated(store, Timeout); // CompactAndShutdown still stops the store
+        }
+        else
+        {
+            GracefulStop(store);
+        }
+    }
+
     [Fact]
     public async Task Concurrent_compact_requests_are_deduplicated()
     {

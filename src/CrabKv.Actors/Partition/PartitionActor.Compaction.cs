@@ -12,7 +12,8 @@ namespace CrabKv.Actors.Partition;
 
 // Compaction coordination. One merge at a time: a Compact seals the active segment first
 // (WalRoll) so everything written is merged; a roll that completes while a merge runs gets a
-// second merge right after it. The result is applied compare-and-set (PartitionIndex.ApplyMerge);
+// second merge right after it. The merge's live records are taken and its result is applied
+// compare-and-set in steps between requests (LiveRecords.Begin, PartitionIndex.BeginMerge);
 // the inputs are deleted only after the cache has answered every read queued before them.
 internal sealed partial class PartitionActor
 {
@@ -247,13 +248,19 @@ internal sealed partial class PartitionActor
             to.Tell(outcome is not null ? new CompactOk(outcome, id) : ErrorReply(CrabKvErrorCode.StoreFailed, error!, id, OperationKind.Compact));
         }
         _currentWaiters.Clear();
-        if (_mergeAgain && !_compactorDead)
+        if (_mergeAgain)
         {
             _mergeAgain = false;
-            StartMerge();
-            return;
+            if (!_compactorDead)
+            {
+                StartMerge();
+                return;
+            }
+            // The merge a later Compact asked for cannot run: its requests are answered now
+            // (a CompactAndShutdown among them still stops the partition).
+            shutdown |= _compactWaiters.Any(w => w.Shutdown);
+            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, "Compaction impossible: the compactor stopped.");
         }
-        _mergeAgain = false;
         if (shutdown && !IsStopping)
         {
             BeginStop(null);
@@ -312,8 +319,7 @@ internal sealed partial class PartitionActor
         if (child.Equals(_compactor) && _merge is not null && _installing is null) // an install needs no compactor: it completes
         {
             _merge = null;
-            _mergeAgain = false;
-            FinishMerge(null, $"Compaction failed: {reason}.");
+            FinishMerge(null, $"Compaction failed: {reason}."); // also answers a Compact that waited for the next merge
         }
     }
 
