@@ -592,6 +592,11 @@ public sealed class MergeTests : IDisposable
                 }
                 Assert.All(segments, i => Assert.True(inSteps.Segments.ContainsKey(i.Id))); // the inputs stay readable until complete
                 done = pending.Step(rng.Next(1, 4));
+                // Between steps every segment's live bytes are those of the records the keys point at (stats stay exact).
+                foreach (var id in segments.Select(i => i.Id).Concat(r.Outputs.Select(o => o.Id)))
+                {
+                    Assert.Equal(LiveBytesIn(inSteps, id), inSteps.Usage.Of(id).Live);
+                }
             }
             for (; next < writes.Count; next++)
             {
@@ -612,17 +617,23 @@ public sealed class MergeTests : IDisposable
             // Live bytes are exactly those of the records the keys point at.
             foreach (var o in r.Outputs)
             {
-                long live = 0;
-                for (var k = 0; k < 25; k++)
-                {
-                    if (inSteps.Keys.TryGet(Encoding.UTF8.GetBytes("k" + k), out var l) && l.Segment == o.Id)
-                    {
-                        live += l.Size;
-                    }
-                }
-                Assert.Equal(live, inSteps.Usage.Of(o.Id).Live);
+                Assert.Equal(LiveBytesIn(inSteps, o.Id), inSteps.Usage.Of(o.Id).Live);
             }
         }
+    }
+
+    /// <summary>Bytes of the records in <paramref name="segment"/> that keys k0 … k24 of <paramref name="index"/> point at.</summary>
+    private static long LiveBytesIn(PartitionIndex index, SegmentId segment)
+    {
+        long live = 0;
+        for (var k = 0; k < 25; k++)
+        {
+            if (index.Keys.TryGet(Encoding.UTF8.GetBytes("k" + k), out var l) && l.Segment == segment)
+            {
+                live += l.Size;
+            }
+        }
+        return live;
     }
 
     [Fact]

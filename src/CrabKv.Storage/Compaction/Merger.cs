@@ -278,7 +278,8 @@ public static class Merger
     /// <summary>
     /// Starts installing a merge result in steps (<see cref="MergeInstall.Step"/>), so the
     /// directory's owner can serve other work between them: the outputs' accounting is set up
-    /// now (no live bytes yet; each relocation that lands adds its record), the inputs'
+    /// now (no live bytes yet; each relocation that lands moves its record's bytes from live
+    /// in its input to live in its output, so usage is exact between steps), the inputs'
     /// stays until <see cref="MergeInstall.Complete"/>. Between steps the directory may change
     /// freely (puts, deletes, expiry): a key moves only if it still points at its old place, and
     /// a record killed after it moved is counted against its output. Both the inputs and the
@@ -330,8 +331,10 @@ public static class Merger
                     _keys.PrefetchSlot(relocations.Slot(i + PrefetchDistance)); // the entries are random: overlap their misses
                 }
                 var to = relocations.To(i);
-                if (_keys.CompareAndSetAt(relocations.Slot(i), relocations.Key(i), relocations.From(i), to))
+                var from = relocations.From(i);
+                if (_keys.CompareAndSetAt(relocations.Slot(i), relocations.Key(i), from, to))
                 {
+                    _usage.Kill(from.Segment, from.Size); // between steps, each segment's live bytes stay exact
                     _usage.Revive(to.Segment, to.Size);
                     Moved++;
                 }
