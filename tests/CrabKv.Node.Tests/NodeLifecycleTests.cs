@@ -49,6 +49,63 @@ public sealed class NodeLifecycleTests
     }
 
     [Fact]
+    public async Task Kill_9_while_auto_compaction_merges_in_steps_under_a_write_load_keeps_every_key()
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("data");
+        var config = TestNode.WriteConfig(dir, 2);
+        // Small steps: each merge's live records are taken and its keys moved over many messages,
+        // with the load's batches handled between them.
+        File.AppendAllText(config, "\ncrabkv.compaction.install-step = 16\n");
+        const int Keys = 60_000;
+        var first = dir.Combine("first.tsv");
+        var second = dir.Combine("second.tsv");
+        File.WriteAllLines(first, Enumerable.Range(0, Keys).Select(i => $"k{i:D6}\tfirst-{i}"));
+        File.WriteAllLines(second, Enumerable.Range(0, Keys).Select(i => $"k{i:D6}\tsecond-{i}-" + new string('x', 40)));
+
+        using (var node = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort()))
+        {
+            Assert.Contains("loaded 60,000 keys", (await node.OkAsync("load", first)).Stdout);
+            var merges = Regex.Count(node.Process.Stderr, "compacting");
+            // The second load overwrites every key: sealed segments turn stale and merges start
+            // on their own. The node is killed as soon as its log shows one starting (bounded).
+            var load = node.RunAsync("load", second);
+            var deadline = DateTime.UtcNow + TestNode.Patience;
+            while (Regex.Count(node.Process.Stderr, "compacting") == merges && !load.IsCompleted && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+            Assert.True(Regex.Count(node.Process.Stderr, "compacting") > merges, $"no merge started during the second load:\n{node.Process.Stderr}");
+            node.Process.KillHard();
+            await load; // failed or finished: which of its batches were acknowledged is not known here
+        }
+
+        using (var node = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort()))
+        {
+            Assert.Equal(Keys, await node.KeysAsync());
+            Assert.Equal(0, await node.StopAsync());
+        }
+        var verify = await CrabKvProcess.RunAsync(TestNode.Patience, "verify", "--data-dir", data);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+
+        // Every key has its first value or its second, never none and never another.
+        var found = 0;
+        for (var p = 0; p < 2; p++)
+        {
+            using var store = CrabKv.Storage.EmbeddedStore.Open(CrabKv.Storage.DataDirectory.PartitionDirectory(data, p));
+            for (var i = 0; i < Keys; i++)
+            {
+                if (store.GetString($"k{i:D6}") is { } value)
+                {
+                    found++;
+                    Assert.True(value == $"first-{i}" || value == $"second-{i}-" + new string('x', 40), $"k{i:D6} = '{value}'");
+                }
+            }
+        }
+        Assert.Equal(Keys, found);
+    }
+
+    [Fact]
     public async Task Acknowledged_writes_survive_kill_9_and_verify_finds_a_flipped_byte()
     {
         using var dir = new TempDir();
