@@ -189,22 +189,7 @@ public sealed class MergeTests : IDisposable
         var rng = new Random(4242);
         for (var round = 0; round < 60; round++)
         {
-            var segments = new List<Segment>();
-            var count = rng.Next(1, 5);
-            for (var s = 0; s < count; s++)
-            {
-                var ops = Enumerable.Range(0, rng.Next(0, 40)).Select(_ =>
-                {
-                    var key = "k" + rng.Next(0, 25);
-                    return rng.Next(0, 6) switch
-                    {
-                        0 => Del(key),
-                        1 => Put(key, "v" + rng.Next(), expiry: Now + rng.Next(-3, 4)),
-                        _ => Put(key, "v" + rng.Next()),
-                    };
-                }).ToArray();
-                segments.Add(Segment((uint)(round * 10 + s + 1), 0, ops));
-            }
+            var segments = RandomSegments(rng, round, maxSegments: 4, minOps: 0);
             var keys = Replay([.. segments]);
             LivenessCheck isLive = (ReadOnlySpan<byte> k, in KeyLocation l) => keys.TryGet(k, out var cur) && cur.SameRecord(l);
 
@@ -216,6 +201,28 @@ public sealed class MergeTests : IDisposable
             Assert.Equal(twoPass.Expired, onePass.Expired);
             Assert.Equal(twoPass.Dropped, onePass.Dropped);
         }
+    }
+
+    /// <summary>1 to <paramref name="maxSegments"/> sealed segments of random puts, expiring puts and deletes over keys k0 … k24 (numbered after <paramref name="round"/>).</summary>
+    private List<Segment> RandomSegments(Random rng, int round, int maxSegments, int minOps)
+    {
+        var segments = new List<Segment>();
+        var count = rng.Next(1, maxSegments + 1);
+        for (var s = 0; s < count; s++)
+        {
+            var ops = Enumerable.Range(0, rng.Next(minOps, 40)).Select(_ =>
+            {
+                var key = "k" + rng.Next(0, 25);
+                return rng.Next(0, 6) switch
+                {
+                    0 => Del(key),
+                    1 => Put(key, "v" + rng.Next(), expiry: Now + rng.Next(-3, 4)),
+                    _ => Put(key, "v" + rng.Next()),
+                };
+            }).ToArray();
+            segments.Add(Segment((uint)(round * 10 + s + 1), 0, ops));
+        }
+        return segments;
     }
 
     /// <summary>What a merge produced, as comparable text; its outputs are deleted so the next merge of the same inputs can take their names.</summary>
@@ -552,21 +559,7 @@ public sealed class MergeTests : IDisposable
         var active = SegmentId.From(900, 0);
         for (var round = 0; round < 40; round++)
         {
-            var segments = new List<Segment>();
-            for (var s = 0; s < rng.Next(1, 4); s++)
-            {
-                var ops = Enumerable.Range(0, rng.Next(1, 40)).Select(_ =>
-                {
-                    var key = "k" + rng.Next(0, 25);
-                    return rng.Next(0, 6) switch
-                    {
-                        0 => Del(key),
-                        1 => Put(key, "v" + rng.Next(), expiry: Now + rng.Next(-3, 4)),
-                        _ => Put(key, "v" + rng.Next()),
-                    };
-                }).ToArray();
-                segments.Add(Segment((uint)(round * 10 + s + 1), 0, ops));
-            }
+            var segments = RandomSegments(rng, round, maxSegments: 3, minOps: 1);
             var atOnce = Index(segments);
             var inSteps = Index(segments);
             var r = Merge(segments, olderExist: false, maxSegmentBytes: 300, live: LiveRecords.Of(atOnce.Keys, segments));
