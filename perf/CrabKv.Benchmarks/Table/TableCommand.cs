@@ -12,9 +12,11 @@ namespace CrabKv.Benchmarks.Table;
 public static class TableCommand
 {
     private const string Usage = """
-        usage: table [--quick] [--json] [--no-warmup] [--columns a,b] [--rows x,y]
+        usage: table [--quick] [--json] [--no-warmup] [--abba] [--columns a,b] [--rows x,y]
           --quick     smoke run: a tenth of the operations, 1 s per cell, 100k preloaded keys (about 2 minutes)
           --no-warmup skip the unreported JIT warm-up of the actor store before the first column
+          --abba      measure every column twice, in the order given and then in reverse (a b … b a), and
+                      print each cell's mean: a ratio between two columns is then not decided by which ran first
           --json      print JSON instead of markdown (the markdown file is written either way)
           --columns   column names, comma-separated (case and '-' for ' ' ignored), e.g. "engine 1t,client-64";
                       measured in the order given, printed in table order
@@ -24,7 +26,7 @@ public static class TableCommand
     /// <summary>Runs the command; 0 when every cell was measured, 1 when some failed, 2 for bad arguments.</summary>
     public static async Task<int> Run(string[] args)
     {
-        bool quick = false, json = false, warmUp = true;
+        bool quick = false, json = false, warmUp = true, abba = false;
         string[]? columnNames = null, rowNames = null;
         for (var i = 0; i < args.Length; i++)
         {
@@ -38,6 +40,9 @@ public static class TableCommand
                     break;
                 case "--no-warmup":
                     warmUp = false;
+                    break;
+                case "--abba":
+                    abba = true;
                     break;
                 case "--columns" when i + 1 < args.Length:
                     columnNames = Split(args[++i]);
@@ -108,12 +113,16 @@ public static class TableCommand
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
                 .StartAsync(async ctx =>
                 {
-                    var tasks = columns.ToDictionary(c => c, c => rows.ToDictionary(r => r, r => ctx.AddTask($"{c.Name} · {r}", autoStart: false, maxValue: 1)));
+                    // With --abba a second pass measures fresh instances of the columns in reverse order.
+                    var passes = abba
+                        ? columns.Select(c => (Column: c, Pass: 1)).Concat(columns.AsEnumerable().Reverse().Select(c => (Column: TableColumns.All.Single(f => f.Name == c.Name), Pass: 2))).ToList()
+                        : columns.Select(c => (Column: c, Pass: 1)).ToList();
+                    var tasks = passes.ToDictionary(p => p.Column, p => rows.ToDictionary(r => r, r => ctx.AddTask(abba ? $"{p.Column.Name} · {r} (pass {p.Pass})" : $"{p.Column.Name} · {r}", autoStart: false, maxValue: 1)));
                     if (warmUp && columns.Any(c => c is ClientColumn or ClientActorsColumn))
                     {
                         await WarmUp(ctx.AddTask("warm-up (JIT, not reported)", maxValue: 1), root, cancel.Token);
                     }
-                    foreach (var column in columns)
+                    foreach (var (column, _) in passes)
                     {
                         try
                         {
@@ -146,7 +155,7 @@ public static class TableCommand
             TableWorkload.DeleteDirectory(root);
         }
 
-        var report = new TableReport(results, printOrder, rows, quick, watch.Elapsed, run);
+        var report = new TableReport(abba ? MeanOfPasses(results) : results, printOrder, rows, quick, watch.Elapsed, run);
         var markdown = report.Markdown();
         Console.WriteLine(json ? report.Json() : markdown);
         var file = Path.Combine(ProjectDirectory(), "BenchmarkDotNet.Artifacts", "results", "table.md");
@@ -202,6 +211,28 @@ public static class TableCommand
             return new TableResult(row, column.Name, null, e.GetType().Name + ": " + e.Message);
         }
     }
+
+    /// <summary>
+    /// The cells of an --abba run, each the mean of its two measurements: ops/s and the latency
+    /// percentiles averaged, bytes on disk from the first, both throughputs in the note. A cell
+    /// that failed in either pass is reported failed.
+    /// </summary>
+    internal static List<TableResult> MeanOfPasses(IReadOnlyList<TableResult> results) =>
+        results.GroupBy(r => (r.Row, r.Column)).Select(g =>
+        {
+            var (first, second) = (g.First(), g.Last());
+            if (g.Count() == 1 || first.Error is not null || second.Error is not null || first.Cell is null || second.Cell is null)
+            {
+                return first.Error is not null || second.Error is null ? first : second;
+            }
+            var (a, b) = (first.Cell, second.Cell);
+            var note = $"mean of {a.OpsPerSecond:N0} (first pass) and {b.OpsPerSecond:N0} ops/s (second)";
+            return first with
+            {
+                Cell = new Cell((a.OpsPerSecond + b.OpsPerSecond) / 2, (a.P50Micros + b.P50Micros) / 2, (a.P99Micros + b.P99Micros) / 2,
+                    (a.P999Micros + b.P999Micros) / 2, a.DiskBytesPerRecord, a.Note is null ? note : $"{a.Note}; {note}"),
+            };
+        }).ToList();
 
     private static string[] Split(string list) => list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
