@@ -232,6 +232,36 @@ public sealed class CompactionTests : StoreTestBase
     }
 
     [Fact]
+    public async Task A_CompactAndShutdown_still_stops_the_partition_when_a_later_Compact_asked_for_another_merge()
+    {
+        // Found by review: the merge that a later Compact asked for was started and the stop the
+        // CompactAndShutdown asked for was forgotten. install-step = 1 keeps merge 1 installing
+        // while Compact(2)'s roll lands (sent straight to the partition, as a shard would).
+        var store = StartStore("""
+            crabkv.compaction.auto = off
+            crabkv.compression.enabled = off
+            crabkv.ttl-sweep-interval = 0
+            crabkv.compaction.install-step = 1
+            """);
+        for (var b = 0; b < 100; b++)
+        {
+            Request<PutBatchOk>(store, new PutBatch(Enumerable.Range(b * 2000, 2000).Select(i => new BatchEntry($"k{i:D7}", Bytes("v"))).ToArray(), RequestId: b));
+        }
+        var partition = PartitionRef(store);
+        var progress = SubscribeProbe<CompactionProgressed>();
+        var first = CreateTestProbe();
+        var second = CreateTestProbe();
+        partition.Tell(new CompactAndShutdown(1), first.Ref);
+        progress.FishForMessage(m => m is CompactionProgressed { Fraction: >= 1 }, Timeout); // the install is next
+        partition.Tell(new Compact(2), second.Ref);
+        Watch(partition);
+
+        Assert.Equal(1, first.ExpectMsg<CompactOk>(TimeSpan.FromSeconds(30)).RequestId);
+        Assert.Equal(2, second.ExpectMsg<CompactOk>(TimeSpan.FromSeconds(30)).RequestId); // its merge ran before the stop
+        ExpectTerminated(partition, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public async Task Concurrent_compact_requests_are_deduplicated()
     {
         using var disk = new FaultyFileLayer(FileLayer.Default);

@@ -104,6 +104,31 @@ public sealed class FailurePathTests : StoreTestBase
         GracefulStop(store);
     }
 
+    [Theory]
+    [InlineData("writer")]
+    [InlineData("compactor")]
+    public async Task CompactAndShutdown_stops_the_store_even_when_the_compaction_is_impossible(string child)
+    {
+        // The store waits for every partition to stop after a CompactAndShutdown: a partition
+        // that cannot compact (read-only after its writer died, or without a compactor) answers
+        // with an error and still stops.
+        var store = StartStore("crabkv.compaction.auto = off");
+        Request<PutOk>(store, new Put("x", Bytes("0")));
+        var partition = PartitionRef(store);
+        var victim = await Sys.ActorSelection(partition.Path / (child == "writer" ? "wal" : "compactor")).ResolveOne(Timeout);
+        Watch(victim);
+        Sys.Stop(victim);
+        ExpectTerminated(victim, Timeout);
+        AwaitAssert(() => ExpectError(store, new Compact(), CrabKvErrorCode.StoreFailed), Timeout); // the partition knows
+
+        Watch(store);
+        store.Tell(new CompactAndShutdown(RequestId: 7), TestActor);
+        var error = ExpectMsg<CrabKvError>(Timeout);
+        Assert.Equal(7, error.RequestId);
+        Assert.Equal(CrabKvErrorCode.StoreFailed, error.Code);
+        ExpectTerminated(store, Timeout);
+    }
+
     [Fact]
     public async Task Compactor_that_dies_stops_compaction_only()
     {

@@ -66,7 +66,7 @@ internal sealed partial class PartitionActor
     {
         if (_compactorDead)
         {
-            replyTo.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} cannot compact: its compactor stopped.", requestId, OperationKind.Compact));
+            FailCompacts([(replyTo, requestId, shutdown)], $"Partition {_partition} cannot compact: its compactor stopped.");
             return;
         }
         _compactWaiters.Add((replyTo, requestId, shutdown));
@@ -95,8 +95,7 @@ internal sealed partial class PartitionActor
         _rollRequested = false;
         if (_readOnlyReason is not null || _compactorDead)
         {
-            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {_readOnlyReason ?? "the compactor stopped"}.");
-            ContinueStopIfWaiting();
+            FailCompacts(_compactWaiters, $"Compaction impossible: {_readOnlyReason ?? "the compactor stopped"}.");
             return;
         }
         if (MergeUnderWay)
@@ -254,6 +253,10 @@ internal sealed partial class PartitionActor
             if (!_compactorDead)
             {
                 StartMerge();
+                if (shutdown && !IsStopping)
+                {
+                    BeginStop(null); // the stop waits for the merge just started, which answers the later requests
+                }
                 return;
             }
             // The merge a later Compact asked for cannot run: its requests are answered now
@@ -307,7 +310,7 @@ internal sealed partial class PartitionActor
         if (child.Equals(_writer) && _rollRequested)
         {
             _rollRequested = false;
-            FailWaiters(_compactWaiters, CrabKvErrorCode.StoreFailed, $"Compaction impossible: {reason}.");
+            FailCompacts(_compactWaiters, $"Compaction impossible: {reason}.");
         }
         if (child.Equals(_cache) || child.Equals(_compactor))
         {
@@ -320,6 +323,26 @@ internal sealed partial class PartitionActor
         {
             _merge = null;
             FinishMerge(null, $"Compaction failed: {reason}."); // also answers a Compact that waited for the next merge
+        }
+    }
+
+    /// <summary>
+    /// Answers Compact requests whose merge cannot run (StoreFailed). A CompactAndShutdown among
+    /// them still stops the partition, whatever made the compaction impossible: the store waits
+    /// for every partition to stop, and the same request must not stop it or not depending on
+    /// which failure message arrived first.
+    /// </summary>
+    private void FailCompacts(List<(IActorRef To, long RequestId, bool Shutdown)> waiters, string message)
+    {
+        var shutdown = waiters.Any(w => w.Shutdown);
+        FailWaiters(waiters, CrabKvErrorCode.StoreFailed, message);
+        if (shutdown)
+        {
+            BeginStop(null);
+        }
+        else
+        {
+            ContinueStopIfWaiting();
         }
     }
 

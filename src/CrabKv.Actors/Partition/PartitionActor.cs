@@ -212,6 +212,11 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
     private void ReadOnly()
     {
         Receive<Get>(OnGet);
+        Receive<CompactAndShutdown>(m =>
+        {
+            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+            BeginStop(null); // no compaction, but the shutdown the store waits for
+        });
         Receive<ICrabKvRequest>(m => m is Put or Delete or PutBatch or Flush or Compact or CompactAndShutdown, m =>
             Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId)));
         Open();
