@@ -122,7 +122,11 @@ public static class TableCommand
                     {
                         await WarmUp(ctx.AddTask("warm-up (JIT, not reported)", maxValue: 1), root, cancel.Token);
                     }
-                    foreach (var (column, _) in passes)
+                    // Pass 2 gets a root of its own: a store column names its directories by a counter
+                    // that a fresh instance starts again, and must not reopen pass 1's data.
+                    var secondPass = options with { Root = Path.Combine(root, "pass-2") };
+                    Directory.CreateDirectory(secondPass.Root);
+                    foreach (var (column, pass) in passes)
                     {
                         try
                         {
@@ -130,7 +134,7 @@ public static class TableCommand
                             {
                                 var task = tasks[column][row];
                                 task.StartTask();
-                                results.Add(await MeasureCell(column, row, options, new TaskProgress(task), cancel.Token));
+                                results.Add(await MeasureCell(column, row, pass == 1 ? options : secondPass, new TaskProgress(task), cancel.Token));
                                 task.Value = 1;
                                 task.StopTask();
                             }
