@@ -189,14 +189,9 @@ public sealed class CompactionTests : StoreTestBase
         await AssertMatches(await Connect(StartStore(config)), model);
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_compact_that_rolled_during_an_install_is_answered_when_the_compactor_dies_meanwhile(bool shutdown)
+    /// <summary>A store with install-step = 1 and 200,000 keys: installing a merge of them takes 200,000 messages.</summary>
+    private IActorRef StartStoreInstallingOneKeyPerStep()
     {
-        // install-step = 1: the install of 200,000 keys takes 200,000 messages, so the second
-        // Compact's roll and the compactor's death both land while it runs. (Found by review:
-        // the second request was never answered, and a CompactAndShutdown never stopped.)
         var store = StartStore("""
             crabkv.compaction.auto = off
             crabkv.compression.enabled = off
@@ -207,6 +202,18 @@ public sealed class CompactionTests : StoreTestBase
         {
             Request<PutBatchOk>(store, new PutBatch(Enumerable.Range(b * 2000, 2000).Select(i => new BatchEntry($"k{i:D7}", Bytes("v"))).ToArray(), RequestId: b));
         }
+        return store;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_compact_that_rolled_during_an_install_is_answered_when_the_compactor_dies_meanwhile(bool shutdown)
+    {
+        // install-step = 1: the install of 200,000 keys takes 200,000 messages, so the second
+        // Compact's roll and the compactor's death both land while it runs. (Found by review:
+        // the second request was never answered, and a CompactAndShutdown never stopped.)
+        var store = StartStoreInstallingOneKeyPerStep();
         var compactor = await Sys.ActorSelection(PartitionRef(store).Path / "compactor").ResolveOne(Timeout);
         var progress = SubscribeProbe<CompactionProgressed>();
         var first = CreateTestProbe();
@@ -237,16 +244,7 @@ public sealed class CompactionTests : StoreTestBase
         // Found by review: the merge that a later Compact asked for was started and the stop the
         // CompactAndShutdown asked for was forgotten. install-step = 1 keeps merge 1 installing
         // while Compact(2)'s roll lands (sent straight to the partition, as a shard would).
-        var store = StartStore("""
-            crabkv.compaction.auto = off
-            crabkv.compression.enabled = off
-            crabkv.ttl-sweep-interval = 0
-            crabkv.compaction.install-step = 1
-            """);
-        for (var b = 0; b < 100; b++)
-        {
-            Request<PutBatchOk>(store, new PutBatch(Enumerable.Range(b * 2000, 2000).Select(i => new BatchEntry($"k{i:D7}", Bytes("v"))).ToArray(), RequestId: b));
-        }
+        var store = StartStoreInstallingOneKeyPerStep();
         var partition = PartitionRef(store);
         var progress = SubscribeProbe<CompactionProgressed>();
         var first = CreateTestProbe();
