@@ -19,6 +19,8 @@ public sealed class CrabKvProcess : IDisposable
     private readonly ConcurrentQueue<string> _stdout = new();
     private readonly ConcurrentQueue<string> _stderr = new();
     private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<(string Text, int Count, TaskCompletionSource Seen)> _stderrWaiters = new(); // under its own lock
+    private readonly Dictionary<string, int> _stderrCounts = new();                                     // lines containing each waited-for text
 
     private CrabKvProcess(Process process)
     {
@@ -40,6 +42,17 @@ public sealed class CrabKvProcess : IDisposable
             if (e.Data is not null)
             {
                 _stderr.Enqueue(e.Data);
+                lock (_stderrWaiters)
+                {
+                    foreach (var text in _stderrCounts.Keys.ToList())
+                    {
+                        if (e.Data.Contains(text, StringComparison.Ordinal))
+                        {
+                            _stderrCounts[text]++;
+                        }
+                    }
+                    _stderrWaiters.RemoveAll(w => _stderrCounts[w.Text] >= w.Count && w.Seen.TrySetResult());
+                }
             }
         };
     }
@@ -150,6 +163,35 @@ public sealed class CrabKvProcess : IDisposable
             return Outcome.Exited;
         }
         return Outcome.Serving;
+    }
+
+    /// <summary>Lines of stderr so far that contain <paramref name="text"/>; from the first call on, later lines are counted as they arrive.</summary>
+    public int StderrLines(string text)
+    {
+        lock (_stderrWaiters)
+        {
+            if (!_stderrCounts.TryGetValue(text, out var count))
+            {
+                count = _stderr.Count(l => l.Contains(text, StringComparison.Ordinal));
+                _stderrCounts[text] = count;
+            }
+            return count;
+        }
+    }
+
+    /// <summary>Completes when stderr holds <paramref name="count"/> lines containing <paramref name="text"/> (call <see cref="StderrLines"/> first to learn the current count).</summary>
+    public Task StderrLinesAsync(string text, int count)
+    {
+        lock (_stderrWaiters)
+        {
+            if (StderrLines(text) >= count)
+            {
+                return Task.CompletedTask;
+            }
+            var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _stderrWaiters.Add((text, count, seen));
+            return seen.Task;
+        }
     }
 
     /// <summary>Waits (bounded) for the exit and returns its code.</summary>

@@ -65,7 +65,6 @@ public sealed class NodeLifecycleTests
             File.WriteAllLines(file, Enumerable.Range(0, Keys).Select(i => $"k{i:D6}\t{Value(round, i)}"));
             return file;
         }
-        int Merges(TestNode node) => Regex.Count(node.Process.Stderr, "compacting");
 
         using (var node = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort()))
         {
@@ -74,14 +73,11 @@ public sealed class NodeLifecycleTests
             Assert.Contains("loaded 40,000 keys", (await node.OkAsync("load", Load(1))).Stdout);
             Assert.Contains("loaded 40,000 keys", (await node.OkAsync("load", Load(2))).Stdout);
             // Round 3 is killed as soon as a merge starts during it (bounded wait).
-            var before = Merges(node);
+            var before = node.Process.StderrLines("compacting");
             var load = node.RunAsync("load", Load(3));
-            var deadline = DateTime.UtcNow + TestNode.Patience;
-            while (Merges(node) == before && !load.IsCompleted && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(10);
-            }
-            Assert.True(Merges(node) > before, $"no merge started during the third load:\n{node.Process.Stderr}");
+            var merged = node.Process.StderrLinesAsync("compacting", before + 1);
+            await Task.WhenAny(merged, load).WaitAsync(TestNode.Patience);
+            Assert.True(merged.IsCompleted, $"no merge started during the third load:\n{node.Process.Stderr}");
             node.Process.KillHard();
             await load; // failed or finished: which of its batches were acknowledged is not known here
         }

@@ -168,7 +168,7 @@ internal sealed partial class PartitionActor
         // Nothing deletes merged inputs while a merge is planned (none awaited deletion when it
         // started); checked again all the same, since a live set is only valid without them.
         var olderExist = _leftoverInputs.Count > 0 || _awaitingDelete.Count > 0;
-        RunMerge(planning.Inputs, olderExist, olderExist || _unmatchedAcks ? null : planning.Scan.Result);
+        RunMerge(planning.Inputs, olderExist, olderExist || _unmatchedAcks ? null : planning.Scan.Live);
     }
 
     private void RunMerge(List<Segment> inputs, bool olderExist, LiveRecords? live)

@@ -48,15 +48,9 @@ public sealed class LiveRecords
     /// </summary>
     public static LiveRecords Of(KeyDirectory keys, IReadOnlyList<Segment> inputs)
     {
-        ArgumentNullException.ThrowIfNull(keys);
-        ArgumentNullException.ThrowIfNull(inputs);
-        var ids = inputs.Select(s => s.Id).ToArray();
-        if (ids.Length == 0)
-        {
-            return new LiveRecords(ids, [], [], [], 0);
-        }
-        var (segments, offsets, slots, count) = keys.LocationsIn(ids[0], ids[^1]);
-        return new LiveRecords(ids, segments, offsets, slots, count);
+        var scan = Begin(keys, inputs);
+        scan.Step(int.MaxValue);
+        return scan.Live;
     }
 
     /// <summary>
@@ -90,7 +84,7 @@ public sealed class LiveRecords
             }
         }
 
-        /// <summary>Scans up to <paramref name="maxEntries"/> more entries of the key directory; true when done (then <see cref="Result"/>).</summary>
+        /// <summary>Scans up to <paramref name="maxEntries"/> more entries of the key directory; true when done (then <see cref="Live"/>).</summary>
         public bool Step(int maxEntries)
         {
             if (_result is not null)
@@ -101,13 +95,13 @@ public sealed class LiveRecords
             {
                 return false;
             }
-            var (segments, offsets, slots, count) = _scan.Result;
+            var (segments, offsets, slots, count) = _scan.Found;
             _result = new LiveRecords(_inputs, segments, offsets, slots, count);
             return true;
         }
 
         /// <summary>The set, once <see cref="Step"/> returned true.</summary>
-        public LiveRecords Result => _result ?? throw new InvalidOperationException("The scan has not finished.");
+        public LiveRecords Live => _result ?? throw new InvalidOperationException("The scan has not finished.");
 
         /// <summary>Abandons the scan (the key directory then accepts another).</summary>
         public void Cancel() => _scan?.Cancel();
