@@ -350,9 +350,9 @@ public sealed class EmbeddedStore : IDisposable
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(destination);
-        Throw(WriteRules.CheckKey(utf8Key, _limits.MaxKeyBytes));
         if (_writeBack is { Count: > 0 } || _cache.Count > 0)
         {
+            Throw(WriteRules.CheckKey(utf8Key, _limits.MaxKeyBytes));
             // Buffered writes and cached values are keyed by string: take the string path.
             if (!TryGet(KeyRules.Utf8.GetString(utf8Key), out var value))
             {
@@ -361,18 +361,23 @@ public sealed class EmbeddedStore : IDisposable
             destination.Write(value);
             return true;
         }
-        var now = Now;
+        // The UTF-8 check waits for a miss: a key found equals a stored key, which passed it.
+        Throw(WriteRules.CheckKeyLength(utf8Key, _limits.MaxKeyBytes));
         _gets++;
-        if (!_index.TryGetLiveByHash(utf8Key, now, out var location, out var keyChecked))
+        if (_index.TryGetLiveByHash(utf8Key, _options.Clock, out var location, out var keyChecked))
         {
-            return false;
+            if (ReadInto(location, utf8Key, otherKeyIsMiss: !keyChecked, destination))
+            {
+                return true;
+            }
+            // A record of another key with the same hash: the compared lookup decides.
+            if (_index.TryGetLive(utf8Key, Now, out location) && ReadInto(location, utf8Key, otherKeyIsMiss: false, destination))
+            {
+                return true;
+            }
         }
-        if (ReadInto(location, utf8Key, otherKeyIsMiss: !keyChecked, destination))
-        {
-            return true;
-        }
-        // A record of another key with the same hash: the compared lookup decides.
-        return _index.TryGetLive(utf8Key, now, out location) && ReadInto(location, utf8Key, otherKeyIsMiss: false, destination);
+        Throw(WriteRules.CheckKey(utf8Key, _limits.MaxKeyBytes));
+        return false;
     }
 
     private bool ReadInto(in KeyLocation location, ReadOnlySpan<byte> keyBytes, bool otherKeyIsMiss, IBufferWriter<byte> destination)
@@ -382,7 +387,7 @@ public sealed class EmbeddedStore : IDisposable
         {
             return RecordReader.ReadValueInto(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, otherKeyIsMiss, destination);
         }
-        var segment = _index.Segments[location.Segment];
+        var segment = SegmentOf(location.Segment);
         return RecordReader.ReadValueInto(segment, segment.Path, location, keyBytes, ref _readBuffer, otherKeyIsMiss, destination);
     }
 
@@ -400,11 +405,15 @@ public sealed class EmbeddedStore : IDisposable
                 ? RecordReader.ReadValue(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped)
                 : RecordReader.ReadCandidate(writer, writer.Segment.Path, location, keyBytes, ref _readBuffer, out mapped);
         }
-        var segment = _index.Segments[location.Segment];
+        var segment = SegmentOf(location.Segment);
         return keyChecked
             ? RecordReader.ReadValue(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped)
             : RecordReader.ReadCandidate(segment, segment.Path, location, keyBytes, ref _readBuffer, out mapped);
     }
+
+    /// <summary>The open segment a key directory location names (the directory names only segments in the table).</summary>
+    private Segments.Segment SegmentOf(Segments.SegmentId id) =>
+        _index.TryGetSegment(id, out var segment) ? segment : throw new InvalidOperationException($"The key directory names segment {id}, which is not open.");
 
     /// <summary>Reads a key's value, or null.</summary>
     public byte[]? Get(string key) => TryGet(key, out var v) ? v : null;

@@ -139,4 +139,24 @@ public sealed class SpanGetTests : IDisposable
         Assert.Throws<ArgumentNullException>(() => store.TryGet("k"u8, null!));
         Assert.Equal("v"u8.ToArray(), SpanGet(store, "k")); // the store is unharmed
     }
+
+    [Fact]
+    public void A_key_that_is_not_UTF_8_is_refused_even_when_its_hash_finds_a_stored_key()
+    {
+        // The byte get checks UTF-8 only when the key is not found (a key found equals a stored
+        // key, which passed the check). This key's lookup by hash lands on a stored key's entry,
+        // and its record names that other key: the get must still end in the refusal.
+        var (valid, invalid) = HashCollisions.InvalidTwin;
+        var directory = new CrabKv.Storage.Index.KeyDirectory();
+        directory.Set(Encoding.UTF8.GetBytes(valid), new CrabKv.Storage.Index.KeyLocation(CrabKv.Storage.Segments.SegmentId.From(1, 0), 16, 40, 0), out _);
+        Assert.True(directory.TryGetByHash(invalid, out _)); // the twins collide in the directory itself
+        using var store = Open();
+        store.Put(valid, "the valid twin"u8.ToArray());
+        store.Sync();
+        var buffer = new ArrayBufferWriter<byte>();
+        var refused = Assert.ThrowsAny<Exception>(() => store.TryGet(invalid, buffer));
+        Assert.Contains("not valid UTF-8", refused.Message);
+        Assert.Equal(0, buffer.WrittenCount);
+        Assert.Equal("the valid twin"u8.ToArray(), SpanGet(store, valid));
+    }
 }

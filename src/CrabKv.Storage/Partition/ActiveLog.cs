@@ -257,7 +257,7 @@ public static class RecordReader
 
     /// <summary>
     /// <see cref="ReadValue"/> of a location found by hash alone
-    /// (<see cref="PartitionIndex.TryGetLiveByHash"/>): null when the record verifies but holds
+    /// (<see cref="PartitionIndex.TryGetLiveByHash(ReadOnlySpan{byte}, long, out KeyLocation, out bool)"/>): null when the record verifies but holds
     /// another key (a hash collision: look the key up by comparing it). Damage is still a
     /// <see cref="CorruptSegmentException"/>.
     /// </summary>

@@ -16,6 +16,7 @@ namespace CrabKv.Storage.Partition;
 public sealed class PartitionIndex : IDisposable
 {
     private readonly SortedDictionary<SegmentId, Segment> _segments = new();
+    private readonly Dictionary<SegmentId, Segment> _byId = new(); // the same segments, for the get path's lookup by id
 
     /// <summary>An empty index.</summary>
     public PartitionIndex(KeyDirectory? keys = null)
@@ -31,6 +32,9 @@ public sealed class PartitionIndex : IDisposable
 
     /// <summary>The open segments in id order: every sealed one and, once started, the active one.</summary>
     public IReadOnlyDictionary<SegmentId, Segment> Segments => _segments;
+
+    /// <summary>The open segment <paramref name="id"/> (a hashed lookup, for reads); false when it is not in the table.</summary>
+    public bool TryGetSegment(SegmentId id, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out Segment segment) => _byId.TryGetValue(id, out segment);
 
     /// <summary>The active (written) segment; default until one is started.</summary>
     public SegmentId Active { get; private set; }
@@ -116,18 +120,33 @@ public sealed class PartitionIndex : IDisposable
         return TryGetLive(key, nowMs, out location);
     }
 
-    /// <summary><see cref="TryGetLiveByHash"/> plus the open segment holding the record.</summary>
+    /// <summary>
+    /// <see cref="TryGetLiveByHash(ReadOnlySpan{byte}, long, out KeyLocation, out bool)"/> that
+    /// reads <paramref name="clock"/> only for a key with a TTL: a key without one is live
+    /// whatever the time, and a get of it costs no clock read.
+    /// </summary>
+    public bool TryGetLiveByHash(ReadOnlySpan<byte> key, TimeProvider clock, out KeyLocation location, out bool keyChecked)
+    {
+        keyChecked = false;
+        if (!Keys.TryGetByHash(key, out location))
+        {
+            return false;
+        }
+        return location.Expiry == 0 || TryGetLiveByHash(key, clock.GetUtcNow().ToUnixTimeMilliseconds(), out location, out keyChecked);
+    }
+
+    /// <summary><see cref="TryGetLiveByHash(ReadOnlySpan{byte}, long, out KeyLocation, out bool)"/> plus the open segment holding the record.</summary>
     public bool TryLocateByHash(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out Segment segment, out bool keyChecked)
     {
         segment = null!;
-        return TryGetLiveByHash(key, nowMs, out location, out keyChecked) && _segments.TryGetValue(location.Segment, out segment!);
+        return TryGetLiveByHash(key, nowMs, out location, out keyChecked) && _byId.TryGetValue(location.Segment, out segment!);
     }
 
     /// <summary><see cref="TryGetLive"/> plus the open segment holding the record.</summary>
     public bool TryLocate(ReadOnlySpan<byte> key, long nowMs, out KeyLocation location, out Segment segment)
     {
         segment = null!;
-        return TryGetLive(key, nowMs, out location) && _segments.TryGetValue(location.Segment, out segment!);
+        return TryGetLive(key, nowMs, out location) && _byId.TryGetValue(location.Segment, out segment!);
     }
 
     /// <summary>
@@ -157,12 +176,12 @@ public sealed class PartitionIndex : IDisposable
     // ------------------------------------------------------------------ segments
 
     /// <summary>Adds an open sealed segment (recovery, merge outputs).</summary>
-    public void AddSealed(Segment segment) => _segments[segment.Id] = segment;
+    public void AddSealed(Segment segment) => Put(segment);
 
     /// <summary>A new active segment: <paramref name="reader"/> serves its reads.</summary>
     public void StartActive(Segment reader)
     {
-        _segments[reader.Id] = reader;
+        Put(reader);
         Active = reader.Id;
     }
 
@@ -179,7 +198,7 @@ public sealed class PartitionIndex : IDisposable
         }
         if (length == 0)
         {
-            _segments.Remove(id);
+            Drop(id);
             reader.Dispose();
             return false;
         }
@@ -247,7 +266,7 @@ public sealed class PartitionIndex : IDisposable
     {
         foreach (var o in result.Outputs)
         {
-            _segments[o.Id] = o;
+            Put(o);
         }
         return new PendingMerge(inputs, Merger.BeginInstall(Keys, Usage, inputs.Select(s => s.Id), result));
     }
@@ -258,7 +277,7 @@ public sealed class PartitionIndex : IDisposable
         merge.Install.Complete();
         foreach (var s in merge.Inputs)
         {
-            _segments.Remove(s.Id);
+            Drop(s.Id);
         }
     }
 
@@ -288,6 +307,19 @@ public sealed class PartitionIndex : IDisposable
             s.Dispose();
         }
         _segments.Clear();
+        _byId.Clear();
+    }
+
+    private void Put(Segment segment)
+    {
+        _segments[segment.Id] = segment;
+        _byId[segment.Id] = segment;
+    }
+
+    private void Drop(SegmentId id)
+    {
+        _segments.Remove(id);
+        _byId.Remove(id);
     }
 }
 

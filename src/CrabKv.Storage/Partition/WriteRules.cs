@@ -117,12 +117,21 @@ public static class WriteRules
     }
 
     /// <summary>Checks a key given as UTF-8 bytes: the same rules as a string key's.</summary>
-    public static Refusal? CheckKey(ReadOnlySpan<byte> utf8Key, int maxKeyBytes) => utf8Key.Length switch
+    public static Refusal? CheckKey(ReadOnlySpan<byte> utf8Key, int maxKeyBytes) =>
+        CheckKeyLength(utf8Key, maxKeyBytes) ?? (System.Text.Unicode.Utf8.IsValid(utf8Key)
+            ? null
+            : new Refusal(CrabKvErrorCode.InvalidRequest, RefusalSubject.Key, KeyRules.NotUtf8Message));
+
+    /// <summary>
+    /// The length rules of <see cref="CheckKey(ReadOnlySpan{byte}, int)"/> alone. A read may
+    /// look a key up after this check and leave the UTF-8 check to a miss: a key found is equal
+    /// to a stored key, and every stored key passed the whole check when it was written.
+    /// </summary>
+    public static Refusal? CheckKeyLength(ReadOnlySpan<byte> utf8Key, int maxKeyBytes) => utf8Key.Length switch
     {
         0 => new Refusal(CrabKvErrorCode.EmptyKey, RefusalSubject.Key, KeyRules.EmptyMessage),
         _ when utf8Key.Length > maxKeyBytes => new Refusal(CrabKvErrorCode.KeyTooLarge, RefusalSubject.Key,
             KeyRules.TooLargeMessage(utf8Key.Length, "crabkv.limits.max-key-bytes", maxKeyBytes)),
-        _ when !System.Text.Unicode.Utf8.IsValid(utf8Key) => new Refusal(CrabKvErrorCode.InvalidRequest, RefusalSubject.Key, KeyRules.NotUtf8Message),
         _ => null,
     };
 

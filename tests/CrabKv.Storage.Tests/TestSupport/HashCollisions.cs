@@ -38,4 +38,40 @@ public static class HashCollisions
     }
 
     private static string Key(int i) => $"c{i:D7}";
+
+    private static readonly Lazy<(string Valid, byte[] Invalid)> FoundInvalid = new(SearchInvalid);
+
+    /// <summary>
+    /// A valid key and a key of the same length that is not valid UTF-8 (0xFF and seven digits)
+    /// with an equal 32-bit hash: the invalid key's lookup by hash finds the valid key's entry.
+    /// </summary>
+    public static (string Valid, byte[] Invalid) InvalidTwin => FoundInvalid.Value;
+
+    private static (string, byte[]) SearchInvalid()
+    {
+        const int valid = 200_000;
+        var seen = new Dictionary<uint, int>(valid);
+        Span<byte> buffer = stackalloc byte[16];
+        for (var i = 0; i < valid; i++)
+        {
+            seen.TryAdd(Fold(buffer[..Encoding.UTF8.GetBytes(Key(i), buffer)]), i);
+        }
+        var invalid = new byte[8];
+        invalid[0] = 0xFF;
+        for (var j = 0; j < 10_000_000; j++)
+        {
+            Encoding.ASCII.GetBytes(j.ToString("D7", System.Globalization.CultureInfo.InvariantCulture), invalid.AsSpan(1));
+            if (seen.TryGetValue(Fold(invalid), out var twin))
+            {
+                return (Key(twin), invalid);
+            }
+        }
+        throw new InvalidOperationException("No 32-bit hash collision between 200,000 valid and 10,000,000 invalid keys: has KeyDirectory's hash changed?");
+    }
+
+    private static uint Fold(ReadOnlySpan<byte> key)
+    {
+        var h = XxHash3.HashToUInt64(key);
+        return (uint)(h ^ (h >> 32));
+    }
 }
