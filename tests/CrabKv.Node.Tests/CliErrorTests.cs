@@ -21,7 +21,9 @@ public sealed class CliErrorTests
 
     [Theory]
     [InlineData("crabkv get: missing KEY", "get")]
-    [InlineData("crabkv put: missing VALUE", "put", "k")]
+    [InlineData("crabkv put: missing VALUE (or --in FILE)", "put", "k")]
+    [InlineData("crabkv put: give VALUE or --in FILE, not both", "put", "k", "v", "--in", "value.bin")]
+    [InlineData("crabkv put: --in: missing value", "put", "k", "--in")]
     [InlineData("crabkv load: missing FILE", "load")]
     [InlineData("crabkv put: --ttl: 0 is not a positive duration", "put", "k", "v", "--ttl", "0")]
     [InlineData("crabkv put: --ttl: '30' has no unit", "put", "k", "v", "--ttl", "30")]
@@ -40,6 +42,18 @@ public sealed class CliErrorTests
         Assert.Contains(message, r.Stderr);
         Assert.Contains("--help' for usage", r.Stderr);
         Assert.DoesNotContain("Usage:", r.Stderr); // not the whole usage text
+    }
+
+    [Fact]
+    public async Task A_put_from_a_file_that_cannot_be_read_fails_before_connecting()
+    {
+        // No node answers at port 1: a command that tried to connect would exit 3, not 2.
+        using var dir = new TempDir();
+        var missing = await Fails(2, "put", "k", "--in", dir.Combine("no-such-file"), "--node", "127.0.0.1:1");
+        Assert.Contains("crabkv put: --in: cannot read", missing.Stderr);
+        Assert.Contains("no-such-file", missing.Stderr);
+        var directory = await Fails(2, "put", "k", "--in", dir.Path, "--node", "127.0.0.1:1");
+        Assert.Contains("is a directory, not a file", directory.Stderr);
     }
 
     [Fact]

@@ -102,9 +102,22 @@ public sealed class CrabKvProcess : IDisposable
     /// Runs a command to its end (bounded by <paramref name="timeout"/>; killed past it): exit
     /// code, stdout exactly as bytes, stderr as text.
     /// </summary>
-    public static async Task<Completed> RunAsync(TimeSpan timeout, params string[] args)
+    public static Task<Completed> RunAsync(TimeSpan timeout, params string[] args) => RunAsync(timeout, [], args);
+
+    /// <summary><see cref="RunAsync(TimeSpan, string[])"/> with <paramref name="stdin"/> written to its standard input, which is then closed.</summary>
+    public static async Task<Completed> RunAsync(TimeSpan timeout, byte[] stdin, params string[] args)
     {
         using var process = Process.Start(StartInfo(args))!;
+        var input = process.StandardInput.BaseStream;
+        try
+        {
+            await input.WriteAsync(stdin).AsTask().WaitAsync(timeout);
+            await input.FlushAsync();
+        }
+        catch (IOException)
+        {
+            // The command exited without reading all of it (a usage error): its exit code says so.
+        }
         process.StandardInput.Close();
         var stdout = new MemoryStream();
         var copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);

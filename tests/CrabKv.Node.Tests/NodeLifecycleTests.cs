@@ -138,6 +138,31 @@ public sealed class NodeLifecycleTests
             Assert.Empty(getOut.StdoutBytes);
             Assert.Equal(Encoding.UTF8.GetBytes(greeting), File.ReadAllBytes(file));
 
+            // Any bytes, not only text: put --in FILE, and --in - from standard input.
+            var binary = Enumerable.Range(0, 256).Select(i => (byte)i).Concat(new byte[] { 0xFF, 0xFE, 0x00, 0x0A }).ToArray();
+            var binaryFile = dir.Combine("binary.in");
+            File.WriteAllBytes(binaryFile, binary);
+            Assert.Equal("OK\n", (await node.OkAsync("put", "binary", "--in", binaryFile)).Stdout);
+            Assert.Equal(binary, (await node.OkAsync("get", "binary")).StdoutBytes);
+            var reversed = binary.Reverse().ToArray();
+            var piped = await node.RunWithInputAsync(reversed, "put", "piped", "--in", "-");
+            Assert.True(piped.ExitCode == 0, piped.ToString());
+            Assert.Equal(reversed, (await node.OkAsync("get", "piped")).StdoutBytes);
+            var emptyFile = dir.Combine("empty.in");
+            File.WriteAllBytes(emptyFile, []);
+            await node.OkAsync("put", "empty", "--in", emptyFile);
+            Assert.Empty((await node.OkAsync("get", "empty")).StdoutBytes); // found (exit 0), zero bytes
+            var tooLarge = dir.Combine("too-large.in");
+            File.WriteAllBytes(tooLarge, new byte[17 * 1024 * 1024]); // over the default max-value-bytes, 16 MiB
+            var refused = await node.RunAsync("put", "too-large", "--in", tooLarge);
+            Assert.True(refused.ExitCode == 2, refused.ToString());
+            Assert.Contains("ValueTooLarge", refused.Stderr);
+            Assert.Equal(1, (await node.RunAsync("get", "too-large")).ExitCode);
+            foreach (var key in new[] { "binary", "piped", "empty" })
+            {
+                await node.OkAsync("del", key); // the rest of the test counts the text keys alone
+            }
+
             var missing = await node.RunAsync("get", "no-such-key");
             Assert.Equal(1, missing.ExitCode);
             Assert.Empty(missing.StdoutBytes);

@@ -39,6 +39,27 @@ public sealed class ServeTests
         }
     }
 
+    [Fact]
+    public async Task A_second_node_on_a_served_directory_is_refused_before_it_starts_anything()
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("data");
+        var config = TestNode.WriteConfig(dir, 2);
+        using var serving = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort());
+        await serving.OkAsync("put", "k", "v");
+
+        var second = await CrabKvProcess.RunAsync(Timeout, "serve", "--config", config, "--data-dir", data, "--port", "0");
+        Assert.True(second.ExitCode == 2, second.ToString());
+        Assert.Empty(second.StdoutBytes);
+        Assert.Contains($"is in use by another process or store instance (its LOCK file is held by pid {serving.Process.Id}", second.Stderr);
+        // Refused before the actor system started: no remoting, no cluster, nothing to shut down.
+        Assert.DoesNotContain("remoting", second.Stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Cluster Node", second.Stderr);
+
+        Assert.Equal("v", (await serving.OkAsync("get", "k")).Stdout); // the serving node is unharmed
+        Assert.Equal(0, await serving.StopAsync());
+    }
+
     [Theory]
     [InlineData(new[] { 0, 1 })] // every partition
     [InlineData(new[] { 1 })]    // any partition

@@ -68,6 +68,10 @@ public sealed class TestNode : IDisposable
     public Task<CrabKvProcess.Completed> RunAsync(params string[] args) =>
         CrabKvProcess.RunAsync(CommandTimeout, [.. args, "--node", Address, "--timeout", "30s"]);
 
+    /// <summary><see cref="RunAsync"/> with <paramref name="stdin"/> on the command's standard input.</summary>
+    public Task<CrabKvProcess.Completed> RunWithInputAsync(byte[] stdin, params string[] args) =>
+        CrabKvProcess.RunAsync(CommandTimeout, stdin, [.. args, "--node", Address, "--timeout", "30s"]);
+
     /// <summary>Runs a client command that must succeed; returns its result.</summary>
     public async Task<CrabKvProcess.Completed> OkAsync(params string[] args)
     {

@@ -87,7 +87,12 @@ public static class CommandLine
     private static Command PutCommand()
     {
         var key = new Argument<string>("KEY") { Description = "the key (UTF-8)" };
-        var value = new Argument<string>("VALUE") { Description = "the value (stored as its UTF-8 bytes)" };
+        var value = new Argument<string?>("VALUE") { Description = "the value (stored as its UTF-8 bytes); or --in FILE", Arity = ArgumentArity.ZeroOrOne };
+        var input = new Option<string?>("--in")
+        {
+            Description = "read the value from FILE, exactly its bytes (any bytes, not only text; '-' reads standard input)",
+            HelpName = "FILE",
+        };
         var ttl = new Option<TimeSpan?>("--ttl")
         {
             Description = "time to live: 500ms, 30s, 5m, 1h, 2d (default: no expiry)",
@@ -95,8 +100,18 @@ public static class CommandLine
             CustomParser = r => ParseDuration(r, "--ttl"),
         };
         var (node, timeout) = ClientOptions();
-        var command = new Command("put", "Write a value. Prints OK once the node has acknowledged it.") { key, value, ttl, node, timeout };
-        command.SetAction(r => ClientCommands.PutAsync(Client(r, node, timeout), r.GetValue(key)!, r.GetValue(value)!, r.GetValue(ttl)));
+        var command = new Command("put", "Write a value, given as VALUE or read from --in FILE. Prints OK once the node has acknowledged it.") { key, value, input, ttl, node, timeout };
+        command.Validators.Add(c =>
+        {
+            var hasValue = c.GetResult(value) is { Tokens.Count: > 0 };
+            var hasInput = c.GetResult(input) is not null;
+            if (hasValue == hasInput)
+            {
+                c.AddError(hasValue ? "give VALUE or --in FILE, not both" : "missing VALUE (or --in FILE)");
+            }
+        });
+        command.SetAction(r => ClientCommands.PutAsync(Client(r, node, timeout), r.GetValue(key)!,
+            r.GetValue(input) is { } file ? ClientCommands.ReadValue(file) : System.Text.Encoding.UTF8.GetBytes(r.GetValue(value)!), r.GetValue(ttl)));
         return command;
     }
 

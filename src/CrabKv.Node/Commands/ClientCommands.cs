@@ -18,13 +18,62 @@ public sealed record ClientOptions(HostPort Node, TimeSpan Timeout);
 /// </summary>
 public static class ClientCommands
 {
-    /// <summary><c>put KEY VALUE [--ttl D]</c>: prints OK.</summary>
-    public static Task<int> PutAsync(ClientOptions o, string key, string value, TimeSpan? ttl) => WithNode(o, async node =>
+    /// <summary><c>put KEY VALUE|--in FILE [--ttl D]</c>: prints OK.</summary>
+    public static Task<int> PutAsync(ClientOptions o, string key, byte[] value, TimeSpan? ttl) => WithNode(o, async node =>
     {
-        await node.Client.PutAsync(key, Encoding.UTF8.GetBytes(value), ttl);
+        await node.Client.PutAsync(key, value, ttl);
         Consoles.Result("OK");
         return ExitCodes.Ok;
     });
+
+    /// <summary>
+    /// The bytes of <c>put --in FILE</c> (<c>-</c>: standard input), read before the node is
+    /// contacted. More than a value can ever be (the format's limit) is refused without reading
+    /// it all; the node refuses what passes its own <c>crabkv.limits.max-value-bytes</c>.
+    /// </summary>
+    public static byte[] ReadValue(string file)
+    {
+        const long limit = Storage.Format.FormatConstants.MaxValueBytes;
+        try
+        {
+            if (file == "-")
+            {
+                using var stdin = Console.OpenStandardInput();
+                return ReadAtMost(stdin, limit, "standard input");
+            }
+            if (Directory.Exists(file))
+            {
+                throw new CliException(ExitCodes.Error, $"--in: '{file}' is a directory, not a file");
+            }
+            using var stream = File.OpenRead(file);
+            return ReadAtMost(stream, limit, $"'{file}'");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException(ExitCodes.Error, $"--in: cannot read '{file}': {e.Message}");
+        }
+    }
+
+    private static byte[] ReadAtMost(Stream stream, long limit, string what)
+    {
+        var tooLarge = $"--in: {what} holds more than {limit:N0} bytes, more than any value can be (see crabkv.limits.max-value-bytes)";
+        if (stream.CanSeek && stream.Length > limit)
+        {
+            throw new CliException(ExitCodes.Error, tooLarge);
+        }
+        using var copy = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            if (copy.Length + read > limit)
+            {
+                throw new CliException(ExitCodes.Error, tooLarge);
+            }
+            copy.Write(buffer, 0, read);
+        }
+        return copy.ToArray();
+    }
 
     /// <summary><c>get KEY [--out FILE]</c>: exactly the value's bytes on stdout (or in FILE); 1 when absent.</summary>
     public static Task<int> GetAsync(ClientOptions o, string key, string? outFile) => WithNode(o, async node =>

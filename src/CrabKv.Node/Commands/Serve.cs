@@ -26,6 +26,28 @@ public static class Serve
     /// <summary>The line a script waits for: the node answers requests from here on.</summary>
     public const string ReadyLine = "crabkv node ready";
 
+    /// <summary>
+    /// A data directory another process holds is refused before the actor system starts: the
+    /// refusal is then the only thing a second node prints. Only a probe (taken and released at
+    /// once): the node takes the lock for good when it opens the directory, and a node that wins
+    /// a race in between is refused there, as before.
+    /// </summary>
+    private static void RefuseIfLocked(string dataDir, CrabKv.Storage.Files.FileLayer files)
+    {
+        if (!Directory.Exists(dataDir))
+        {
+            return; // nobody holds a directory that does not exist; the node creates it
+        }
+        try
+        {
+            using var probe = CrabKv.Storage.DirectoryLock.Acquire(files, dataDir);
+        }
+        catch (CrabKv.Storage.StoreLockedException e)
+        {
+            throw new CliException(ExitCodes.Error, e.Message);
+        }
+    }
+
     /// <summary>Runs the node; returns the exit code.</summary>
     public static async Task<int> RunAsync(ServeOptions options)
     {
@@ -39,6 +61,7 @@ public static class Serve
         {
             throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' is a file, not a directory");
         }
+        RefuseIfLocked(dataDir, storeSettings.Files);
 
         ActorSystem system;
         try
