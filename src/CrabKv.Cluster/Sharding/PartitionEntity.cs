@@ -253,8 +253,12 @@ internal sealed class PartitionEntity : ReceiveActor, IWithUnboundedStash, IWith
         {
             if (holder != _claimed && !NodeIdentity.HasData(_directory, _handoff.Files))
             {
-                // (Not after this entity's own claim of a new, empty partition.)
-                _log.Warning("Partition {0}: the registry names this node as its holder (epoch {1}) but '{2}' has no segment; serving it as it is",
+                // (Not after this entity's own claim of a new, empty partition.) Normal for a
+                // partition that held no key when the node stopped (an empty segment is deleted
+                // when it is sealed), so every restart of a node with empty partitions says it:
+                // information, not a warning. A data directory wiped as a whole has a new node
+                // identity and never gets here (the registry names the old one).
+                _log.Info("Partition {0}: the registry names this node as its holder (epoch {1}) and '{2}' has no segment (it held no key); serving it empty",
                     _partition, holder.Value.Epoch, _directory);
             }
             OnHolderRecorded(holder.Value);

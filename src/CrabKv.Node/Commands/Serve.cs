@@ -62,6 +62,12 @@ public static class Serve
             throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' is a file, not a directory");
         }
         RefuseIfLocked(dataDir, storeSettings.Files);
+        if (storeSettings.Partitions != 0 && storeSettings.Partitions != clusterSettings.Partitions)
+        {
+            // Documented, but easy to miss: a node's partitions are the cluster's.
+            Console.Error.WriteLine($"crabkv serve: warning: crabkv.partitions = {storeSettings.Partitions} is not used by a node; " +
+                $"the cluster has crabkv.cluster.partitions = {clusterSettings.Partitions} partitions (set that one instead)");
+        }
 
         ActorSystem system;
         try
