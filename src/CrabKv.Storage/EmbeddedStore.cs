@@ -296,17 +296,17 @@ public sealed class EmbeddedStore : IDisposable
     public bool TryGet(string key, out byte[] value)
     {
         ThrowIfDisposed();
-        var now = Now;
         _gets++;
         if (_writeBack is not null && _writeBack.TryGet(key, out var dirty))
         {
-            value = dirty.IsLiveAt(now) ? dirty.Value!.ToArray() : [];
-            return dirty.IsLiveAt(now);
+            var live = dirty.IsLiveAt(Now);
+            value = live ? dirty.Value!.ToArray() : [];
+            return live;
         }
         // The LRU holds only values read positionally (a file layer that does not map): a
         // mapped read costs no system call, so caching it would only copy and evict. With
         // mapping, the cache stays empty and is not even looked at.
-        if (_cache.Count > 0 && _cache.TryGet(key, now, out var cached))
+        if (_cache.Count > 0 && _cache.TryGet(key, Now, out var cached))
         {
             value = cached.ToArray(); // the cache keeps its own array; callers may change theirs
             return true;
@@ -314,8 +314,8 @@ public sealed class EmbeddedStore : IDisposable
         var keyBytes = EncodeKey(key);
         // Found by hash alone (the stored key is not read: one cache miss fewer); the record's
         // own key, checked on every read anyway, confirms it. A record of another key with the
-        // same hash sends the get to the compared lookup.
-        if (!_index.TryGetLiveByHash(keyBytes, now, out var location, out var keyChecked))
+        // same hash sends the get to the compared lookup. The clock is read only for a key with a TTL.
+        if (!_index.TryGetLiveByHash(keyBytes, _options.Clock, out var location, out var keyChecked))
         {
             value = [];
             return false;
@@ -323,7 +323,7 @@ public sealed class EmbeddedStore : IDisposable
         var found = ReadRecord(location, keyBytes, keyChecked, out var mapped);
         if (found is null)
         {
-            if (!_index.TryGetLive(keyBytes, now, out location))
+            if (!_index.TryGetLive(keyBytes, Now, out location))
             {
                 value = [];
                 return false;
