@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using CrabKv.Actors;
+using CrabKv.Actors.Client;
 using CrabKv.Node.Cli;
 using CrabKv.Node.Hosting;
 using CrabKv.Node.Output;
@@ -123,26 +124,25 @@ public static class ClientCommands
             var task = progress.Start("compact", 100);
             // A compaction can take long: it gets an hour unless --timeout says more.
             var compact = node.Client.CompactAsync(o.Timeout > TimeSpan.FromHours(1) ? o.Timeout : TimeSpan.FromHours(1));
-            using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
-            while (!compact.IsCompleted)
+            // Merges run in steps and the partitions answer stats between them: a node that
+            // answers no poll for --timeout has stopped (killed, or unreachable), and waiting
+            // out the compaction's hour would only hide that.
+            try
             {
-                await Task.WhenAny(compact, poll.WaitForNextTickAsync().AsTask());
-                if (compact.IsCompleted)
-                {
-                    break;
-                }
-                try
+                await NodeWatch.WhileAnswering(compact, async () =>
                 {
                     var stats = await node.Client.GetStatsAsync();
                     if (stats.Partitions.Count > 0)
                     {
                         task.Set(100 * stats.Partitions.Average(p => p.CompactionProgress));
                     }
-                }
-                catch (Exception e) when (e is TimeoutException or Actors.Client.CrabKvRequestException)
-                {
-                    // Progress only: the compaction's own reply decides.
-                }
+                }, TimeSpan.FromMilliseconds(500), o.Timeout);
+            }
+            catch (NodeWatch.SilentException e)
+            {
+                throw new CliException(ExitCodes.Unreachable,
+                    $"the node at {o.Node} stopped answering during the compaction (nothing for {Durations.Format(e.Silence)}, --timeout {Durations.Format(o.Timeout)}); " +
+                    "whether it finished is unknown: see `crabkv stats` once the node is back");
             }
             var r = await compact;
             task.Complete($"{r.SegmentsMerged} segments merged");
