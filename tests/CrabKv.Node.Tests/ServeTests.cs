@@ -58,6 +58,14 @@ public sealed class ServeTests
 
         Assert.Equal("v", (await serving.OkAsync("get", "k")).Stdout); // the serving node is unharmed
         Assert.Equal(0, await serving.StopAsync());
+        Assert.DoesNotContain("warning", serving.Process.Stderr); // crabkv.partitions is not set: nothing to warn about
+
+        // crabkv.partitions set for a node: said once, and the node serves the cluster's count.
+        File.AppendAllText(config, "\ncrabkv.partitions = 3\n");
+        using var warned = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort());
+        Assert.Contains("warning: crabkv.partitions = 3 is not used by a node; the cluster has crabkv.cluster.partitions = 2", warned.Process.Stderr);
+        Assert.Contains("partitions held here: 2 of 2", warned.Process.Stdout);
+        Assert.Equal(0, await warned.StopAsync());
     }
 
     [Theory]

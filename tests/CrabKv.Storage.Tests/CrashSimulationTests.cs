@@ -281,6 +281,50 @@ public sealed class CrashSimulationTests : IDisposable
     }
 
     [Fact]
+    public void ACrashInsideARollLeavesAZeroTailBeforeAnEmptySegmentAndRecoveryCutsItSilently()
+    {
+        // A roll creates the next segment, then seals (trims, fsyncs) the current one. A crash
+        // in between leaves the current segment with its preallocated zero tail, no longer the
+        // last file: observed as a node that would not start (kill -9 during compactions).
+        var options = Options(preallocate: true) with { MaxSegmentBytes = 64 << 10 };
+        var store = EmbeddedStore.Open(_dir.Path, options);
+        var model = new Dictionary<string, (byte[] Value, long Expiry)>(StringComparer.Ordinal);
+        foreach (var op in Prefix.Concat(Tail))
+        {
+            Apply(store, op);
+            Apply(model, op, _clock.UnixMilliseconds);
+        }
+        store.Flush();
+        var current = store.GetStats().ActiveSegment;
+        var segment = Path.Combine(_dir.Path, current.DataFileName);
+        var dataEnd = HeaderSize + Prefix.Concat(Tail).Sum(SizeOf);
+        store.SimulateCrash();
+        // The next segment as the roll creates it: a header, then preallocated zeros.
+        var next = CrabKv.Storage.Segments.SegmentId.From(current.Sequence + 1, 0);
+        var created = new byte[32 << 10];
+        CrabKv.Storage.Segments.FileHeader.Write(created, CrabKv.Storage.Format.FormatConstants.SegmentMagic, next);
+        File.WriteAllBytes(Path.Combine(_dir.Path, next.DataFileName), created);
+        Assert.Equal(64 << 10, new FileInfo(segment).Length); // the current one: preallocated, never trimmed
+
+        var verify = CrabKv.Storage.Recovery.Repair.Verify(_dir.Path);
+        Assert.True(verify.Clean, string.Join("; ", verify.Damaged.Select(d => d.Path)));
+        var messages = new List<string>();
+        using (var reopened = EmbeddedStore.Open(_dir.Path, options with { Log = messages.Add }))
+        {
+            Assert.Null(reopened.LastRecovery.TornTail);
+            Assert.DoesNotContain(messages, m => m.Contains("Torn", StringComparison.OrdinalIgnoreCase));
+            Assert.Equal(dataEnd, new FileInfo(segment).Length); // cut at the end of its records
+            Assert.False(File.Exists(Path.Combine(_dir.Path, next.DataFileName))); // held nothing: deleted
+            AssertState(reopened, model, "after a crash inside a roll");
+            reopened.Put("after", "the crash");
+        }
+        using var again = EmbeddedStore.Open(_dir.Path, options);
+        Assert.Equal("the crash", again.GetString("after"));
+        model["after"] = ("the crash"u8.ToArray(), 0);
+        AssertState(again, model, "reopened once more");
+    }
+
+    [Fact]
     public void UnflushedWritesAreLostAndFlushedWritesSurviveACrash()
     {
         var options = Options(preallocate: true);

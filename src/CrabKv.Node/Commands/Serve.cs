@@ -62,10 +62,12 @@ public static class Serve
             throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' is a file, not a directory");
         }
         RefuseIfLocked(dataDir, storeSettings.Files);
-        if (storeSettings.Partitions != 0 && storeSettings.Partitions != clusterSettings.Partitions)
+        // The key as configured: the settings resolve its default 0 to the core count.
+        var localPartitions = config.GetInt("crabkv.partitions", 0);
+        if (localPartitions != 0 && localPartitions != clusterSettings.Partitions)
         {
             // Documented, but easy to miss: a node's partitions are the cluster's.
-            Console.Error.WriteLine($"crabkv serve: warning: crabkv.partitions = {storeSettings.Partitions} is not used by a node; " +
+            Console.Error.WriteLine($"crabkv serve: warning: crabkv.partitions = {localPartitions} is not used by a node; " +
                 $"the cluster has crabkv.cluster.partitions = {clusterSettings.Partitions} partitions (set that one instead)");
         }
 

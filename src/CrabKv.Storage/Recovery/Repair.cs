@@ -53,8 +53,10 @@ public static class Repair
         var damaged = new List<SegmentDamage>();
         var notSegments = new List<string>();
         var ids = StoreRecovery.ListSegments(files, directory);
-        foreach (var id in ids)
+        var firstActive = StoreRecovery.FirstActive(files, directory, ids);
+        for (var i = 0; i < ids.Count; i++)
         {
+            var id = ids[i];
             var path = Path.Combine(directory, id.DataFileName);
             Segment segment;
             try
@@ -71,7 +73,7 @@ public static class Repair
             List<byte[]> kept;
             using (segment)
             {
-                damage = Salvage(segment, id.Equals(ids[^1]) && id.Sub == 0, out kept);
+                damage = Salvage(segment, i >= firstActive && id.Sub == 0, out kept);
             }
             if (damage is null)
             {

@@ -121,6 +121,7 @@ public static class StoreRecovery
         }
 
         var ids = ListSegments(files, directory);
+        var firstActive = FirstActive(files, directory, ids);
         report.PresizedKeys = HintedKeyCount(files, directory, ids);
         var index = new PartitionIndex(new KeyDirectory((int)Math.Clamp(report.PresizedKeys, 1024, 1 << 30)));
         try
@@ -130,7 +131,7 @@ public static class StoreRecovery
                 var id = ids[i];
                 var path = Path.Combine(directory, id.DataFileName);
                 var hintPath = Path.Combine(directory, id.HintFileName);
-                var isActive = i == ids.Count - 1 && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
+                var isActive = i >= firstActive && id.Sub == 0; // merge outputs are fsynced before they get their name: never torn
                 if (isActive)
                 {
                     // One pass validates, cuts the torn tail and indexes: a hint would add nothing.
@@ -346,6 +347,32 @@ public static class StoreRecovery
             segment.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The index in <paramref name="ids"/> from which segments are recovered as the active one
+    /// (a torn or preallocated tail is cut, not reported as damage): the last segment, and the
+    /// one before it when the last holds no record. A roll creates the next segment before it
+    /// seals (flushes, trims, fsyncs) the current one, so a crash in between leaves the current
+    /// segment with its zero-filled preallocated tail, followed by a segment that holds nothing;
+    /// once sealed, a segment is durable at its trimmed length before anything is written to the
+    /// next. Merge outputs (sub-segment above 0) are never active.
+    /// </summary>
+    internal static int FirstActive(FileLayer files, string directory, List<SegmentId> ids)
+    {
+        if (ids.Count < 2 || ids[^1].Sub != 0 || ids[^2].Sub != 0)
+        {
+            return ids.Count - 1;
+        }
+        // Nothing where its first record would start: no record (no record's first bytes are
+        // zero). Only those bytes are read; the last segment's recovery reads the rest once.
+        var last = ids[^1];
+        using var segment = Segment.OpenReader(files, last, Path.Combine(directory, last.DataFileName));
+        segment.UpdateLength(files.GetLength(segment.Handle));
+        Span<byte> first = stackalloc byte[32];
+        var read = segment.Length <= FormatConstants.FileHeaderSize ? 0 : segment.ReadAt(first, FormatConstants.FileHeaderSize);
+        var holdsNoRecord = !first[..read].ContainsAnyExcept((byte)0);
+        return holdsNoRecord ? ids.Count - 2 : ids.Count - 1;
     }
 
     /// <summary>True when every byte from <paramref name="from"/> on is zero (preallocated, never written).</summary>
