@@ -29,6 +29,10 @@ public sealed class CliErrorTests
     [InlineData("crabkv put: --ttl: '30' has no unit", "put", "k", "v", "--ttl", "30")]
     [InlineData("crabkv put: --ttl: 'soon' is not a duration", "put", "k", "v", "--ttl", "soon")]
     [InlineData("crabkv put: --ttl: missing value", "put", "k", "v", "--ttl")]
+    [InlineData("crabkv put: --ttl: 99999999d is too long a duration", "put", "k", "v", "--ttl", "99999999d")]
+    [InlineData("crabkv put: --ttl: 9223372036854775807ms is too long a duration", "put", "k", "v", "--ttl", "9223372036854775807ms")]
+    [InlineData("crabkv put: --ttl: 40000d is longer than the longest allowed, 36500d", "put", "k", "v", "--ttl", "40000d")]
+    [InlineData("crabkv get: --timeout: 100d is longer than the longest allowed, 24d", "get", "k", "--timeout", "100d")]
     [InlineData("crabkv get: unknown option '--bogus'", "get", "k", "--bogus")]
     [InlineData("crabkv get: unexpected argument 'extra'", "get", "k", "extra")]
     [InlineData("crabkv: unknown command 'frobnicate'", "frobnicate")]
@@ -129,6 +133,22 @@ public sealed class CliErrorTests
         // No node runs at this port: the file is refused before any connection is tried.
         var r = await Fails(2, "load", tsv, "--node", $"127.0.0.1:{CrabKvProcess.FreePort()}");
         Assert.Contains($"{tsv}:3: no TAB between key and value", r.Stderr);
+    }
+
+    [Fact]
+    public async Task A_load_file_with_bytes_that_are_not_UTF_8_is_refused_naming_the_line_before_connecting()
+    {
+        // Observed before: loaded with exit 0, the bytes replaced by U+FFFD.
+        using var dir = new TempDir();
+        var tsv = dir.Combine("binary.tsv");
+        var lines = Enumerable.Range(0, 5000).Select(i => $"k{i}\tvalue {i}\n").ToList(); // the bad line far past the reader's first buffer
+        var bytes = new List<byte>(System.Text.Encoding.UTF8.GetBytes(string.Concat(lines)));
+        bytes.AddRange([(byte)'b', (byte)'a', (byte)'d', (byte)'\t', 0xFF, 0xFE, (byte)'V', (byte)'\n']);
+        bytes.AddRange(System.Text.Encoding.UTF8.GetBytes("after\tfine\n"));
+        File.WriteAllBytes(tsv, bytes.ToArray());
+        var r = await Fails(2, "load", tsv, "--node", $"127.0.0.1:{CrabKvProcess.FreePort()}");
+        Assert.Contains($"{tsv}:5001: not valid UTF-8", r.Stderr);
+        Assert.Contains("nothing was sent", r.Stderr);
     }
 
     [Theory]

@@ -158,7 +158,12 @@ public sealed class NodeLifecycleTests
             Assert.True(refused.ExitCode == 2, refused.ToString());
             Assert.Contains("ValueTooLarge", refused.Stderr);
             Assert.Equal(1, (await node.RunAsync("get", "too-large")).ExitCode);
-            foreach (var key in new[] { "binary", "piped", "empty" })
+            // load reads its file twice (check, then send): a pipe is copied first, not read empty.
+            var pipedLoad = await node.RunWithInputAsync(Encoding.UTF8.GetBytes("piped-1\tone\npiped-2\ttwo\n"), "load", "/dev/stdin");
+            Assert.True(pipedLoad.ExitCode == 0, pipedLoad.ToString());
+            Assert.Contains("loaded 2 keys", pipedLoad.Stdout);
+            Assert.Equal("two", (await node.OkAsync("get", "piped-2")).Stdout);
+            foreach (var key in new[] { "binary", "piped", "empty", "piped-1", "piped-2" })
             {
                 await node.OkAsync("del", key); // the rest of the test counts the text keys alone
             }

@@ -236,10 +236,18 @@ public static class CommandLine
     private static Commands.ClientOptions Client(ParseResult r, Option<HostPort> node, Option<TimeSpan> timeout) =>
         new(r.GetValue(node)!, r.GetValue(timeout));
 
+    /// <summary>
+    /// The longest --ttl (100 years: longer is "no expiry" in all but name) and --timeout (a
+    /// .NET timer's limit, about 24.8 days: longer timeouts made requests fail at once).
+    /// </summary>
+    private static (TimeSpan Max, string Text) LongestDuration(string option) =>
+        option == "--timeout" ? (TimeSpan.FromDays(24), "24d") : (TimeSpan.FromDays(36_500), "36500d (100 years; leave --ttl out for no expiry)");
+
     private static TimeSpan? ParseDuration(ArgumentResult r, string option)
     {
         var token = r.Tokens.Single().Value;
-        var value = Durations.TryParse(token, out var error);
+        var (max, maxText) = LongestDuration(option);
+        var value = Durations.TryParse(token, out var error, max, maxText);
         if (value is null)
         {
             r.AddError($"{option}: {error}");

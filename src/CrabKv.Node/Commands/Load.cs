@@ -33,7 +33,50 @@ public static class Load
     /// <summary>Runs the command.</summary>
     public static async Task<int> RunAsync(ClientOptions o, string file)
     {
-        var total = Check(file);
+        // A pipe (`load /dev/stdin`, `load <(…)`) can be read once, and load reads twice (check,
+        // then send): its bytes are first copied to a temporary file, deleted at the end.
+        var spooled = SpoolIfNotSeekable(file);
+        try
+        {
+            return await RunAsync(o, file, spooled ?? file);
+        }
+        finally
+        {
+            if (spooled is not null)
+            {
+                File.Delete(spooled);
+            }
+        }
+    }
+
+    private static string? SpoolIfNotSeekable(string file)
+    {
+        if (Directory.Exists(file) || !File.Exists(file))
+        {
+            return null; // Check names what is wrong
+        }
+        using var input = File.OpenRead(file);
+        if (input.CanSeek)
+        {
+            return null;
+        }
+        var temp = Path.Combine(Path.GetTempPath(), $"crabkv-load-{Environment.ProcessId}-{Guid.NewGuid():N}.tsv");
+        try
+        {
+            using var copy = new FileStream(temp, FileMode.CreateNew, FileAccess.Write);
+            input.CopyTo(copy);
+            return temp;
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    private static async Task<int> RunAsync(ClientOptions o, string file, string path)
+    {
+        var total = Check(file, path);
         return await ClientCommands.WithNode(o, async node =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -46,7 +89,7 @@ public static class Load
                 loader.Acknowledged = n => task.Increment(n);
                 try
                 {
-                    foreach (var line in Lines(file, checkedBefore: true))
+                    foreach (var line in Lines(file, path, checkedBefore: true))
                     {
                         await loader.AddAsync(line);
                     }
@@ -74,7 +117,7 @@ public static class Load
     }
 
     /// <summary>The first pass: every line well formed (or the error naming the first bad one); returns the number of lines to load.</summary>
-    private static int Check(string file)
+    private static int Check(string file, string path)
     {
         if (Directory.Exists(file))
         {
@@ -85,7 +128,7 @@ public static class Load
             throw new CliException(ExitCodes.Error, $"file '{file}' does not exist");
         }
         var count = 0;
-        foreach (var _ in Lines(file))
+        foreach (var _ in Lines(file, path))
         {
             count++;
         }
@@ -97,12 +140,27 @@ public static class Load
     /// (when <paramref name="checkedBefore"/>, the file changed after its check and earlier
     /// lines may have been sent).
     /// </summary>
-    private static IEnumerable<Line> Lines(string file, bool checkedBefore = false)
+    private static IEnumerable<Line> Lines(string file, string path, bool checkedBefore = false)
     {
         var outcome = checkedBefore ? "the file changed after it was checked; lines before it may have been written" : "nothing was sent";
         var number = 0;
-        foreach (var raw in File.ReadLines(file, new UTF8Encoding(false, throwOnInvalidBytes: false)))
+        using var reader = new StreamReader(path, new UTF8Encoding(false, throwOnInvalidBytes: true), detectEncodingFromByteOrderMarks: true);
+        while (true)
         {
+            string? raw;
+            try
+            {
+                raw = reader.ReadLine();
+            }
+            catch (DecoderFallbackException)
+            {
+                // The reader decodes ahead of the line it returns: find the line by its bytes.
+                throw new CliException(ExitCodes.Error, $"{file}:{FirstLineNotUtf8(path)}: not valid UTF-8 (keys and values are text; `crabkv put KEY --in FILE` stores any bytes); {outcome}");
+            }
+            if (raw is null)
+            {
+                break;
+            }
             number++;
             var text = raw.EndsWith('\r') ? raw[..^1] : raw;
             if (text.Length == 0)
@@ -120,6 +178,34 @@ public static class Load
             }
             yield return new Line(number, text[..tab], Encoding.UTF8.GetBytes(text[(tab + 1)..]));
         }
+    }
+
+    /// <summary>The number of the first line of <paramref name="path"/> that is not valid UTF-8 (0 when every line is).</summary>
+    private static int FirstLineNotUtf8(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var line = new List<byte>();
+        var number = 0;
+        int b;
+        do
+        {
+            b = stream.ReadByte();
+            if (b is '\n' or -1)
+            {
+                number++;
+                if (!System.Text.Unicode.Utf8.IsValid(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(line)))
+                {
+                    return number;
+                }
+                line.Clear();
+            }
+            else
+            {
+                line.Add((byte)b);
+            }
+        }
+        while (b != -1);
+        return 0;
     }
 
     /// <summary>
