@@ -158,6 +158,16 @@ public sealed class NodeLifecycleTests
             Assert.True(refused.ExitCode == 2, refused.ToString());
             Assert.Contains("ValueTooLarge", refused.Stderr);
             Assert.Equal(1, (await node.RunAsync("get", "too-large")).ExitCode);
+            // A line over the node's limits is refused before anything is sent (observed before:
+            // the batches of other partitions were written, then the load failed).
+            var oversized = dir.Combine("oversized.tsv");
+            File.WriteAllLines(oversized, [.. Enumerable.Range(0, 600).Select(i => $"fits-{i}\tv"), $"{new string('k', 5000)}\tv", "fits-last\tv"]);
+            var refusedLoad = await node.RunAsync("load", oversized);
+            Assert.True(refusedLoad.ExitCode == 2, refusedLoad.ToString());
+            Assert.Contains($"{oversized}:601: key of 5,000 bytes; the node's limit (crabkv.limits.max-key-bytes) is 4,096; nothing was sent", refusedLoad.Stderr);
+            Assert.Equal(1, (await node.RunAsync("get", "fits-0")).ExitCode);
+            Assert.Equal(1, (await node.RunAsync("get", "fits-last")).ExitCode);
+
             // load reads its file twice (check, then send): a pipe is copied first, not read empty.
             var pipedLoad = await node.RunWithInputAsync(Encoding.UTF8.GetBytes("piped-1\tone\npiped-2\ttwo\n"), "load", "/dev/stdin");
             Assert.True(pipedLoad.ExitCode == 0, pipedLoad.ToString());

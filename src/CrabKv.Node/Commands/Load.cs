@@ -76,12 +76,17 @@ public static class Load
 
     private static async Task<int> RunAsync(ClientOptions o, string file, string path)
     {
-        var total = Check(file, path);
+        var (total, largestKey, largestValue) = Check(file, path);
         return await ClientCommands.WithNode(o, async node =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // The node's partition count: its stats list every partition of the cluster.
-            var partitions = (await node.Client.GetStatsAsync()).Partitions.Select(p => p.Partition).DefaultIfEmpty(0).Max() + 1;
+            var stats = await node.Client.GetStatsAsync();
+            var partitions = stats.Partitions.Select(p => p.Partition).DefaultIfEmpty(0).Max() + 1;
+            // Its limits, before anything is sent: a line over them would fail its batch after
+            // other partitions' batches were written.
+            RefuseOverLimit(file, stats, "limits.max-key-bytes", "key", largestKey);
+            RefuseOverLimit(file, stats, "limits.max-value-bytes", "value", largestValue);
             var loader = new Loader(node.Client, partitions);
             await ProgressDisplay.RunAsync(async progress =>
             {
@@ -105,19 +110,43 @@ public static class Load
             });
             if (loader.Failures.Count > 0)
             {
-                foreach (var f in loader.Failures.Order(StringComparer.Ordinal))
+                const int shown = 10; // one line per failed batch: a dead node fails every partition's
+                foreach (var f in loader.Failures.Order(StringComparer.Ordinal).Take(shown))
                 {
                     Consoles.Note($"crabkv load: {f}");
                 }
-                throw new CliException(ExitCodes.Error, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the others were not written");
+                if (loader.Failures.Count > shown)
+                {
+                    Consoles.Note($"crabkv load: … and {loader.Failures.Count - shown} more batches like these");
+                }
+                throw loader.TimedOut
+                    ? new CliException(ExitCodes.Unreachable, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the node at {o.Node} stopped answering: " +
+                                       "lines of batches without an answer may or may not be written, the lines never sent were not (read them back, or load the file again: a put is idempotent)")
+                    : new CliException(ExitCodes.Error, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the others were not written");
             }
             Consoles.Result($"loaded {total:N0} keys from {file} in {Durations.Format(clock.Elapsed)} ({loader.PartitionsUsed} partitions)");
             return ExitCodes.Ok;
         });
     }
 
-    /// <summary>The first pass: every line well formed (or the error naming the first bad one); returns the number of lines to load.</summary>
-    private static int Check(string file, string path)
+    /// <summary>Throws when <paramref name="largest"/> (line, bytes) is over the smallest limit <paramref name="key"/> of the cluster's nodes.</summary>
+    private static void RefuseOverLimit(string file, Actors.StoreStats stats, string key, string what, (int Line, long Bytes) largest)
+    {
+        var limits = stats.Nodes.SelectMany(n => n.Configuration).Where(e => e.Key == key)
+            .Select(e => long.TryParse(e.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : long.MaxValue)
+            .ToList();
+        if (limits.Count > 0 && largest.Bytes > limits.Min())
+        {
+            throw new CliException(ExitCodes.Error,
+                $"{file}:{largest.Line}: {what} of {largest.Bytes:N0} bytes; the node's limit (crabkv.{key}) is {limits.Min():N0}; nothing was sent");
+        }
+    }
+
+    /// <summary>
+    /// The first pass: every line well formed (or the error naming the first bad one); returns
+    /// the number of lines to load and the lines with the largest key and value (UTF-8 bytes).
+    /// </summary>
+    private static (int Count, (int Line, long Bytes) LargestKey, (int Line, long Bytes) LargestValue) Check(string file, string path)
     {
         if (Directory.Exists(file))
         {
@@ -128,11 +157,21 @@ public static class Load
             throw new CliException(ExitCodes.Error, $"file '{file}' does not exist");
         }
         var count = 0;
-        foreach (var _ in Lines(file, path))
+        (int Line, long Bytes) largestKey = (0, 0), largestValue = (0, 0);
+        foreach (var line in Lines(file, path))
         {
             count++;
+            var keyBytes = Encoding.UTF8.GetByteCount(line.Key);
+            if (keyBytes > largestKey.Bytes)
+            {
+                largestKey = (line.Number, keyBytes);
+            }
+            if (line.Value.Length > largestValue.Bytes)
+            {
+                largestValue = (line.Number, line.Value.Length);
+            }
         }
-        return count;
+        return (count, largestKey, largestValue);
     }
 
     /// <summary>
@@ -228,6 +267,11 @@ public static class Load
 
         public List<string> Failures { get; } = new();
 
+        /// <summary>Whether a batch got no answer in time: its lines may or may not be written.</summary>
+        public bool TimedOut => Volatile.Read(ref _timedOut);
+
+        private bool _timedOut;
+
         public int PartitionsUsed => _tails.Count(t => t != Task.CompletedTask);
 
         public async Task AddAsync(Line line)
@@ -296,11 +340,17 @@ public static class Load
             catch (Exception e) when (e is CrabKvRequestException or TimeoutException)
             {
                 Volatile.Write(ref _failed[p], true);
+                if (e is TimeoutException)
+                {
+                    Volatile.Write(ref _timedOut, true);
+                }
                 lock (Failures)
                 {
-                    Failures.Add($"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) not written: " +
-                                 (e is CrabKvRequestException r ? $"{r.Code}: {r.Message}" : "no answer in time (--timeout)") +
-                                 "; later lines of that partition were not sent");
+                    // A refused batch is not written (batches are atomic); one that got no answer
+                    // may have been written before the node stopped answering.
+                    Failures.Add(e is CrabKvRequestException r
+                        ? $"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) not written: {r.Code}: {r.Message}; later lines of that partition were not sent"
+                        : $"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) got no answer in time (--timeout): written or not, unknown; later lines of that partition were not sent");
                 }
             }
             finally
