@@ -122,6 +122,12 @@ public sealed class CliErrorTests
         var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.True(lines.Length == 1, $"expected one line on stderr:\n{r.Stderr}");
         Assert.StartsWith($"crabkv get: no crabkv node answers at 127.0.0.1:{port}", lines[0]);
+        Assert.DoesNotContain("advertises", lines[0]); // an address: nothing to say about names
+
+        // By name: a node answers only at the address it advertises (127.0.0.1 unless told otherwise).
+        var byName = await Fails(3, "get", "k", "--node", $"localhost:{port}", "--timeout", "5s");
+        Assert.Contains("a node answers only at the address it advertises", byName.Stderr);
+        Assert.Contains("127.0.0.1 by default, not localhost", byName.Stderr);
     }
 
     [Fact]

@@ -67,7 +67,12 @@ public sealed class RemoteNode : IAsyncDisposable
         catch (Exception e) when (e is ActorNotFoundException or TimeoutException or AskTimeoutException or TaskCanceledException)
         {
             await system.Terminate();
-            throw new CliException(ExitCodes.Unreachable, $"no crabkv node answers at {node} (is `crabkv serve` running there? --node HOST:PORT, --timeout {Durations.Format(timeout)})");
+            // Akka delivers only to the exact address a node advertises: a node serving at
+            // 127.0.0.1 drops what is sent to localhost, as if nothing listened there.
+            var byName = global::System.Net.IPAddress.TryParse(node.Host, out _)
+                ? ""
+                : $"; a node answers only at the address it advertises (its first line: crabkv node akka.tcp://crabkv@HOST:PORT){(node.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? ", 127.0.0.1 by default, not localhost" : "")}";
+            throw new CliException(ExitCodes.Unreachable, $"no crabkv node answers at {node} (is `crabkv serve` running there? --node HOST:PORT, --timeout {Durations.Format(timeout)}){byName}");
         }
     }
 
