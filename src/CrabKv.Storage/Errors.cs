@@ -108,6 +108,9 @@ public sealed class NotASegmentException(string path, string reason)
 {
     /// <summary>The offending file.</summary>
     public string Path { get; } = path;
+
+    /// <summary>What is wrong with it ("wrong magic number", ...).</summary>
+    public string Reason { get; } = reason;
 }
 
 /// <summary>A record that fails its checks somewhere other than the torn tail of the active segment.</summary>

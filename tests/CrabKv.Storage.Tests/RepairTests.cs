@@ -52,6 +52,39 @@ public sealed class RepairTests : IDisposable
     }
 
     [Fact]
+    public void RunMovesAsideAFileNamedLikeASegmentThatIsNoCrabKvFileAndKeepsOneOfAnotherVersion()
+    {
+        // Observed before: verify said "0 damaged segments" and exit 1, repair changed nothing,
+        // and the partition still would not open: the user was sent round in a loop.
+        var model = CorruptionTests.WriteThreeSegments(_dir.Path);
+        var foreign = Path.Combine(_dir.Path, "seg-00000099-000000.data");
+        File.WriteAllBytes(foreign, Enumerable.Range(0, 300).Select(i => (byte)(i * 7 + 1)).ToArray());
+        var newer = Path.Combine(_dir.Path, "seg-00000098-000000.data");
+        var header = new byte[64];
+        CrabKv.Storage.Segments.FileHeader.Write(header, FormatConstants.SegmentMagic, CrabKv.Storage.Segments.SegmentId.From(98, 0));
+        header[4] = FormatConstants.Version + 1; // a CrabKv segment of a later format version
+        File.WriteAllBytes(newer, header);
+
+        var verify = Repair.Verify(_dir.Path);
+        Assert.False(verify.Clean);
+        Assert.Equal(2, verify.NotSegments.Count);
+        Assert.True(File.Exists(foreign)); // verify changes nothing
+
+        var repaired = Repair.Run(_dir.Path);
+        Assert.Contains(repaired.MovedAside!, m => m.Contains("wrong magic number", StringComparison.Ordinal));
+        Assert.False(File.Exists(foreign));
+        Assert.Equal(300, new FileInfo(foreign + Repair.MovedAsideSuffix).Length); // kept, renamed
+        var left = Assert.Single(repaired.NotSegments); // another version: not ours to move
+        Assert.Contains("unknown format version", left);
+        Assert.True(File.Exists(newer));
+
+        File.Delete(newer); // its owner's decision; then the partition opens with every record
+        Assert.True(Repair.Verify(_dir.Path).Clean);
+        using var store = EmbeddedStore.Open(_dir.Path);
+        AssertContents(store, model);
+    }
+
+    [Fact]
     public void RunRewritesDamagedSegmentAndEveryOtherRecordReadsItsLatestValue()
     {
         var model = CorruptionTests.WriteThreeSegments(_dir.Path);

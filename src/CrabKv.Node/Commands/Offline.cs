@@ -26,6 +26,7 @@ public static class Offline
         var verb = repair ? "repair" : "verify";
         var clean = true;
         var damaged = 0;
+        var notSegments = 0;
         await ProgressDisplay.RunAsync(progress =>
         {
             var task = progress.Start($"{verb} {partitions.Count} partitions", partitions.Count);
@@ -36,6 +37,7 @@ public static class Offline
                 {
                     Consoles.Result($"not a segment: {n}");
                 }
+                notSegments += report.NotSegments.Count;
                 foreach (var d in report.Damaged)
                 {
                     Consoles.Result($"damaged: {d.Path}: bytes {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, " +
@@ -49,7 +51,11 @@ public static class Offline
             task.Complete(clean ? "clean" : $"{damaged} damaged segments");
             return Task.FromResult(0);
         });
-        Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {(clean ? "clean" : repair ? $"{damaged} damaged segments rewritten" : $"{damaged} damaged segments (crabkv repair rewrites them)")}");
-        return clean || repair ? ExitCodes.Ok : ExitCodes.NotFound;
+        var others = notSegments == 0 ? ""
+            : repair ? $"; {notSegments} files named like segments left as they are (CrabKv files of another format version or id: see the lines above)"
+            : $", {notSegments} files named like segments that are not (crabkv repair moves aside those that are no CrabKv file)";
+        Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {(clean ? "clean" : repair ? $"{damaged} damaged segments rewritten{others}" : $"{damaged} damaged segments (crabkv repair rewrites them){others}")}");
+        // repair: 0 when what is left opens; files it could not touch keep the node from starting.
+        return clean || (repair && notSegments == 0) ? ExitCodes.Ok : repair ? ExitCodes.Error : ExitCodes.NotFound;
     }
 }

@@ -12,7 +12,7 @@ namespace CrabKv.Storage.Recovery;
 public sealed record SegmentDamage(string Path, IReadOnlyList<(long Start, long End)> DamagedRanges, long RecordsKept, long RecordsDropped);
 
 /// <summary>What <see cref="Repair.Verify"/> or <see cref="Repair.Run"/> found (and, for Run, fixed).</summary>
-public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDamage> Damaged, IReadOnlyList<string> NotSegments)
+public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDamage> Damaged, IReadOnlyList<string> NotSegments, IReadOnlyList<string>? MovedAside = null)
 {
     /// <summary>True when every segment verified.</summary>
     public bool Clean => Damaged.Count == 0 && NotSegments.Count == 0;
@@ -52,6 +52,7 @@ public static class Repair
         }
         var damaged = new List<SegmentDamage>();
         var notSegments = new List<string>();
+        var movedAside = new List<string>();
         var ids = StoreRecovery.ListSegments(files, directory);
         var firstActive = StoreRecovery.FirstActive(files, directory, ids);
         for (var i = 0; i < ids.Count; i++)
@@ -65,6 +66,18 @@ public static class Repair
             }
             catch (NotASegmentException e)
             {
+                if (rewrite && IsForeign(e.Reason) && !HoldsARecord(files, id, path))
+                {
+                    // Named like a segment, but no CrabKv file at all: renamed out of the way
+                    // (kept, never deleted), so the partition opens. A CrabKv file of another
+                    // format version or id is left for its owner to decide.
+                    var aside = path + MovedAsideSuffix;
+                    files.Move(path, aside, overwrite: false);
+                    files.SyncDirectory(directory);
+                    movedAside.Add($"{e.Message} Moved aside to '{aside}'.");
+                    log?.Invoke(movedAside[^1]);
+                    continue;
+                }
                 notSegments.Add(e.Message);
                 log?.Invoke(e.Message);
                 continue;
@@ -86,8 +99,27 @@ public static class Repair
                 Rewrite(files, directory, id, kept);
             }
         }
-        return new RepairReport(ids.Count, damaged, notSegments);
+        return new RepairReport(ids.Count, damaged, notSegments, movedAside);
     }
+
+    /// <summary>The suffix a file named like a segment but holding no CrabKv data gets from repair.</summary>
+    public const string MovedAsideSuffix = ".not-a-segment";
+
+    /// <summary>
+    /// Whether a file whose header is not a segment's still holds a record that verifies past
+    /// where the header ends: then it is a CrabKv segment with a damaged header, and its records
+    /// must not be moved out of the partition's sight.
+    /// </summary>
+    private static bool HoldsARecord(FileLayer files, SegmentId id, string path)
+    {
+        using var segment = Segment.OpenReader(files, id, path);
+        segment.UpdateLength(files.GetLength(segment.Handle));
+        return new SegmentScanner(segment, segment.Length).FindNextValidRecord(Format.FormatConstants.FileHeaderSize - 1) >= 0;
+    }
+
+    /// <summary>A file that is not a CrabKv file at all (as opposed to one of another version or id).</summary>
+    private static bool IsForeign(string reason) =>
+        reason.StartsWith("wrong magic number", StringComparison.Ordinal) || reason.StartsWith("shorter than the", StringComparison.Ordinal);
 
     private static SegmentDamage? Salvage(Segment segment, bool isLast, out List<byte[]> kept)
     {
