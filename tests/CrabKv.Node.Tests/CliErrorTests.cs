@@ -84,6 +84,29 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task Serve_refuses_what_it_cannot_use_before_it_starts_anything()
+    {
+        // Observed before: the actor system started (about 17 log lines), LOCK, NODE-ID and
+        // PARTITIONS were created, and then the error came.
+        using var dir = new TempDir();
+        var file = dir.Combine("a-file");
+        File.WriteAllText(file, "not a directory");
+        var under = await Fails(2, "serve", "--data-dir", Path.Combine(file, "sub"), "--port", "0");
+        Assert.Contains($"cannot be created: '{file}' is a file", under.Stderr);
+
+        var config = dir.Combine("transfer.conf");
+        File.WriteAllText(config, "crabkv.transfer.window = 0\n");
+        var data = dir.Combine("data");
+        var window = await Fails(2, "serve", "--config", config, "--data-dir", data, "--port", "0");
+        Assert.Contains("crabkv.transfer.window is 0; it must be at least 1", window.Stderr);
+        foreach (var r in new[] { under, window })
+        {
+            Assert.True(r.Stderr.Trim().Split('\n').Length == 1, $"one line expected:\n{r.Stderr}");
+        }
+        Assert.False(Directory.Exists(data));
+    }
+
+    [Fact]
     public async Task A_missing_config_file_is_named()
     {
         var r = await Fails(2, "verify", "--config", "/nonexistent/crabkv.conf");

@@ -56,10 +56,18 @@ public static class Serve
         // Validated before anything starts, so a bad key fails with its name and nothing half-started.
         var storeSettings = CrabKvSettings.Create(config);
         var clusterSettings = CrabKvClusterSettings.Create(config);
+        _ = CrabKv.Actors.Transfer.TransferSettings.Create(config); // read when partitions move: refused now, not then
         var dataDir = Path.GetFullPath(storeSettings.DataDir);
         if (File.Exists(dataDir))
         {
             throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' is a file, not a directory");
+        }
+        for (var parent = Path.GetDirectoryName(dataDir); parent is not null; parent = Path.GetDirectoryName(parent))
+        {
+            if (File.Exists(parent))
+            {
+                throw new CliException(ExitCodes.Error, $"data directory '{dataDir}' cannot be created: '{parent}' is a file");
+            }
         }
         RefuseIfLocked(dataDir, storeSettings.Files);
         // The key as configured: the settings resolve its default 0 to the core count.
