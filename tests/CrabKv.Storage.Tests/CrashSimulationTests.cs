@@ -253,10 +253,12 @@ public sealed class CrashSimulationTests : IDisposable
         }
     }
 
-    [Fact]
-    public void CrashAfterFlushLeavesAZeroTailThatRecoveryCutsSilently()
+    /// <summary>
+    /// Every op of Prefix and Tail written and flushed, then a crash: the active segment keeps
+    /// its preallocated zero tail. Returns the model, that segment's id and path, and where its data ends.
+    /// </summary>
+    private (Dictionary<string, (byte[] Value, long Expiry)> Model, CrabKv.Storage.Segments.SegmentId Active, string Segment, long DataEnd) CrashAfterFlush(StoreOptions options)
     {
-        var options = Options(preallocate: true) with { MaxSegmentBytes = 64 << 10 };
         var store = EmbeddedStore.Open(_dir.Path, options);
         var model = new Dictionary<string, (byte[] Value, long Expiry)>(StringComparer.Ordinal);
         foreach (var op in Prefix.Concat(Tail))
@@ -265,9 +267,16 @@ public sealed class CrashSimulationTests : IDisposable
             Apply(model, op, _clock.UnixMilliseconds);
         }
         store.Flush();
-        var segment = Path.Combine(_dir.Path, store.GetStats().ActiveSegment.DataFileName);
-        var dataEnd = HeaderSize + Prefix.Concat(Tail).Sum(SizeOf);
+        var active = store.GetStats().ActiveSegment;
         store.SimulateCrash();
+        return (model, active, Path.Combine(_dir.Path, active.DataFileName), HeaderSize + Prefix.Concat(Tail).Sum(SizeOf));
+    }
+
+    [Fact]
+    public void CrashAfterFlushLeavesAZeroTailThatRecoveryCutsSilently()
+    {
+        var options = Options(preallocate: true) with { MaxSegmentBytes = 64 << 10 };
+        var (model, _, segment, dataEnd) = CrashAfterFlush(options);
 
         Assert.Equal(64 << 10, new FileInfo(segment).Length); // preallocated, never trimmed
         Assert.False(File.ReadAllBytes(segment).AsSpan((int)dataEnd).ContainsAnyExcept((byte)0));
@@ -287,18 +296,7 @@ public sealed class CrashSimulationTests : IDisposable
         // in between leaves the current segment with its preallocated zero tail, no longer the
         // last file: observed as a node that would not start (kill -9 during compactions).
         var options = Options(preallocate: true) with { MaxSegmentBytes = 64 << 10 };
-        var store = EmbeddedStore.Open(_dir.Path, options);
-        var model = new Dictionary<string, (byte[] Value, long Expiry)>(StringComparer.Ordinal);
-        foreach (var op in Prefix.Concat(Tail))
-        {
-            Apply(store, op);
-            Apply(model, op, _clock.UnixMilliseconds);
-        }
-        store.Flush();
-        var current = store.GetStats().ActiveSegment;
-        var segment = Path.Combine(_dir.Path, current.DataFileName);
-        var dataEnd = HeaderSize + Prefix.Concat(Tail).Sum(SizeOf);
-        store.SimulateCrash();
+        var (model, current, segment, dataEnd) = CrashAfterFlush(options);
         // The next segment as the roll creates it: a header, then preallocated zeros.
         var next = CrabKv.Storage.Segments.SegmentId.From(current.Sequence + 1, 0);
         var created = new byte[32 << 10];
