@@ -154,6 +154,38 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task A_client_command_at_a_port_that_is_no_crabkv_node_prints_one_line_and_exits_3()
+    {
+        // Observed before: a DotNetty frame exception with its stack trace, then the exit-3 line.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource();
+        var garbage = Task.Run(async () =>
+        {
+            for (var i = 0; i < 20 && !stop.IsCancellationRequested; i++) // bounded: the client connects a few times at most
+            {
+                try
+                {
+                    using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                    await client.GetStream().WriteAsync(Enumerable.Repeat((byte)0xFF, 200_000).ToArray(), stop.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+                {
+                    // the client hung up, or the test is over
+                }
+            }
+        });
+        var r = await Fails(3, "get", "k", "--node", $"127.0.0.1:{port}", "--timeout", "3s");
+        stop.Cancel();
+        listener.Stop();
+        await garbage;
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line on stderr:\n{r.Stderr}");
+        Assert.StartsWith($"crabkv get: no crabkv node answers at 127.0.0.1:{port}", lines[0]);
+    }
+
+    [Fact]
     public async Task A_malformed_load_file_is_refused_with_its_line_number_before_connecting()
     {
         using var dir = new TempDir();

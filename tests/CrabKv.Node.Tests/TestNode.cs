@@ -85,6 +85,12 @@ public sealed class TestNode : IDisposable
     {
         var r = await OkAsync("stats", "--json");
         using var json = JsonDocument.Parse(r.StdoutBytes);
+        foreach (var p in json.RootElement.GetProperty("partitions").EnumerateArray())
+        {
+            // Names, as the README documents them, not enum numbers or internal fields.
+            Assert.Contains(p.GetProperty("recoveryMode").GetString(), new[] { "none", "hints", "scan", "mixed" });
+            Assert.Matches("^seg-[0-9]{8}-[0-9]{6}\\.data$", p.GetProperty("activeSegment").GetString());
+        }
         return json.RootElement.GetProperty("keys").GetInt64();
     }
 

@@ -148,7 +148,8 @@ public static class ClientCommands
             task.Complete($"{r.SegmentsMerged} segments merged");
             return r;
         });
-        Consoles.Result($"compacted {result.SegmentsMerged} segments: {result.BytesBefore:N0} → {result.BytesAfter:N0} bytes in {result.Duration.TotalMilliseconds:N0} ms");
+        // The node's own merge time; the progress line on stderr gives the command's wall time.
+        Consoles.Result($"compacted {result.SegmentsMerged} segments: {result.BytesBefore:N0} → {result.BytesAfter:N0} bytes (merging took {result.Duration.TotalMilliseconds:N0} ms on the node)");
         return ExitCodes.Ok;
     });
 

@@ -57,7 +57,9 @@ public sealed class RemoteNode : IAsyncDisposable
         // Failures to connect are reported once, by the command itself (exit code 3).
         var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning,
             drop: m => m.Contains("associate", StringComparison.OrdinalIgnoreCase) || m.Contains("Association", StringComparison.Ordinal)
-                       || m.Contains("Unable to REMOVE channel", StringComparison.Ordinal)); // DotNetty at the client's own shutdown: harmless
+                       || m.Contains("Unable to REMOVE channel", StringComparison.Ordinal) // DotNetty at the client's own shutdown: harmless
+                       || m.Contains("TooLongFrameException", StringComparison.Ordinal) // not a crabkv node on that port: exit 3 says so
+                       || m.Contains("CorruptedFrameException", StringComparison.Ordinal));
         var path = $"{node.AkkaAddress}/user/{NodeNames.EndpointName}";
         try
         {

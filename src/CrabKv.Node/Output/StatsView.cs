@@ -91,5 +91,17 @@ public static class StatsView
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // Names, as the table and the README give them ("recoveryMode": "hints"), and a segment
+        // as its file name rather than its internal fields.
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase), new SegmentIdAsFileName() },
     };
+
+    private sealed class SegmentIdAsFileName : System.Text.Json.Serialization.JsonConverter<Storage.Segments.SegmentId>
+    {
+        public override Storage.Segments.SegmentId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            throw new NotSupportedException("stats JSON is written, not read");
+
+        public override void Write(Utf8JsonWriter writer, Storage.Segments.SegmentId value, JsonSerializerOptions options) =>
+            writer.WriteStringValue(value.DataFileName);
+    }
 }
