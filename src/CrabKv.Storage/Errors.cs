@@ -103,14 +103,17 @@ public sealed class PartitionCountMismatchException(string directory, int reques
 }
 
 /// <summary>A file named like a segment or hint is not one (wrong magic or unknown version).</summary>
-public sealed class NotASegmentException(string path, string reason)
+public sealed class NotASegmentException(string path, string reason, bool noCrabKvHeader = false)
     : CrabKvException($"'{path}' is not a CrabKv segment: {reason}.")
 {
     /// <summary>The offending file.</summary>
     public string Path { get; } = path;
 
-    /// <summary>What is wrong with it ("wrong magic number", ...).</summary>
-    public string Reason { get; } = reason;
+    /// <summary>
+    /// True when the file does not even start like a CrabKv file (too short for a header, or
+    /// another magic number), as opposed to a CrabKv file of another format version or id.
+    /// </summary>
+    public bool NoCrabKvHeader { get; } = noCrabKvHeader;
 }
 
 /// <summary>A record that fails its checks somewhere other than the torn tail of the active segment.</summary>

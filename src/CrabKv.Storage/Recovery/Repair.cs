@@ -66,7 +66,7 @@ public static class Repair
             }
             catch (NotASegmentException e)
             {
-                if (rewrite && IsForeign(e.Reason) && !HoldsARecord(files, id, path))
+                if (rewrite && e.NoCrabKvHeader && !HoldsARecord(files, id, path))
                 {
                     // Named like a segment, but no CrabKv file at all: renamed out of the way
                     // (kept, never deleted), so the partition opens. A CrabKv file of another
@@ -116,10 +116,6 @@ public static class Repair
         segment.UpdateLength(files.GetLength(segment.Handle));
         return new SegmentScanner(segment, segment.Length).FindNextValidRecord(Format.FormatConstants.FileHeaderSize - 1) >= 0;
     }
-
-    /// <summary>A file that is not a CrabKv file at all (as opposed to one of another version or id).</summary>
-    private static bool IsForeign(string reason) =>
-        reason.StartsWith("wrong magic number", StringComparison.Ordinal) || reason.StartsWith("shorter than the", StringComparison.Ordinal);
 
     private static SegmentDamage? Salvage(Segment segment, bool isLast, out List<byte[]> kept)
     {

@@ -20,11 +20,11 @@ internal static class FileHeader
     {
         if (header.Length < FormatConstants.FileHeaderSize)
         {
-            throw new NotASegmentException(path, $"shorter than the {FormatConstants.FileHeaderSize}-byte header");
+            throw new NotASegmentException(path, $"shorter than the {FormatConstants.FileHeaderSize}-byte header", noCrabKvHeader: true);
         }
         if (BinaryPrimitives.ReadUInt32LittleEndian(header) != magic)
         {
-            throw new NotASegmentException(path, "wrong magic number");
+            throw new NotASegmentException(path, "wrong magic number", noCrabKvHeader: true);
         }
         if (header[4] != FormatConstants.Version)
         {
