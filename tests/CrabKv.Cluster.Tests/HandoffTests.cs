@@ -352,6 +352,73 @@ public sealed class HandoffTests : OwnClusterTest
         await ExpectAllAsync(nodeA2.Endpoint, keys);
     }
 
+    [Fact]
+    public async Task The_last_kv_node_shutting_down_under_requests_answers_each_at_once_and_stops_without_the_region_timeout()
+    {
+        // Before: requests reaching the region after its partitions were handed off stayed buffered
+        // (no region left to host them) until the shard-region phase timed out, 75 s, unanswered.
+        var (a, nodeA) = Start("a", 1, null);
+        await nodeA.Ready.WaitAsync(Patience);
+        await AllPartitionsAnswer(nodeA);
+        var keys = Enumerable.Range(0, 1_200).Select(i => $"last:{i}").ToList();
+        await LoadAsync(nodeA.Endpoint, keys);
+
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var refusedHere = 0;
+        var unexpected = new ConcurrentBag<string>();
+        var callers = Enumerable.Range(0, 16).Select(c => Task.Run(async () =>
+        {
+            for (var i = c; i < 1_000_000 && !a.WhenTerminated.IsCompleted; i += 16)
+            {
+                if (i >= 16 * 50)
+                {
+                    started.TrySetResult(); // every caller is in its loop: the shutdown starts
+                }
+                var key = keys[i % keys.Count];
+                object reply;
+                try
+                {
+                    reply = await nodeA.Endpoint.Ask<object>(new Get(key), TimeSpan.FromSeconds(30));
+                }
+                catch (Exception e) when (a.WhenTerminated.IsCompleted || e is AskTimeoutException)
+                {
+                    if (!a.WhenTerminated.IsCompleted)
+                    {
+                        unexpected.Add($"{key}: no answer within 30 s");
+                    }
+                    continue;
+                }
+                switch (reply)
+                {
+                    case GetResult { Found: true } r when Encoding.UTF8.GetString(r.Value!) == ValueOf(key):
+                        break;
+                    case CrabKvError { Code: CrabKvErrorCode.ShuttingDown } e when e.Message.Contains("no other kv node", StringComparison.Ordinal):
+                        Interlocked.Increment(ref refusedHere);
+                        return; // refused at once: this caller is done (retrying would only spin)
+                    case CrabKvError { Code: CrabKvErrorCode.ShuttingDown or CrabKvErrorCode.PartitionMoving }:
+                        break; // a partition that was stopping answered for itself
+                    default:
+                        unexpected.Add($"{key}: {reply}");
+                        break;
+                }
+            }
+        })).ToList();
+        await started.Task.WaitAsync(Patience);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        _ = CoordinatedShutdown.Get(a).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        await a.WhenTerminated.WaitAsync(Patience);
+        await Task.WhenAll(callers).WaitAsync(Patience);
+        _output.WriteLine($"terminated {clock.Elapsed} after the shutdown began; {refusedHere} requests refused by the endpoint");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the node took {clock.Elapsed} to stop (about 1 s here when nothing waits in its region)");
+        Assert.Empty(unexpected);
+        Assert.True(refusedHere > 0, "no request was refused by the stopping node's endpoint");
+
+        // Nothing written before the shutdown was lost on the way out.
+        var (_, nodeA2) = Start("a", 1, null);
+        await nodeA2.Ready.WaitAsync(Patience);
+        await ExpectAllAsync(nodeA2.Endpoint, keys);
+    }
+
     private IReadOnlyDictionary<int, Handoff.Holder> CopyOf(string node)
     {
         try

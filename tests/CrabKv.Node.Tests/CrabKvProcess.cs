@@ -10,7 +10,7 @@ namespace CrabKv.Node.Tests;
 /// in a child process, its stdout and stderr collected line by line. Waits are bounded and
 /// driven by what the process prints or by its exit, never by sleeping.
 /// </summary>
-public sealed class CrabKvProcess : IDisposable
+public sealed partial class CrabKvProcess : IDisposable
 {
     /// <summary>What a <c>serve</c> process does first.</summary>
     public enum Outcome { Serving, Exited }
@@ -222,12 +222,14 @@ public sealed class CrabKvProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM (a graceful stop; <c>Process.Kill</c> would be SIGKILL).</summary>
-    public void Terminate()
-    {
-        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
-    }
+    /// <remarks>Sent with kill(2) itself, not by starting the <c>kill</c> program.</remarks>
+    public void Terminate() =>
+        Assert.True(kill(_process.Id, SIGTERM) == 0, $"kill({_process.Id}, SIGTERM) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+
+    private const int SIGTERM = 15;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
 
     /// <summary>Kills a process a failed test left running (a crash is fine here: cleanup only).</summary>
     public void Dispose()

@@ -49,6 +49,49 @@ public sealed class NodeLifecycleTests
     }
 
     [Fact]
+    public async Task A_SIGTERM_during_a_load_stops_the_node_at_once_and_the_load_reports_exactly_what_was_written()
+    {
+        // Before: batches that reached the one node's shard region after its partitions were
+        // handed off stayed there until the shutdown phase timed out (75 s), and the load called
+        // them "written or not, unknown" (exit 3).
+        using var dir = new TempDir();
+        var data = dir.Combine("data");
+        var config = TestNode.WriteConfig(dir, 4);
+        const int Lines = 1_000_000;
+        var tsv = dir.Combine("big.tsv");
+        File.WriteAllLines(tsv, Enumerable.Range(0, Lines).Select(i => $"k{i:D7}\t" + new string('v', 20)));
+        using (var node = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort()))
+        {
+            // Segments roll every MiB (the test configuration): a few new ones mean the load is writing.
+            int Segments() => Directory.EnumerateFiles(data, "seg-*.data", SearchOption.AllDirectories).Count();
+            var before = Segments();
+            var load = node.RunAsync("load", tsv);
+            await TestNode.WaitUntilAsync(() => Task.FromResult((load.IsCompleted || Segments() >= before + 4, $"{Segments()} segments")), "the load's first MiBs");
+            if (load.IsCompleted)
+            {
+                Assert.Fail($"the load ended before the node could be stopped during it: {await load}");
+            }
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal(0, await node.StopAsync());
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"the node took {clock.Elapsed} to stop during a load:\n{node.Process.Stderr}");
+            Assert.Contains("crabkv node stopped: left the cluster", node.Process.Stdout);
+
+            var result = await load;
+            Assert.True(result.ExitCode == 2, $"expected the load to fail with exit 2 (refused, not written): {result}");
+            Assert.Contains("the others were not written", result.Stderr);
+            Assert.DoesNotContain("unknown", result.Stderr);
+            var acknowledged = Regex.Match(result.Stderr, @"([0-9,]+) of 1,000,000 lines acknowledged");
+            Assert.True(acknowledged.Success, result.ToString());
+            var written = long.Parse(acknowledged.Groups[1].Value.Replace(",", ""));
+
+            // What it says was written is what the node has after a restart: no more, no less.
+            using var again = await TestNode.StartReadyAsync(config, data, CrabKvProcess.FreePort());
+            Assert.Equal(written, await again.KeysAsync());
+        }
+    }
+
+    [Fact]
     public async Task Merges_in_steps_under_a_write_load_lose_no_acknowledged_write_through_a_kill_9_and_a_restart()
     {
         using var dir = new TempDir();

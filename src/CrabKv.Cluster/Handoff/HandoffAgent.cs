@@ -365,10 +365,14 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     }
 
     /// <summary>The other kv members that are Up and reachable: those that can take partitions over.</summary>
-    private static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, HandoffContext ctx)
+    private static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, HandoffContext ctx) =>
+        RemainingKvNodes(cluster, ctx.Cluster.Role);
+
+    /// <summary>The other kv nodes (role <paramref name="role"/>) that are Up and reachable: those that can take partitions over.</summary>
+    internal static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, string role)
     {
         var state = cluster.State;
-        return state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(ctx.Cluster.Role) && !m.Address.Equals(cluster.SelfAddress)
+        return state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(role) && !m.Address.Equals(cluster.SelfAddress)
                                         && !state.Unreachable.Any(u => u.Address.Equals(m.Address)));
     }
 

@@ -162,6 +162,18 @@ internal sealed partial class ClusterEndpoint
             return;
         }
         _outboxes[partition] = new List<ICrabKvMessage>();
+        if (NoHomeLeft())
+        {
+            // Combined before the shutdown began, not sent yet: refused now, never half-done.
+            foreach (var queued in outbox)
+            {
+                if (queued is ICrabKvRequest request && _pending.Remove(request.RequestId, out var waiter))
+                {
+                    waiter.Caller.Tell(Stopping(waiter.RequestId));
+                }
+            }
+            return;
+        }
         _windows![partition].Batches.Enqueue((outbox.Count, Environment.TickCount64));
         _region.Tell(new PartitionEnvelope(partition, new ProtocolBatch(outbox)), Self);
     }

@@ -4,6 +4,7 @@ using Akka.Cluster.Sharding;
 using Akka.Event;
 using CrabKv.Actors;
 using CrabKv.Actors.Internal;
+using CrabKv.Cluster.Handoff;
 using CrabKv.Cluster.Sharding;
 
 namespace CrabKv.Cluster.Internal;
@@ -158,6 +159,8 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
 
     private void Serving()
     {
+        // First: while the last kv node shuts down, nothing more goes to its region.
+        Receive<ICrabKvRequest>(_ => NoHomeLeft(), RefuseStopping);
         Receive<PutBatch>(m =>
         {
             // Like the single-node store: a malformed batch goes to partition 0 for the precise
@@ -204,6 +207,21 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     }
 
     private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
+
+    /// <summary>
+    /// Whether a request would find no partition to carry it out: this node is shutting down and
+    /// no other kv node is Up to take its partitions over (a one-node cluster, or the last kv node
+    /// leaving). Its region would keep such a request buffered, no region being left to host the
+    /// partition, until the shard-region shutdown phase times out (75 s); the caller would wait
+    /// for its own timeout without knowing that nothing was done. Such requests are answered here.
+    /// </summary>
+    private bool NoHomeLeft() =>
+        ShuttingDown && !HandoffAgent.RemainingKvNodes(Akka.Cluster.Cluster.Get(Context.System), _settings.Role).Any();
+
+    private static CrabKvError Stopping(long requestId) =>
+        new(CrabKvErrorCode.ShuttingDown, "The CrabKv node is shutting down and no other kv node is up to take its partitions: the request was not carried out.", requestId);
+
+    private void RefuseStopping(ICrabKvRequest request) => Sender.Tell(Stopping(request.RequestId));
 
     private void StartEveryPartition()
     {

@@ -196,19 +196,20 @@ public static class Serve
             {
                 return $"not every partition answered within {ReadyTimeout}";
             }
-            object reply;
+            object? reply;
             try
             {
-                reply = await node.Endpoint.Ask<object>(new GetStats(), settings.FanOutTimeout + TimeSpan.FromSeconds(5));
+                // A stop during the wait ends it: a pending Ask outlives the actor system until its timeout.
+                reply = await UnlessStopped(system, node.Endpoint.Ask<object>(new GetStats(), settings.FanOutTimeout + TimeSpan.FromSeconds(5)));
             }
             catch (Exception e) when (e is TimeoutException or AskTimeoutException or TaskCanceledException)
             {
-                await poll.WaitForNextTickAsync();
+                await UnlessStopped(system, poll.WaitForNextTickAsync().AsTask());
                 continue;
             }
             if (reply is StoreStats stats && stats.Partitions.Count == settings.Partitions)
             {
-                var held = await HeldShardsAsync(region);
+                var held = await HeldShardsAsync(system, region);
                 var failures = stats.Partitions
                     .Where(p => p.ReadOnly && held.Contains(p.Partition))
                     .Select(p => $"partition {DataDirectory.PartitionDirectoryName(p.Partition)} failed to open: {p.FailureReason}")
@@ -220,17 +221,27 @@ public static class Serve
                 }
                 return null;
             }
-            await poll.WaitForNextTickAsync();
+            await UnlessStopped(system, poll.WaitForNextTickAsync().AsTask());
         }
         return null;
     }
 
-    private static async Task<HashSet<int>> HeldShardsAsync(IActorRef region)
+    /// <summary>
+    /// The result of <paramref name="wait"/>, or default once the actor system has terminated
+    /// (a stop requested while the node starts): an Ask pending then would only end at its timeout.
+    /// </summary>
+    private static async Task<T?> UnlessStopped<T>(ActorSystem system, Task<T> wait)
+    {
+        var first = await Task.WhenAny(wait, system.WhenTerminated);
+        return first == wait ? await wait : default;
+    }
+
+    private static async Task<HashSet<int>> HeldShardsAsync(ActorSystem system, IActorRef region)
     {
         try
         {
-            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(20));
-            return state.Shards.Select(s => int.TryParse(s.ShardId, out var p) ? p : -1).Where(p => p >= 0).ToHashSet();
+            var state = await UnlessStopped(system, region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(20)));
+            return state is null ? [] : state.Shards.Select(s => int.TryParse(s.ShardId, out var p) ? p : -1).Where(p => p >= 0).ToHashSet();
         }
         catch (Exception e) when (e is TimeoutException or AskTimeoutException)
         {
@@ -240,10 +251,10 @@ public static class Serve
 
     private static async Task<(int Held, long Keys, string? Recovery)> HeldAsync(ActorSystem system, CrabKvClusterNode node, IActorRef region)
     {
-        var heldShards = await HeldShardsAsync(region);
+        var heldShards = await HeldShardsAsync(system, region);
         try
         {
-            var stats = await node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5));
+            var stats = await UnlessStopped(system, node.Endpoint.Ask<object>(new GetStats(), node.Settings.FanOutTimeout + TimeSpan.FromSeconds(5)));
             return stats is StoreStats s ? (heldShards.Count, s.Keys, RecoveryLine(s, heldShards)) : (heldShards.Count, 0, null);
         }
         catch (Exception e) when (e is TimeoutException or AskTimeoutException or TaskCanceledException)
