@@ -345,6 +345,42 @@ public sealed class RepairTests : IDisposable
     }
 
     [Fact]
+    public void VerifyReportsADamagedHintOfAnIntactSegmentAndRepairWritesItAgainFromTheRecords()
+    {
+        var model = CorruptionTests.WriteThreeSegments(_dir.Path);
+        using (var s = EmbeddedStore.Open(_dir.Path, Small()))
+        {
+            s.Compact();
+        }
+        var output = SegmentPath(_dir.Path, 3, 1);
+        var hint = Path.ChangeExtension(output, ".hint");
+        var original = File.ReadAllBytes(hint);
+        FlipByte(hint, original.Length / 2);
+        using (var store = EmbeddedStore.Open(_dir.Path, Small()))
+        {
+            Assert.Equal(0, store.LastRecovery.SegmentsFromHints); // ignored: every open scans the segment
+        }
+        var before = Snapshot(_dir.Path);
+
+        var verified = Repair.Verify(_dir.Path);
+
+        Assert.False(verified.Clean);
+        Assert.Empty(verified.Damaged);
+        Assert.Contains(hint, Assert.Single(verified.BadHints!));
+        AssertUnchanged(before, Snapshot(_dir.Path));
+
+        var repaired = Repair.Run(_dir.Path);
+
+        Assert.True(repaired.Clean);
+        Assert.Contains("rewritten", Assert.Single(repaired.BadHints!));
+        Assert.Equal(original, File.ReadAllBytes(hint)); // the same entries as the merge wrote
+        Assert.True(Repair.Verify(_dir.Path).Clean);
+        using var reopened = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Equal(1, reopened.LastRecovery.SegmentsFromHints);
+        AssertContents(reopened, model);
+    }
+
+    [Fact]
     public void RepairDeletesLeftoverTemporaryFilesButVerifyDoesNot()
     {
         CorruptionTests.WriteThreeSegments(_dir.Path);

@@ -27,6 +27,7 @@ public static class Offline
         var clean = true;
         var damaged = 0;
         var notSegments = 0;
+        var badHints = 0;
         await ProgressDisplay.RunAsync(progress =>
         {
             var task = progress.Start($"{verb} {partitions.Count} partitions", partitions.Count);
@@ -38,6 +39,11 @@ public static class Offline
                     Consoles.Result($"not a segment: {n}");
                 }
                 notSegments += report.NotSegments.Count;
+                foreach (var h in repair ? [] : report.BadHints ?? [])
+                {
+                    Consoles.Result($"{Path.GetFileName(dir)}: {h}");
+                }
+                badHints += report.BadHints?.Count ?? 0;
                 foreach (var d in report.Damaged)
                 {
                     Consoles.Result($"damaged: {d.Path}: bytes {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, " +
@@ -48,13 +54,26 @@ public static class Offline
                 damaged += report.Damaged.Count;
                 task.Increment(1);
             }
-            task.Complete(clean ? "clean" : $"{damaged} damaged segments");
+            task.Complete(clean ? "clean" : damaged > 0 ? $"{damaged} damaged segments" : "damage found");
             return Task.FromResult(0);
         });
-        var others = notSegments == 0 ? ""
-            : repair ? $"; {notSegments} files named like segments left as they are (CrabKv files of another format version or id: see the lines above)"
-            : $", {notSegments} files named like segments that are not (crabkv repair moves aside those that are no CrabKv file)";
-        Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {(clean ? "clean" : repair ? $"{damaged} damaged segments rewritten{others}" : $"{damaged} damaged segments (crabkv repair rewrites them){others}")}");
+        var found = new List<string>();
+        if (damaged > 0)
+        {
+            found.Add(repair ? $"{damaged} damaged segments rewritten" : $"{damaged} damaged segments (crabkv repair rewrites them)");
+        }
+        if (notSegments > 0)
+        {
+            found.Add(repair ? $"{notSegments} files named like segments left as they are (CrabKv files of another format version or id: see the lines above)"
+                             : $"{notSegments} files named like segments that are not (crabkv repair moves aside those that are no CrabKv file)");
+        }
+        if (badHints > 0)
+        {
+            found.Add(repair ? $"{badHints} damaged hint files rewritten"
+                             : $"{badHints} damaged hint files (their segments are intact and open by a scan; crabkv repair rewrites the hints)");
+        }
+        var summary = found.Count == 0 ? "clean" : string.Join("; ", found);
+        Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {summary}");
         // repair: 0 when what is left opens; files it could not touch keep the node from starting.
         return clean || (repair && notSegments == 0) ? ExitCodes.Ok : repair ? ExitCodes.Error : ExitCodes.NotFound;
     }

@@ -12,10 +12,18 @@ namespace CrabKv.Storage.Recovery;
 public sealed record SegmentDamage(string Path, IReadOnlyList<(long Start, long End)> DamagedRanges, long RecordsKept, long RecordsDropped);
 
 /// <summary>What <see cref="Repair.Verify"/> or <see cref="Repair.Run"/> found (and, for Run, fixed).</summary>
-public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDamage> Damaged, IReadOnlyList<string> NotSegments, IReadOnlyList<string>? MovedAside = null)
+/// <param name="SegmentsChecked">Segment files looked at.</param>
+/// <param name="Damaged">Segments with damage (repair: rewritten).</param>
+/// <param name="NotSegments">Files named like segments that are not (another format version or id, or no CrabKv file when only verified).</param>
+/// <param name="MovedAside">Files with no CrabKv data that repair renamed out of the way.</param>
+/// <param name="BadHints">Hint files of intact segments that do not verify (open ignores them and scans the segment); repair rewrote them.</param>
+public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDamage> Damaged, IReadOnlyList<string> NotSegments, IReadOnlyList<string>? MovedAside = null, IReadOnlyList<string>? BadHints = null)
 {
-    /// <summary>True when every segment verified.</summary>
-    public bool Clean => Damaged.Count == 0 && NotSegments.Count == 0;
+    /// <summary>True when every segment verified, and every hint file (verify only: repair rewrites damaged ones).</summary>
+    public bool Clean => Damaged.Count == 0 && NotSegments.Count == 0 && (BadHints is null || BadHints.Count == 0 || Rewritten);
+
+    /// <summary>Whether this is repair's report (what it found damaged has been rewritten).</summary>
+    public bool Rewritten { get; init; }
 }
 
 /// <summary>
@@ -53,6 +61,7 @@ public static class Repair
         var damaged = new List<SegmentDamage>();
         var notSegments = new List<string>();
         var movedAside = new List<string>();
+        var badHints = new List<string>();
         var ids = StoreRecovery.ListSegments(files, directory);
         var firstActive = StoreRecovery.FirstActive(files, directory, ids);
         for (var i = 0; i < ids.Count; i++)
@@ -87,6 +96,10 @@ public static class Repair
             using (segment)
             {
                 damage = Salvage(segment, i >= firstActive && id.Sub == 0, out kept);
+                if (damage is null && !(i >= firstActive && id.Sub == 0)) // hints are a sealed segment's (the active one is always scanned)
+                {
+                    CheckHint(files, directory, segment, rewrite, badHints, log);
+                }
             }
             if (damage is null)
             {
@@ -99,7 +112,38 @@ public static class Repair
                 Rewrite(files, directory, id, kept);
             }
         }
-        return new RepairReport(ids.Count, damaged, notSegments, movedAside);
+        return new RepairReport(ids.Count, damaged, notSegments, movedAside, badHints) { Rewritten = rewrite };
+    }
+
+    /// <summary>
+    /// The hint file of an intact segment, if it has one: open uses it only if every entry
+    /// verifies (FORMAT.md section 5), otherwise it scans the segment, at every open. A hint
+    /// that does not verify is reported; repair writes it again from the segment's records.
+    /// </summary>
+    private static void CheckHint(FileLayer files, string directory, Segment segment, bool rewrite, List<string> badHints, Action<string>? log)
+    {
+        var hintPath = Path.Combine(directory, segment.Id.HintFileName);
+        if (!files.FileExists(hintPath) || HintFile.TryLoad(files, hintPath, segment.Id, segment.Length, static (in HintEntry _) => { }, out var whyNot))
+        {
+            return;
+        }
+        var message = $"hint file '{hintPath}' is damaged ({whyNot}); its segment is intact: the partition opens by scanning it";
+        if (rewrite)
+        {
+            var hint = new HintFile.Builder(segment.Id);
+            var scanner = new SegmentScanner(segment, segment.Length);
+            while (scanner.Next() == ScanStatus.Record)
+            {
+                var h = scanner.Header;
+                hint.Add(RecordCodec.KeyOf(scanner.Record, h), h.Flags, h.Expiry, (uint)scanner.RecordOffset, (uint)h.Size);
+            }
+            files.Delete(hintPath);
+            hint.Complete(files, directory, segment.Length);
+            files.SyncDirectory(directory);
+            message += "; rewritten from the segment's records";
+        }
+        badHints.Add(message);
+        log?.Invoke(message);
     }
 
     /// <summary>The suffix a file named like a segment but holding no CrabKv data gets from repair.</summary>
