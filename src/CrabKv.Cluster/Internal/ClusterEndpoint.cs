@@ -206,7 +206,9 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
         ReceiveAny(Unknown);
     }
 
-    private bool ShuttingDown => CoordinatedShutdown.Get(Context.System).ShutdownReason is not null;
+    private readonly CoordinatedShutdown _shutdown = CoordinatedShutdown.Get(Context.System);
+
+    private bool ShuttingDown => _shutdown.ShutdownReason is not null;
 
     /// <summary>
     /// Whether a request would find no partition to carry it out: this node is shutting down and
