@@ -329,6 +329,47 @@ public sealed record CrabKvSettings
         };
     }
 
+    /// <summary>
+    /// These node settings with the preallocation budget (<c>crabkv.segment.preallocate</c>) at
+    /// most a quarter of <paramref name="freeBytes"/>, the free space of the disk that holds the
+    /// data directory. Preallocation only makes syncs cheaper; on a small disk the configured
+    /// budget (128 MiB by default) would fill it before the first write, and partitions would
+    /// fail to open for want of space for their LOCK file. <paramref name="note"/> says what was
+    /// lowered, or is null when nothing was.
+    /// </summary>
+    public CrabKvSettings FitPreallocation(long freeBytes, out string? note)
+    {
+        note = null;
+        var fit = Math.Max(0, freeBytes / 4);
+        if (BudgetShare != 1 || SegmentPreallocateBytes <= fit)
+        {
+            return this;
+        }
+        static string MiB(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
+        note = $"crabkv.segment.preallocate lowered from {MiB(SegmentPreallocateBytes)} to {MiB(fit)}, a quarter of the " +
+               $"{MiB(Math.Max(0, freeBytes))} free on the disk of '{DataDir}' (preallocation only makes syncs cheaper; " +
+               "below 256 KiB per partition there is none)";
+        return this with { SegmentPreallocateBytes = fit };
+    }
+
+    /// <summary>Free bytes for this process on the disk that holds <paramref name="path"/> (its nearest existing ancestor); <see cref="long.MaxValue"/> when unknown.</summary>
+    public static long FreeBytesAt(string path)
+    {
+        try
+        {
+            var existing = Path.GetFullPath(path);
+            while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+            {
+                existing = parent;
+            }
+            return new DriveInfo(existing).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return long.MaxValue;
+        }
+    }
+
     /// <summary>The engine options one partition uses.</summary>
     public StoreOptions ToStoreOptions() => new()
     {

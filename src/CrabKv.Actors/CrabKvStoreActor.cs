@@ -115,7 +115,12 @@ public sealed class CrabKvStoreActor : ReceiveActor
     protected override void PreStart()
     {
         // The node budgets (cache, write-back, write buffers, preallocation) shared by the partitions.
-        var partitionSettings = _settings.PerPartition(_partitions.Length);
+        var nodeSettings = _settings.FitPreallocation(CrabKvSettings.FreeBytesAt(_dataDirectory.Path), out var lowered);
+        if (lowered is not null)
+        {
+            Context.GetLogger().Warning("CrabKv: {0}", lowered);
+        }
+        var partitionSettings = nodeSettings.PerPartition(_partitions.Length);
         for (var i = 0; i < _partitions.Length; i++)
         {
             var dir = _dataDirectory.PartitionPath(i);

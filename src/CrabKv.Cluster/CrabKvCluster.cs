@@ -56,6 +56,11 @@ public static class CrabKvCluster
             {
                 system.Log.Warning("CrabKv: {0}", note);
             }
+            partitionSettings = partitionSettings.FitPreallocation(CrabKvSettings.FreeBytesAt(dataDirectory.Path), out var lowered);
+            if (lowered is not null)
+            {
+                system.Log.Warning("CrabKv: {0}", lowered);
+            }
             var directory = dataDirectory;
             // The node budgets are divided by the cluster's partition count (static: a node
             // holding fewer partitions uses that fraction of them).

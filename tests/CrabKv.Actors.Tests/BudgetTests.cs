@@ -92,6 +92,27 @@ public sealed class BudgetTests : StoreTestBase
     }
 
     [Fact]
+    public void On_a_small_disk_the_preallocation_budget_is_at_most_a_quarter_of_the_free_space()
+    {
+        // Found on a 40 MiB disk: 64 partitions x 2 MiB filled it before the first write, and
+        // partitions could not even write their LOCK files.
+        var node = CrabKvSettings.Create(CrabKvSettings.DefaultConfig());
+        var fitted = node.FitPreallocation(40 * MiB, out var note);
+        Assert.Equal(10 * MiB, fitted.SegmentPreallocateBytes);
+        Assert.Contains("lowered from 128 MiB to 10 MiB, a quarter of the 40 MiB free", note);
+        Assert.Equal(0, fitted.PerPartition(64).SegmentPreallocateBytes); // 160 KiB a partition: below one step, none
+        Assert.Equal(5 * MiB, fitted.PerPartition(2).SegmentPreallocateBytes);
+        Assert.Equal(node with { SegmentPreallocateBytes = 10 * MiB }, fitted); // nothing else changes
+
+        // Enough room: unchanged, no note; nothing below zero.
+        Assert.Same(node, node.FitPreallocation(512 * MiB, out var none));
+        Assert.Null(none);
+        Assert.Equal(0, node.FitPreallocation(-1, out _).SegmentPreallocateBytes);
+        // Free space of an existing directory, or of its nearest existing parent.
+        Assert.True(CrabKvSettings.FreeBytesAt(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "not-yet")) > 0);
+    }
+
+    [Fact]
     public void Floors_and_rounding()
     {
         var tiny = FromOptions(new CrabKvOptions

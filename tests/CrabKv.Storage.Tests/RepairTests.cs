@@ -344,6 +344,47 @@ public sealed class RepairTests : IDisposable
         AssertContents(store, model, "m030");
     }
 
+    [Theory]
+    [InlineData(false)] // a partial plain record at the end
+    [InlineData(true)]  // a batch whose end record never reached the disk
+    public void VerifyCallsATornTailOfTheActiveSegmentWhatOpenCutsNotDamage(bool batch)
+    {
+        // Found on a full disk: a write that fails part way leaves a partial record or batch at
+        // the end of the active segment; open cuts it (rule 4), verify called it damage.
+        Session(_dir.Path, s =>
+        {
+            s.Put("a", "1");
+            s.Put("b", "2");
+            if (batch)
+            {
+                s.PutBatch([BatchEntry.Put("x", "10"u8.ToArray()), BatchEntry.Put("y", "20"u8.ToArray()), BatchEntry.Put("z", "30"u8.ToArray())]);
+            }
+            else
+            {
+                s.Put("c", "3");
+            }
+        }, Small());
+        var seg = Assert.Single(SegmentFiles(_dir.Path));
+        var records = ReadRecords(seg);
+        ShrinkFile(seg, records[^1].Size / 2); // the last record, half written
+        var tornFrom = batch ? records[^3].Offset : records[^1].Offset;
+        var before = Snapshot(_dir.Path);
+
+        var verified = Repair.Verify(_dir.Path);
+
+        Assert.True(verified.Clean, string.Join("; ", verified.Damaged.Select(d => string.Join(",", d.DamagedRanges))));
+        Assert.Contains($"bytes [{tornFrom}, {new FileInfo(seg).Length})", Assert.Single(verified.TornTails));
+        AssertUnchanged(before, Snapshot(_dir.Path));
+        Assert.True(Repair.Run(_dir.Path).Clean);
+        AssertUnchanged(before, Snapshot(_dir.Path)); // left for the open, which cuts it and says so
+
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        Assert.Equal(tornFrom, store.LastRecovery.TornTail!.Value.Offset);
+        Assert.Equal("1", store.GetString("a"));
+        Assert.Equal("2", store.GetString("b"));
+        Assert.All(new[] { "c", "x", "y", "z" }, k => Assert.Null(store.GetString(k)));
+    }
+
     [Fact]
     public void VerifyReportsADamagedHintOfAnIntactSegmentAndRepairWritesItAgainFromTheRecords()
     {

@@ -14,6 +14,11 @@ internal sealed partial class PartitionActor
 {
     private readonly List<IActorRef> _stopWaiters = new();
 
+    /// <summary>What a write to a read-only partition is answered, with what to do about it.</summary>
+    private string ReadOnlyMessage =>
+        $"Partition {_partition} is read-only after a failure: {_readOnlyReason}. Reads are still served; writes resume when the node " +
+        "is restarted after the cause is fixed (a full disk: free space).";
+
     private void OnWalFailed(WalFailed m) =>
         // The writer has answered the failed requests itself.
         GoReadOnly($"the write-ahead log failed: {m.Reason}", dropPending: true, answerPending: false);

@@ -214,11 +214,11 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         Receive<Get>(OnGet);
         Receive<CompactAndShutdown>(m =>
         {
-            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, ReadOnlyMessage, m.RequestId));
             BeginStop(null); // no compaction, but the shutdown the store waits for
         });
         Receive<ICrabKvRequest>(m => m is Put or Delete or PutBatch or Flush or Compact or CompactAndShutdown, m =>
-            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId)));
+            Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, ReadOnlyMessage, m.RequestId)));
         Open();
     }
 
@@ -230,7 +230,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             if (_readOnlyReason is not null)
             {
-                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, ReadOnlyMessage, m.RequestId));
                 return;
             }
             OnFlush(m);
@@ -261,7 +261,7 @@ internal sealed partial class PartitionActor : ReceiveActor, IWithUnboundedStash
         {
             if (m is Compact or CompactAndShutdown && _readOnlyReason is not null)
             {
-                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, $"Partition {_partition} is read-only after a failure: {_readOnlyReason}", m.RequestId));
+                Sender.Tell(ErrorReply(CrabKvErrorCode.StoreFailed, ReadOnlyMessage, m.RequestId));
                 return;
             }
             Sender.Tell(ErrorReply(CrabKvErrorCode.ShuttingDown, message, m.RequestId));

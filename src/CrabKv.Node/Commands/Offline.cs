@@ -28,6 +28,7 @@ public static class Offline
         var damaged = 0;
         var notSegments = 0;
         var badHints = 0;
+        var tornTails = 0;
         await ProgressDisplay.RunAsync(progress =>
         {
             var task = progress.Start($"{verb} {partitions.Count} partitions", partitions.Count);
@@ -44,6 +45,11 @@ public static class Offline
                     Consoles.Result($"{Path.GetFileName(dir)}: {h}");
                 }
                 badHints += report.BadHints?.Count ?? 0;
+                foreach (var t in repair ? [] : report.TornTails)
+                {
+                    Consoles.Result($"{Path.GetFileName(dir)}: {t}");
+                }
+                tornTails += report.TornTails.Count;
                 foreach (var d in report.Damaged)
                 {
                     Consoles.Result($"damaged: {d.Path}: bytes {string.Join(", ", d.DamagedRanges.Select(r => $"[{r.Start}, {r.End})"))}, " +
@@ -73,6 +79,10 @@ public static class Offline
                              : $"{badHints} damaged hint files (their segments are intact and open by a scan; crabkv repair rewrites the hints)");
         }
         var summary = found.Count == 0 ? "clean" : string.Join("; ", found);
+        if (tornTails > 0)
+        {
+            summary += $" ({tornTails} torn tails of interrupted writes: the next start cuts them)";
+        }
         Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {summary}");
         // repair: 0 when what is left opens; files it could not touch keep the node from starting.
         return clean || (repair && notSegments == 0) ? ExitCodes.Ok : repair ? ExitCodes.Error : ExitCodes.NotFound;

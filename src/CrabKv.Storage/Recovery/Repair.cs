@@ -24,6 +24,9 @@ public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDama
 
     /// <summary>Whether this is repair's report (what it found damaged has been rewritten).</summary>
     public bool Rewritten { get; init; }
+
+    /// <summary>Torn tails of active segments (an interrupted write): not damage; the next open cuts them (FORMAT.md section 8, rule 4).</summary>
+    public IReadOnlyList<string> TornTails { get; init; } = [];
 }
 
 /// <summary>
@@ -62,6 +65,7 @@ public static class Repair
         var notSegments = new List<string>();
         var movedAside = new List<string>();
         var badHints = new List<string>();
+        var tornTails = new List<string>();
         var ids = StoreRecovery.ListSegments(files, directory);
         var firstActive = StoreRecovery.FirstActive(files, directory, ids);
         for (var i = 0; i < ids.Count; i++)
@@ -95,7 +99,14 @@ public static class Repair
             List<byte[]> kept;
             using (segment)
             {
-                damage = Salvage(segment, i >= firstActive && id.Sub == 0, out kept);
+                damage = Salvage(segment, i >= firstActive && id.Sub == 0, out kept, out var torn);
+                if (torn is { } t)
+                {
+                    var what = t.BatchRecords > 0 ? $"an unfinished batch of {t.BatchRecords} records and what follows" : "a partial record";
+                    tornTails.Add($"'{path}': torn tail, bytes [{t.Start}, {t.End}): {what}, from a write that was interrupted " +
+                                  "(a crash, a full disk); the next start cuts it");
+                    log?.Invoke(tornTails[^1]);
+                }
                 if (damage is null && !(i >= firstActive && id.Sub == 0)) // hints are a sealed segment's (the active one is always scanned)
                 {
                     CheckHint(files, directory, segment, rewrite, badHints, log);
@@ -112,7 +123,7 @@ public static class Repair
                 Rewrite(files, directory, id, kept);
             }
         }
-        return new RepairReport(ids.Count, damaged, notSegments, movedAside, badHints) { Rewritten = rewrite };
+        return new RepairReport(ids.Count, damaged, notSegments, movedAside, badHints) { Rewritten = rewrite, TornTails = tornTails };
     }
 
     /// <summary>
@@ -161,12 +172,21 @@ public static class Repair
         return new SegmentScanner(segment, segment.Length).FindNextValidRecord(Format.FormatConstants.FileHeaderSize - 1) >= 0;
     }
 
-    private static SegmentDamage? Salvage(Segment segment, bool isLast, out List<byte[]> kept)
+    /// <summary>
+    /// The intact records of <paramref name="segment"/> and its damage, or null when it has none.
+    /// In the active segment (<paramref name="isActive"/>) open's rule 4 applies (FORMAT.md
+    /// section 8): invalid bytes with no valid record after them, and an unended batch at the
+    /// end, are a torn tail (an interrupted write, a full disk), which open cuts: reported in
+    /// <paramref name="tornTail"/>, not as damage; a zero tail is neither.
+    /// </summary>
+    private static SegmentDamage? Salvage(Segment segment, bool isActive, out List<byte[]> kept, out (long Start, long End, int BatchRecords)? tornTail)
     {
         kept = new List<byte[]>();
+        tornTail = null;
         var ranges = new List<(long, long)>();
         var scanner = new SegmentScanner(segment, segment.Length);
         var batch = new List<byte[]>();
+        long batchStart = -1;
         long dropped = 0;
         // After damage, batch members up to the next BatchEnd may belong to a batch whose
         // first members were in the damaged range: they are dropped (FORMAT.md section 4).
@@ -181,6 +201,16 @@ public static class Repair
             if (status == ScanStatus.Invalid)
             {
                 var start = scanner.Position;
+                if (isActive && scanner.FindNextValidRecord(start, out var zeroTail) < 0)
+                {
+                    // What open cuts: from here (or the unended batch's first record) to the end.
+                    if (batch.Count > 0 || !zeroTail)
+                    {
+                        tornTail = (batch.Count > 0 ? batchStart : start, segment.Length, batch.Count);
+                    }
+                    batch.Clear();
+                    break;
+                }
                 // A damaged record whose header still holds: resume right after it, so bytes
                 // inside its value are never mistaken for records. Otherwise search.
                 var next = scanner.EndOfDamagedRecord(start);
@@ -196,10 +226,6 @@ public static class Repair
                     dropped += batch.Count;
                     batch.Clear();
                     break;
-                }
-                if (next < 0 && isLast && StoreRecovery.IsZeroFill(segment, start))
-                {
-                    break; // the preallocated, never written tail of the last segment: not damage
                 }
                 ranges.Add((start, next < 0 ? segment.Length : next));
                 dropUntilBatchEnd = true;
@@ -231,12 +257,21 @@ public static class Repair
                 kept.Add(rec);
                 continue;
             }
+            if (batch.Count == 0)
+            {
+                batchStart = scanner.RecordOffset;
+            }
             batch.Add(rec);
             if (h.IsBatchEnd)
             {
                 kept.AddRange(batch);
                 batch.Clear();
             }
+        }
+        if (isActive && batch.Count > 0)
+        {
+            tornTail = (batchStart, segment.Length, batch.Count); // a batch whose end record was never written
+            batch.Clear();
         }
         dropped += batch.Count;
         if (ranges.Count == 0 && dropped == 0)
