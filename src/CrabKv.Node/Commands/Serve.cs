@@ -128,7 +128,11 @@ public static class Serve
             {
                 Console.Error.WriteLine($"crabkv serve: {failure}");
                 await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
-                Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly). See `crabkv verify` and `crabkv repair`.");
+                // A full disk is not damage: verify and repair would only send the user round.
+                var advice = failure.Contains("No space left on device", StringComparison.Ordinal)
+                    ? $"The disk of '{dataDir}' is full ({CrabKvSettings.FreeBytesAt(dataDir) / (1 << 20)} MiB free): free space and start it again."
+                    : "See `crabkv verify` and `crabkv repair`.";
+                Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly). {advice}");
                 return ExitCodes.Error;
             }
             if (stopRequested || system.WhenTerminated.IsCompleted)
