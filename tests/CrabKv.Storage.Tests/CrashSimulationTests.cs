@@ -253,6 +253,87 @@ public sealed class CrashSimulationTests : IDisposable
         }
     }
 
+    /// <summary>The next write to a data segment writes all but its last bytes, then fails as a full disk does.</summary>
+    private sealed class PartialWriteLayer() : TestSupport.WrappingFileLayer(Files.FileLayer.Default)
+    {
+        public int ShortBy { get; set; }
+
+        public override void Write(Microsoft.Win32.SafeHandles.SafeFileHandle file, ReadOnlySpan<byte> source, long offset) =>
+            WriteThenFail(file, source, offset, durable: false);
+
+        public override void WriteDurable(Microsoft.Win32.SafeHandles.SafeFileHandle file, ReadOnlySpan<byte> source, long offset) =>
+            WriteThenFail(file, source, offset, durable: true);
+
+        private void WriteThenFail(Microsoft.Win32.SafeHandles.SafeFileHandle file, ReadOnlySpan<byte> source, long offset, bool durable)
+        {
+            if (ShortBy > 0 && source.Length > ShortBy && source.ContainsAnyExcept((byte)0))
+            {
+                Inner.Write(file, source[..^ShortBy], offset);
+                Inner.SyncData(file); // those bytes are on the disk
+                ShortBy = 0;
+                throw new IOException("No space left on device (injected after a partial write)");
+            }
+            if (durable)
+            {
+                Inner.WriteDurable(file, source, offset);
+            }
+            else
+            {
+                Inner.Write(file, source, offset);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AWriteThatFailsPartWayIsCutBackSoItsWholeRecordsDoNotComeBackAtTheNextOpen(bool preallocate)
+    {
+        // A full disk: the write of three puts reaches the file up to the middle of the third
+        // and fails. The caller is told it failed; the first two puts are whole records on the
+        // disk, and without the cut the next open applied them.
+        var layer = new PartialWriteLayer();
+        var options = Options(preallocate) with { Files = layer };
+        var store = EmbeddedStore.Open(_dir.Path, options);
+        store.Put("a", "1");
+        store.Put("b", "2");
+        store.Sync();
+        store.Put("c", "3");
+        store.Put("d", "4");
+        store.Put("e", "5");
+        layer.ShortBy = 3;
+
+        var failed = Assert.Throws<IOException>(() => store.Sync());
+
+        Assert.Contains("No space left", failed.Message);
+        store.SimulateCrash();
+        using var reopened = EmbeddedStore.Open(_dir.Path, Options(preallocate));
+        Assert.Equal("1", reopened.GetString("a"));
+        Assert.Equal("2", reopened.GetString("b"));
+        Assert.All(new[] { "c", "d", "e" }, k => Assert.Null(reopened.GetString(k)));
+    }
+
+    [Fact]
+    public void AStoreWhoseWriteFailedPartWayRefusesMoreAndItsCloseDoesNotWriteTheFailedRecords()
+    {
+        var layer = new PartialWriteLayer();
+        var options = Options(preallocate: true) with { Files = layer };
+        using (var store = EmbeddedStore.Open(_dir.Path, options))
+        {
+            store.Put("a", "1");
+            store.Sync();
+            store.Put("c", "3");
+            store.Put("d", "4");
+            layer.ShortBy = 3;
+            Assert.Throws<IOException>(() => store.Sync());
+            Assert.Throws<StoreClosedException>(() => store.Sync()); // until reopened
+        }
+        using var reopened = EmbeddedStore.Open(_dir.Path, Options(preallocate: true));
+        Assert.Equal("1", reopened.GetString("a"));
+        Assert.Null(reopened.GetString("c"));
+        Assert.Null(reopened.GetString("d"));
+    }
+
     /// <summary>
     /// Every op of Prefix and Tail written and flushed, then a crash: the active segment keeps
     /// its preallocated zero tail. Returns the model, that segment's id and path, and where its data ends.

@@ -174,10 +174,42 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
                 _zeroedUpTo += n;
             }
         }
-        _files.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+        try
+        {
+            _files.Write(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+        }
+        catch (IOException)
+        {
+            CutBackAfterFailedWrite();
+            throw;
+        }
         _flushed += _buffered;
         _buffered = 0;
         _dirtySinceSync = true;
+    }
+
+    /// <summary>
+    /// After a write of the buffer failed part way (no space left, an I/O error): the file is
+    /// cut back to where that write began, best effort. Whole records of the failed write may
+    /// have reached the file; a caller told that its write failed must not find it applied at
+    /// the next open. (Its owner stops using the writer: the store refuses further operations
+    /// until reopened, the actor partition turns read-only.)
+    /// </summary>
+    private void CutBackAfterFailedWrite()
+    {
+        try
+        {
+            _files.SetLength(_segment.Handle, _flushed);
+            _files.SyncData(_segment.Handle);
+        }
+        catch (IOException)
+        {
+            // The file is in an unknown state either way; open's rules decide what it holds.
+        }
+        // Past the cut: no preallocation, no zeros, nothing made durable ahead.
+        _preallocated = Math.Min(_preallocated, _flushed);
+        _zeroedUpTo = Math.Min(_zeroedUpTo, _flushed);
+        _durableUpTo = Math.Min(_durableUpTo, _flushed);
     }
 
     /// <summary>
@@ -194,7 +226,15 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
         if (_buffered > 0 && !_dirtySinceSync && _flushed + _buffered <= _durableUpTo)
         {
             _dirtySinceSync = true; // until it succeeds: a failed durable write may have written part
-            _files.WriteDurable(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+            try
+            {
+                _files.WriteDurable(_segment.Handle, _buffer.AsSpan(0, _buffered), _flushed);
+            }
+            catch (IOException)
+            {
+                CutBackAfterFailedWrite();
+                throw;
+            }
             _flushed += _buffered;
             _buffered = 0;
             _dirtySinceSync = false;
