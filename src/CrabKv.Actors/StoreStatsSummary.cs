@@ -56,7 +56,8 @@ public sealed partial record StoreStats
 
         Add(StoreSection, "nodes", Math.Max(Nodes.Count, PartitionsByNode().Count));
         Add(StoreSection, "partitions", Partitions.Count);
-        Add(StoreSection, "read-only-partitions", Partitions.Count(p => p.ReadOnly));
+        Add(StoreSection, "read-only-partitions", Partitions.Count(p => p.ReadOnly && !p.Unavailable));
+        Add(StoreSection, "unavailable-partitions", Partitions.Count(p => p.Unavailable));
         AddSums(StoreSection, Partitions, Add);
 
         var byNode = PartitionsByNode();
@@ -80,7 +81,7 @@ public sealed partial record StoreStats
         {
             var section = PartitionSection(p.Partition);
             Add(section, "node", p.Node ?? "");
-            Add(section, "state", p.ReadOnly ? $"read-only: {p.FailureReason}" : "ok");
+            Add(section, "state", p.Unavailable ? p.FailureReason ?? "unavailable" : p.ReadOnly ? $"read-only: {p.FailureReason}" : "ok");
             Add(section, "keys", p.Keys);
             Add(section, "segments", p.Segments);
             Add(section, "total-bytes", p.TotalBytes);

@@ -139,6 +139,13 @@ public sealed record PartitionStats
     /// <summary>Why it is read-only or unavailable.</summary>
     public string? FailureReason { get; init; }
 
+    /// <summary>
+    /// True for the entry of a partition that did not answer a store-wide stats request (its
+    /// node away, unreachable, or the partition moving): no figures, <see cref="FailureReason"/>
+    /// says why. The other partitions' figures are still reported.
+    /// </summary>
+    public bool Unavailable { get; init; }
+
     /// <summary>Record bytes keys still point at: <see cref="TotalBytes"/> minus <see cref="StaleBytes"/>.</summary>
     public long LiveBytes => TotalBytes - StaleBytes;
 

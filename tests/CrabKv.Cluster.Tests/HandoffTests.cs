@@ -42,7 +42,7 @@ public sealed class HandoffTests : OwnClusterTest
 
     private static async Task AllPartitionsAnswer(CrabKvClusterNode node) =>
         await ClusterFixture.WaitUntil(async () =>
-            await node.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20)) is StoreStats s && s.Partitions.Count == Partitions,
+            await node.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20)) is StoreStats s && s.Partitions.Count == Partitions && !s.Partitions.Any(p => p.Unavailable),
             "every partition answering GetStats");
 
     private static async Task<ISet<int>> ShardsOf(CrabKvClusterNode node)
@@ -298,6 +298,25 @@ public sealed class HandoffTests : OwnClusterTest
                 Assert.Equal(CrabKvErrorCode.PartitionUnavailable, e.Code);
             }
         }
+
+        // Stats while C is away: the other partitions' figures, C's partitions marked unavailable
+        // with the reason (before: the whole request failed with the first partition's error).
+        StoreStats? partial = null;
+        await ClusterFixture.WaitUntil(async () =>
+        {
+            try
+            {
+                partial = await nodeA.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20)) as StoreStats;
+            }
+            catch (AskTimeoutException)
+            {
+                return false;
+            }
+            return partial is not null && partial.Partitions.Where(p => p.Unavailable).Select(p => p.Partition).ToHashSet().SetEquals(onC);
+        }, "stats marking exactly C's partitions unavailable");
+        Assert.Equal(Partitions, partial!.Partitions.Count);
+        Assert.All(partial.Partitions.Where(p => p.Unavailable), p => Assert.Contains("PartitionUnavailable", p.FailureReason));
+        Assert.Equal(keys.Count - keysOnC.Count, partial.Keys);
 
         // C returns on the same data directory (a new address, the same NODE-ID): every acknowledged write is served.
         var (_, nodeC2) = Start("c", 2, seed, abrupt);

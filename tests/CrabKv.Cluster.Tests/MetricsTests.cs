@@ -58,7 +58,7 @@ public sealed class MetricsTests : OwnClusterTest
         var nodeA = Start("a", null);
         await nodeA.Ready.WaitAsync(ClusterFixture.Patience);
         await ClusterFixture.WaitUntil(async () =>
-            await nodeA.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20)) is StoreStats s && s.Partitions.Count == ClusterFixture.Partitions,
+            await nodeA.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20)) is StoreStats s && s.Partitions.Count == ClusterFixture.Partitions && !s.Partitions.Any(p => p.Unavailable),
             "every partition answering on the first node");
         for (var p = 0; p < ClusterFixture.Partitions; p++)
         {

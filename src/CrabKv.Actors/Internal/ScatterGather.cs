@@ -6,7 +6,7 @@ namespace CrabKv.Actors.Internal;
 /// <summary>
 /// Internal. Sends one store-wide request (Flush, Compact, CompactAndShutdown, GetStats,
 /// Shutdown) to every partition and answers the caller once with the combined reply, or
-/// the first error. Replies may come from a partition's children (the writer answers a
+/// the first error (GetStats: the partitions that answered, the others as unavailable entries). Replies may come from a partition's children (the writer answers a
 /// Flush, the cache a GetStats), so each partition gets its own <see cref="Relay"/> child,
 /// which sends the request as itself, watches the partition and reports one
 /// <see cref="Answer"/>: the reply, or, when the partition stops first, an error (a
@@ -104,6 +104,15 @@ internal sealed class ScatterGather : ReceiveActor
     {
         var replies = _replies.Where(r => r is not null).Select(r => r!).ToList();
         var error = replies.OfType<CrabKvError>().FirstOrDefault();
+        if (_request is GetStats && error is not null && replies.OfType<StoreStats>().Any())
+        {
+            // Stats are most wanted when something is wrong: the partitions that answered are
+            // reported, each one that did not as an unavailable entry saying why.
+            replies = _replies.Select((r, i) => r is CrabKvError e
+                ? new StoreStats([new PartitionStats { Partition = i, Unavailable = true, ReadOnly = true, FailureReason = $"unavailable: {e.Code}: {e.Message}" }], _requestId)
+                : r).Where(r => r is not null).Select(r => r!).ToList();
+            error = null;
+        }
         // Sent without a sender: nobody to answer (a reply would only be a dead letter).
         if (!_replyTo.IsNobody() && !_replyTo.Equals(Context.System.DeadLetters))
         {

@@ -512,6 +512,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
         w.Duration(p.RecoveryDuration);
         w.Long(p.CacheEntries);
         w.Long(p.CacheBytes);
+        w.Bool(p.Unavailable);
     }
 
     private static void WriteNodeStats(ref WireWriter w, NodeStats n)
@@ -599,6 +600,7 @@ public sealed class CrabKvSerializer : SerializerWithStringManifest
                 RecoveryDuration = r.Duration(),
                 CacheEntries = r.Long(),
                 CacheBytes = r.Long(),
+                Unavailable = r.Bool(),
             };
         }
         return stats;

@@ -211,7 +211,8 @@ public static class Serve
                 await UnlessStopped(system, poll.WaitForNextTickAsync().AsTask());
                 continue;
             }
-            if (reply is StoreStats stats && stats.Partitions.Count == settings.Partitions)
+            // Every partition answered itself (one still waiting for its holder is not ready yet).
+            if (reply is StoreStats stats && stats.Partitions.Count == settings.Partitions && !stats.Partitions.Any(p => p.Unavailable))
             {
                 var held = await HeldShardsAsync(system, region);
                 var failures = stats.Partitions

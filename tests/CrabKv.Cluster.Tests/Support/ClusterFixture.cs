@@ -83,7 +83,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         await WaitUntil(async () =>
         {
             var stats = await ClientNode.Endpoint.Ask<object>(new GetStats(), TimeSpan.FromSeconds(20));
-            return stats is StoreStats s && s.Partitions.Count == Partitions;
+            return stats is StoreStats s && s.Partitions.Count == Partitions && !s.Partitions.Any(p => p.Unavailable);
         }, "every partition answering GetStats");
     }
 
