@@ -145,12 +145,24 @@ public static class CrabKvConfig
             {
                 continue;
             }
+            var relative = key.Length > "crabkv.".Length ? key["crabkv.".Length..] : key;
+            var children = knownSet.Where(k => k.StartsWith(key + ".", StringComparison.Ordinal)).ToList();
+            if (children.Count > 0)
+            {
+                // A section given a value: `crabkv = 5`, `crabkv.limits = 5`.
+                throw new CrabKvConfigurationException(
+                    $"Invalid CrabKv configuration: {key} is a section of keys ({string.Join(", ", children.Take(3))}{(children.Count > 3 ? ", ..." : "")}), not a value.", (Exception?)null)
+                {
+                    Key = relative,
+                    UnknownKey = key,
+                };
+            }
             var closest = Closest(key, knownSet);
             throw new CrabKvConfigurationException(closest is null
                 ? $"Invalid CrabKv configuration: unknown key {key}."
                 : $"Invalid CrabKv configuration: unknown key {key}; did you mean {closest}?", (Exception?)null)
             {
-                Key = key["crabkv.".Length..],
+                Key = relative,
                 UnknownKey = key,
                 Suggestion = closest,
             };

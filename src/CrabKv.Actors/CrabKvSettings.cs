@@ -201,6 +201,15 @@ public sealed record CrabKvSettings
             }
             return v;
         }
+        long Count(string key, long min, long max)
+        {
+            var v = Read(key, () => c.GetLong(key));
+            if (v < min || v > max)
+            {
+                throw new CrabKvConfigurationException(key, $"is {v}; it must be between {min} and {max}");
+            }
+            return v;
+        }
         bool Bool(string key) => Read(key, () => c.GetBoolean(key));
         T Read<T>(string key, Func<T> read)
         {
@@ -244,6 +253,15 @@ public sealed record CrabKvSettings
         {
             throw new CrabKvConfigurationException("compaction-dispatcher", $"names '{compactionDispatcher}', which is not declared in the configuration");
         }
+        foreach (var (setting, dispatcher) in new[] { ("io-dispatcher", ioDispatcher), ("compaction-dispatcher", compactionDispatcher) })
+        {
+            // Akka would refuse a pool of no thread only when the first actor starts on it, after the node started.
+            var threads = dispatcher + ".dedicated-thread-pool.thread-count";
+            if (root.HasPath(threads) && (!int.TryParse(root.GetString(threads), out var n) || n < 1))
+            {
+                throw new CrabKvConfigurationException(setting, $"names '{dispatcher}', whose dedicated-thread-pool.thread-count is '{root.GetString(threads)}'; it must be at least 1");
+            }
+        }
         return new CrabKvSettings
         {
             DataDir = Str("data-dir"),
@@ -253,7 +271,7 @@ public sealed record CrabKvSettings
             WriteBackEnabled = Bool("write-back.enabled"),
             FlushInterval = Duration("write-back.flush-interval", allowZero: false),
             MaxDirtyBytes = Bytes("write-back.max-dirty-bytes", 4096, 1L << 40),
-            CacheMaxEntries = (int)Bytes("cache.max-entries", 0, int.MaxValue),
+            CacheMaxEntries = (int)Count("cache.max-entries", 0, int.MaxValue),
             CacheMaxBytes = Bytes("cache.max-bytes", 0, 1L << 40),
             CompressionEnabled = Bool("compression.enabled"),
             CompressionMinValueBytes = (int)Bytes("compression.min-value-bytes", 0, int.MaxValue),

@@ -93,11 +93,27 @@ public sealed class SettingsTests
     [InlineData("crabkv.compaction.install-step = 0", "compaction.install-step")]
     [InlineData("crabkv.compaction.install-step = 20000000", "compaction.install-step")]
     [InlineData("crabkv.compaction.install-step = some", "compaction.install-step")]
+    [InlineData("crabkv.cache.max-entries = -1", "cache.max-entries")]
+    [InlineData("crabkv.io-dispatcher-config.dedicated-thread-pool.thread-count = 0", "io-dispatcher")]
+    [InlineData("crabkv.compaction-dispatcher-config.dedicated-thread-pool.thread-count = many", "compaction-dispatcher")]
+    [InlineData("crabkv.limits = 5", "limits")]
     public void Bad_values_throw_naming_the_key(string hocon, string key)
     {
         var e = Assert.Throws<CrabKvConfigurationException>(() => FromHocon(hocon));
         Assert.Equal(key, e.Key);
         Assert.Contains("crabkv." + key, e.Message);
+    }
+
+    [Theory]
+    [InlineData("crabkv = 5", "crabkv is a section of keys (crabkv.")]
+    [InlineData("crabkv.limits = 5", "crabkv.limits is a section of keys (crabkv.limits.max-key-bytes, crabkv.limits.max-value-bytes), not a value")]
+    [InlineData("crabkv.cache.max-entries = -1", "crabkv.cache.max-entries is -1; it must be between 0 and")] // a count, not bytes
+    public void Messages_say_what_is_wrong(string hocon, string message)
+    {
+        // Before: `crabkv = 5` failed inside the key check with "startIndex cannot be larger than
+        // length of string", and `crabkv.limits = 5` suggested crabkv.partitions.
+        var e = Assert.Throws<CrabKvConfigurationException>(() => FromHocon(hocon));
+        Assert.Contains(message, e.Message);
     }
 
     [Fact]
