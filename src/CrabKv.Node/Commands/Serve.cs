@@ -130,9 +130,9 @@ public static class Serve
                 await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
                 // A full disk is not damage: verify and repair would only send the user round.
                 var advice = failure.Contains("No space left on device", StringComparison.Ordinal)
-                    ? $"The disk of '{dataDir}' is full ({CrabKvSettings.FreeBytesAt(dataDir) / (1 << 20)} MiB free): free space and start it again."
-                    : "See `crabkv verify` and `crabkv repair`.";
-                Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly). {advice}");
+                    ? $" The disk of '{dataDir}' is full ({CrabKvSettings.FreeBytesAt(dataDir) / (1 << 20)} MiB free): free space and start it again."
+                    : failure.Contains("failed to open", StringComparison.Ordinal) ? " See `crabkv verify` and `crabkv repair`." : "";
+                Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly).{advice}");
                 return ExitCodes.Error;
             }
             if (stopRequested || system.WhenTerminated.IsCompleted)
@@ -190,7 +190,10 @@ public static class Serve
         }
         if (node.Ready.IsFaulted)
         {
-            return node.Ready.Exception!.InnerException!.Message;
+            // Stopped by Ctrl-C or SIGTERM while starting (e.g. waiting for an unreachable seed): not a failure.
+            return CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClrExitReason
+                ? null
+                : node.Ready.Exception!.InnerException!.Message;
         }
         var region = node.Ready.Result;
         using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
