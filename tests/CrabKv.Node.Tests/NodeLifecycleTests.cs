@@ -49,6 +49,25 @@ public sealed class NodeLifecycleTests
     }
 
     [Fact]
+    public async Task Load_makes_its_batches_fit_the_nodes_segments()
+    {
+        // A batch is never split across segments. The test nodes roll segments at 1 MiB: 512
+        // lines of 3,000-byte values (1.5 MiB) used to be refused whole ("one batch must fit one
+        // segment"), and the load wrote nothing.
+        using var dir = new TempDir();
+        var config = TestNode.WriteConfig(dir, 2);
+        var tsv = dir.Combine("wide.tsv");
+        File.WriteAllLines(tsv, Enumerable.Range(0, 1500).Select(i => $"w{i:D4}\t" + new string((char)('a' + i % 26), 3000)));
+        using var node = await TestNode.StartReadyAsync(config, dir.Combine("data"), CrabKvProcess.FreePort());
+
+        var load = await node.OkAsync("load", tsv);
+
+        Assert.Contains("loaded 1,500 keys", load.Stdout);
+        Assert.Equal(1500, await node.KeysAsync());
+        Assert.Equal(new string((char)('a' + 1499 % 26), 3000), (await node.OkAsync("get", "w1499")).Stdout);
+    }
+
+    [Fact]
     public async Task A_SIGTERM_during_a_load_stops_the_node_at_once_and_the_load_reports_exactly_what_was_written()
     {
         // Before: batches that reached the one node's shard region after its partitions were

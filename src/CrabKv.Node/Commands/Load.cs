@@ -22,7 +22,7 @@ public static class Load
     /// <summary>Most entries in one batch.</summary>
     public const int ChunkEntries = 512;
 
-    /// <summary>Most key and value bytes in one batch (well under the 32 MiB frame limit).</summary>
+    /// <summary>Most record bytes in one batch (well under the 32 MiB frame limit); fewer when the node's segments are smaller (a batch never spans two).</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
 
     /// <summary>Batches queued or in flight at once (across partitions).</summary>
@@ -87,7 +87,10 @@ public static class Load
             // other partitions' batches were written.
             RefuseOverLimit(file, stats, "limits.max-key-bytes", "key", largestKey);
             RefuseOverLimit(file, stats, "limits.max-value-bytes", "value", largestValue);
-            var loader = new Loader(node.Client, partitions);
+            // A batch is never split across segments: with small segments, smaller batches.
+            var segmentBytes = SmallestSetting(stats, "segment.max-bytes");
+            var batchBytes = (int)Math.Min(ChunkBytes, segmentBytes - Storage.Format.FormatConstants.FileHeaderSize);
+            var loader = new Loader(node.Client, partitions, batchBytes);
             await ProgressDisplay.RunAsync(async progress =>
             {
                 var task = progress.Start($"load {Path.GetFileName(file)}", total);
@@ -132,15 +135,20 @@ public static class Load
     /// <summary>Throws when <paramref name="largest"/> (line, bytes) is over the smallest limit <paramref name="key"/> of the cluster's nodes.</summary>
     private static void RefuseOverLimit(string file, Actors.StoreStats stats, string key, string what, (int Line, long Bytes) largest)
     {
-        var limits = stats.Nodes.SelectMany(n => n.Configuration).Where(e => e.Key == key)
-            .Select(e => long.TryParse(e.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : long.MaxValue)
-            .ToList();
-        if (limits.Count > 0 && largest.Bytes > limits.Min())
+        var limit = SmallestSetting(stats, key);
+        if (largest.Bytes > limit)
         {
             throw new CliException(ExitCodes.Error,
-                $"{file}:{largest.Line}: {what} of {largest.Bytes:N0} bytes; the node's limit (crabkv.{key}) is {limits.Min():N0}; nothing was sent");
+                $"{file}:{largest.Line}: {what} of {largest.Bytes:N0} bytes; the node's limit (crabkv.{key}) is {limit:N0}; nothing was sent");
         }
     }
+
+    /// <summary>The smallest value of the byte setting <paramref name="key"/> over the nodes in <paramref name="stats"/>; <see cref="long.MaxValue"/> when none says.</summary>
+    private static long SmallestSetting(Actors.StoreStats stats, string key) =>
+        stats.Nodes.SelectMany(n => n.Configuration).Where(e => e.Key == key)
+            .Select(e => long.TryParse(e.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : long.MaxValue)
+            .DefaultIfEmpty(long.MaxValue)
+            .Min();
 
     /// <summary>
     /// The first pass: every line well formed (or the error naming the first bad one); returns
@@ -252,7 +260,7 @@ public static class Load
     /// chunk of its partition (a chain of tasks per partition); a semaphore bounds the chunks
     /// queued or in flight, so reading waits for the node instead of buffering the file.
     /// </summary>
-    private sealed class Loader(CrabKvClient client, int partitions)
+    private sealed class Loader(CrabKvClient client, int partitions, int batchBytes)
     {
         private readonly List<Line>?[] _pending = new List<Line>?[partitions];
         private readonly long[] _pendingBytes = new long[partitions];
@@ -277,9 +285,10 @@ public static class Load
         public async Task AddAsync(Line line)
         {
             var p = KeyPartitioner.PartitionOf(line.Key, partitions);
-            var size = Encoding.UTF8.GetByteCount(line.Key) + line.Value.Length;
+            // The records' bytes as the node writes them (the header counted, compression not).
+            var size = Storage.Format.FormatConstants.RecordHeaderSize + Encoding.UTF8.GetByteCount(line.Key) + line.Value.Length;
             var chunk = _pending[p];
-            if (chunk is not null && (chunk.Count >= ChunkEntries || _pendingBytes[p] + size > ChunkBytes))
+            if (chunk is not null && (chunk.Count >= ChunkEntries || _pendingBytes[p] + size > batchBytes))
             {
                 await DispatchAsync(p);
                 chunk = null;
@@ -349,7 +358,7 @@ public static class Load
                     // A refused batch is not written (batches are atomic); one that got no answer
                     // may have been written before the node stopped answering.
                     Failures.Add(e is CrabKvRequestException r
-                        ? $"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) not written: {r.Code}: {r.Message}; later lines of that partition were not sent"
+                        ? $"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) not written: {r.Code}: {r.Message.TrimEnd('.')}; later lines of that partition were not sent"
                         : $"lines {chunk[0].Number}..{chunk[^1].Number} (partition {p}, {chunk.Count} lines) got no answer in time (--timeout): written or not, unknown; later lines of that partition were not sent");
                 }
             }
