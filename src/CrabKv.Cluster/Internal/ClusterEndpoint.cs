@@ -220,8 +220,10 @@ internal sealed partial class ClusterEndpoint : ReceiveActor, IWithUnboundedStas
     private bool NoHomeLeft() =>
         ShuttingDown && !HandoffAgent.RemainingKvNodes(Akka.Cluster.Cluster.Get(Context.System), _settings.Role).Any();
 
-    private static CrabKvError Stopping(long requestId) =>
-        new(CrabKvErrorCode.ShuttingDown, "The CrabKv node is shutting down and no other kv node is up to take its partitions: the request was not carried out.", requestId);
+    private CrabKvError Stopping(long requestId) =>
+        new(CrabKvErrorCode.ShuttingDown, _shutdown.ShutdownReason is CoordinatedShutdown.ClusterDowningReason
+            ? "The CrabKv node was downed by the cluster (the split-brain resolver) and is shutting down: the request was not carried out."
+            : "The CrabKv node is shutting down and no other kv node is up to take its partitions: the request was not carried out.", requestId);
 
     private void RefuseStopping(ICrabKvRequest request) => Sender.Tell(Stopping(request.RequestId));
 

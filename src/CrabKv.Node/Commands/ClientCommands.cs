@@ -87,7 +87,14 @@ public static class ClientCommands
         }
         if (outFile is not null)
         {
-            await File.WriteAllBytesAsync(outFile, value);
+            try
+            {
+                await File.WriteAllBytesAsync(outFile, value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.Error, $"--out {outFile}: cannot write the value ({value.Length:N0} bytes) there: {e.Message}");
+            }
             return ExitCodes.Ok;
         }
         using var stdout = Console.OpenStandardOutput();
