@@ -108,9 +108,45 @@ public static class CrabKvCluster
         {
             // After every actor has stopped: the partitions (each holding its own LOCK) have been
             // handed off or stopped by then.
-            system.RegisterOnTermination(dataDirectory.Dispose);
+            var closing = dataDirectory;
+            system.RegisterOnTermination(() =>
+            {
+                closing.Dispose();
+                if (CoordinatedShutdown.Get(system).ShutdownReason is PartitionCountMismatchReason)
+                {
+                    ForgetUnusedPartitionCount(system, closing.Path);
+                }
+            });
         }
         return new CrabKvClusterNode(endpoint, ready.Task, clusterSettings, hostsPartitions);
+    }
+
+    /// <summary>
+    /// After a refused join (this node's partition count is not its cluster's): a data directory
+    /// that holds no data yet (partition directories all empty: created by this start) forgets
+    /// the count it was created with, so a start with the cluster's count is not refused by the
+    /// directory in turn. A directory with any data keeps its count.
+    /// </summary>
+    private static void ForgetUnusedPartitionCount(ActorSystem system, string path)
+    {
+        try
+        {
+            var partitions = Directory.GetDirectories(path, "p-*");
+            if (partitions.Any(p => Directory.EnumerateFileSystemEntries(p).Any()))
+            {
+                return;
+            }
+            foreach (var p in partitions)
+            {
+                Directory.Delete(p);
+            }
+            File.Delete(Path.Combine(path, DataDirectory.PartitionsFileName));
+            system.Log.Info("CrabKv: the data directory '{0}' held no data: it keeps no partition count from this refused start", path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left as it is: the next start names the recorded count.
+        }
     }
 
     /// <summary>

@@ -209,6 +209,11 @@ public sealed class ShardedStoreTests : TestKit, IClassFixture<ClusterFixture>
 
         // It leaves and shuts its actor system down; the cluster goes on serving all 12 partitions.
         await system.WhenTerminated.WaitAsync(Patience);
+        // Its new data directory held nothing: it does not keep the refused count (a start with
+        // the cluster's count would otherwise be refused by the directory).
+        var dir = Path.Combine(_cluster.Root, "odd-node");
+        Assert.False(File.Exists(Path.Combine(dir, DataDirectory.PartitionsFileName)), "PARTITIONS kept after the refused join");
+        Assert.Empty(Directory.GetDirectories(dir, "p-*"));
         await ClusterFixture.WaitUntil(() => Akka.Cluster.Cluster.Get(_cluster.KvSystems[0]).State.Members.All(m => !m.Address.Equals(address)), "the refused node removed");
         var stats = Assert.IsType<StoreStats>(await _cluster.ClientNode.Endpoint.Ask<object>(new GetStats(), Patience));
         Assert.Equal(ClusterFixture.Partitions, stats.Partitions.Count);
