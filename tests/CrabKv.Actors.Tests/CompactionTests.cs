@@ -260,6 +260,35 @@ public sealed class CompactionTests : StoreTestBase
     }
 
     [Fact]
+    public async Task Overwrites_after_a_restart_are_compacted_automatically_without_a_segment_being_sealed()
+    {
+        // Found in a black-box run: 2M keys loaded, the node restarted, the keys loaded again:
+        // 50 % stale and no compaction, since the thresholds were checked only when a segment
+        // is sealed and the new active segments were far from full.
+        const string config = """
+            crabkv.segment.max-bytes = 64 MiB
+            crabkv.compaction.auto = on
+            crabkv.compaction.min-total-bytes = 4096
+            crabkv.compression.enabled = off
+            crabkv.sync-interval = 100ms
+            crabkv.ttl-sweep-interval = 100ms
+            crabkv.partitions = 1
+            """;
+        var store = StartStore(config);
+        await Populate(await Connect(store), 100, 1);
+        GracefulStop(store);
+        var first = Assert.Single(SegmentFiles()).Name;
+
+        var restarted = StartStore(config); // the segment written before is sealed now
+        var client = await Connect(restarted);
+        var model = await Populate(client, 100, 2); // every key written again: the sealed segment is all stale
+
+        await AwaitAssertAsync(() => Assert.True(Stats0(restarted).Compactions >= 1, "no automatic compaction"), Timeout, TimeSpan.FromMilliseconds(50));
+        await AwaitAssertAsync(() => Assert.DoesNotContain(first, SegmentFiles().Select(f => f.Name)), Timeout, TimeSpan.FromMilliseconds(50));
+        await AssertMatches(client, model.ToDictionary(kv => kv.Key, kv => (string?)kv.Value));
+    }
+
+    [Fact]
     public async Task Concurrent_compact_requests_are_deduplicated()
     {
         using var disk = new FaultyFileLayer(FileLayer.Default);

@@ -53,6 +53,17 @@ internal sealed partial class PartitionActor
     private void OnSealed(SegmentSealed m)
     {
         _index.Sealed(m.Id, m.Length);
+        MaybeAutoCompact();
+    }
+
+    /// <summary>
+    /// Starts a merge when the sealed segments meet the compaction thresholds. Checked when a
+    /// segment is sealed and at each TTL sweep tick: overwrites make sealed segments stale
+    /// without sealing anything (a node restarted, then its keys written again: the segments
+    /// recovered are sealed, the new active one may take a long time to fill).
+    /// </summary>
+    private void MaybeAutoCompact()
+    {
         if (_settings.AutoCompaction && !MergeUnderWay && !_rollRequested && _lifecycle == Lifecycle.Running && !_compactorDead
             && _index.ShouldCompact(_settings.Compaction))
         {

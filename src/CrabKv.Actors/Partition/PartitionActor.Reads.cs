@@ -130,5 +130,9 @@ internal sealed partial class PartitionActor
     }
 
     /// <summary>The active TTL sweep (bounded per tick).</summary>
-    private void Sweep() => _expiredSwept += _index.SweepExpired(Now, 100_000).Count;
+    private void Sweep()
+    {
+        _expiredSwept += _index.SweepExpired(Now, 100_000).Count;
+        MaybeAutoCompact();
+    }
 }
