@@ -123,7 +123,7 @@ public static class Load
                     Consoles.Note($"crabkv load: … and {loader.Failures.Count - shown} more batches like these");
                 }
                 throw loader.TimedOut
-                    ? new CliException(ExitCodes.Unreachable, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the node at {o.Node} stopped answering: " +
+                    ? new CliException(ExitCodes.Unreachable, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; some batches got no answer from the node at {o.Node} within --timeout (it stopped or is overloaded, or their partitions were moving between nodes, which drops requests): " +
                                        "lines of batches without an answer may or may not be written, the lines never sent were not (read them back, or load the file again: a put is idempotent)")
                     : new CliException(ExitCodes.Error, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the others were not written");
             }

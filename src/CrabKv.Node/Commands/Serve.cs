@@ -90,7 +90,11 @@ public static class Serve
         {
             var host = config.GetString("akka.remote.dot-netty.tcp.hostname");
             var port = config.GetInt("akka.remote.dot-netty.tcp.port");
-            throw new CliException(ExitCodes.Error, $"cannot listen on {host}:{port}: {Innermost(e).Message} (another node on this port? use --port)");
+            var cause = Innermost(e).Message;
+            var hint = cause.Contains("in use", StringComparison.OrdinalIgnoreCase) ? " (another node on this port? use --port)"
+                : cause.Contains("Name or service not known", StringComparison.Ordinal) || cause.Contains("assign requested address", StringComparison.OrdinalIgnoreCase)
+                    ? " (not an address of this machine: check --host)" : "";
+            throw new CliException(ExitCodes.Error, $"cannot listen on {host}:{port}: {cause}{hint}");
         }
 
         var stopRequested = false;
