@@ -23,6 +23,9 @@ public static class Serve
     /// <summary>Longest wait for the node to become ready (recovery of big partitions, a cluster forming).</summary>
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(30);
 
+    /// <summary>How often a node that is still starting says on stdout what it waits for.</summary>
+    private static readonly TimeSpan WaitNoteInterval = TimeSpan.FromSeconds(10);
+
     /// <summary>The line a script waits for: the node answers requests from here on.</summary>
     public const string ReadyLine = "crabkv node ready";
 
@@ -187,7 +190,36 @@ public static class Serve
     private static async Task<string?> WaitReadyAsync(ActorSystem system, CrabKvClusterNode node, CrabKvClusterSettings settings)
     {
         var deadline = DateTime.UtcNow + ReadyTimeout;
-        var ready = await Task.WhenAny(node.Ready, system.WhenTerminated);
+        var started = DateTime.UtcNow;
+        var nextNote = started + WaitNoteInterval;
+        // What a long wait waits for, on stdout every WaitNoteInterval: silence looked like a hang.
+        void NoteWait(string what)
+        {
+            if (DateTime.UtcNow >= nextNote)
+            {
+                Console.WriteLine($"still starting ({Durations.Format(DateTime.UtcNow - started)}): {what}");
+                nextNote = DateTime.UtcNow + WaitNoteInterval;
+            }
+        }
+        string ClusterWait()
+        {
+            var cluster = Akka.Cluster.Cluster.Get(system);
+            var up = cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up);
+            var minimum = system.Settings.Config.GetInt("akka.cluster.min-nr-of-members", 1);
+            return up == 0
+                ? "not in a cluster yet (joining through its seed nodes: are they running and reachable?)"
+                : $"{up} cluster member{(up == 1 ? "" : "s")} up; the cluster serves once akka.cluster.min-nr-of-members = {minimum} are";
+        }
+        Task ready;
+        while (true)
+        {
+            ready = await Task.WhenAny(node.Ready, system.WhenTerminated, Task.Delay(WaitNoteInterval));
+            if (ready == node.Ready || ready == system.WhenTerminated)
+            {
+                break;
+            }
+            NoteWait(ClusterWait());
+        }
         if (ready != node.Ready)
         {
             return null; // stopping
@@ -219,6 +251,14 @@ public static class Serve
                 continue;
             }
             // Every partition answered itself (one still waiting for its holder is not ready yet).
+            if (reply is StoreStats waiting && waiting.Partitions.Where(p => p.Unavailable).ToList() is { Count: > 0 } away)
+            {
+                NoteWait($"{settings.Partitions - away.Count} of {settings.Partitions} partitions answer; waiting for {away.Count}, e.g. partition {away[0].Partition}: {away[0].FailureReason}");
+            }
+            else if (reply is not StoreStats)
+            {
+                NoteWait(ClusterWait());
+            }
             if (reply is StoreStats stats && stats.Partitions.Count == settings.Partitions && !stats.Partitions.Any(p => p.Unavailable))
             {
                 var held = await HeldShardsAsync(system, region);
