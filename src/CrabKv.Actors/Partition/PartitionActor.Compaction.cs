@@ -50,10 +50,24 @@ internal sealed partial class PartitionActor
     /// <summary>A merge is being planned, run or installed: another waits for it.</summary>
     private bool MergeUnderWay => _merge is not null || _planning is not null;
 
+    /// <summary>After a failed merge the tick does not start another before this (Environment.TickCount64): a full disk would fail one a second.</summary>
+    private long _autoCompactRetryAt;
+
+    private static readonly TimeSpan AutoCompactRetryAfterFailure = TimeSpan.FromMinutes(1);
+
     private void OnSealed(SegmentSealed m)
     {
         _index.Sealed(m.Id, m.Length);
         MaybeAutoCompact();
+    }
+
+    /// <summary>The sweep tick's check: <see cref="MaybeAutoCompact"/>, not within a minute of a failed merge.</summary>
+    private void MaybeAutoCompactOnTick()
+    {
+        if (Environment.TickCount64 >= _autoCompactRetryAt)
+        {
+            MaybeAutoCompact();
+        }
     }
 
     /// <summary>
@@ -240,6 +254,7 @@ internal sealed partial class PartitionActor
     private void OnMergeFailed(MergeFailed m)
     {
         _merge = null;
+        _autoCompactRetryAt = Environment.TickCount64 + (long)AutoCompactRetryAfterFailure.TotalMilliseconds;
         FinishMerge(null, $"Compaction failed: {m.Cause.Message}");
     }
 

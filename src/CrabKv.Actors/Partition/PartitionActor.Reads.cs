@@ -133,6 +133,6 @@ internal sealed partial class PartitionActor
     private void Sweep()
     {
         _expiredSwept += _index.SweepExpired(Now, 100_000).Count;
-        MaybeAutoCompact();
+        MaybeAutoCompactOnTick();
     }
 }
