@@ -189,7 +189,8 @@ public static class ClientCommands
         }
         catch (TimeoutException)
         {
-            throw new CliException(ExitCodes.Unreachable, $"the node at {o.Node} did not answer within {Durations.Format(o.Timeout)} (--timeout)");
+            throw new CliException(ExitCodes.Unreachable, $"the node at {o.Node} did not answer within {Durations.Format(o.Timeout)} (--timeout): " +
+                "it may still be starting (it answers once it prints `crabkv node ready`), be overloaded, or have lost a node of its cluster a moment ago");
         }
     }
 
