@@ -81,7 +81,16 @@ public static class Load
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // The node's partition count: its stats list every partition of the cluster.
-            var stats = await node.Client.GetStatsAsync();
+            Actors.StoreStats stats;
+            try
+            {
+                stats = await node.Client.GetStatsAsync();
+            }
+            catch (TimeoutException)
+            {
+                throw new CliException(ExitCodes.Unreachable, $"the node at {o.Node} did not answer its stats (the partition count and limits load needs) within " +
+                    $"{Durations.Format(o.Timeout)} (--timeout): nothing was sent. A node of its cluster may have been lost a moment ago, or the node is still starting");
+            }
             var partitions = stats.Partitions.Select(p => p.Partition).DefaultIfEmpty(0).Max() + 1;
             // Its limits, before anything is sent: a line over them would fail its batch after
             // other partitions' batches were written.
