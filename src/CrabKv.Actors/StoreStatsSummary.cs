@@ -54,7 +54,7 @@ public sealed partial record StoreStats
         var rows = new List<StatsRow>();
         void Add(string section, string name, object value) => rows.Add(new StatsRow(section, name, Format(value)));
 
-        Add(StoreSection, "nodes", Math.Max(Nodes.Count, PartitionsByNode().Count));
+        Add(StoreSection, "nodes", Math.Max(Nodes.Count, Partitions.Where(p => !p.Unavailable).Select(p => p.Node ?? "").Distinct().Count()));
         Add(StoreSection, "partitions", Partitions.Count);
         Add(StoreSection, "read-only-partitions", Partitions.Count(p => p.ReadOnly && !p.Unavailable));
         Add(StoreSection, "unavailable-partitions", Partitions.Count(p => p.Unavailable));

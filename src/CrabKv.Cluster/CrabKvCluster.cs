@@ -111,11 +111,12 @@ public static class CrabKvCluster
             var closing = dataDirectory;
             system.RegisterOnTermination(() =>
             {
-                closing.Dispose();
+                // Under the directory's lock: a start racing this one must not lose its own count.
                 if (CoordinatedShutdown.Get(system).ShutdownReason is PartitionCountMismatchReason)
                 {
                     ForgetUnusedPartitionCount(system, closing.Path);
                 }
+                closing.Dispose();
             });
         }
         return new CrabKvClusterNode(endpoint, ready.Task, clusterSettings, hostsPartitions);

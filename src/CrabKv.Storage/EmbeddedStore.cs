@@ -512,12 +512,7 @@ public sealed class EmbeddedStore : IDisposable
         FailureReason = _failure?.Message,
     };
 
-    /// <summary>
-    /// Flushes write-back entries and buffers, seals the active segment, releases the lock.
-    /// A store that failed (<see cref="StoreClosedException"/> since) writes nothing more: its
-    /// callers were told their writes failed, and what the disk holds is for the next open to
-    /// recover, as after a crash.
-    /// </summary>
+    /// <summary>Flushes write-back entries and buffers, seals the active segment, releases the lock.</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -526,11 +521,6 @@ public sealed class EmbeddedStore : IDisposable
         }
         try
         {
-            if (_failure is not null)
-            {
-                _log.Abandon();
-                return;
-            }
             FlushWriteBack();
             _log.Dispose();
         }

@@ -49,6 +49,42 @@ public sealed class DurabilityTests : StoreTestBase
     }
 
     [Fact]
+    public async Task A_round_whose_fsync_fails_is_cut_off_the_log_so_none_of_its_writes_comes_back()
+    {
+        // Found in review: a round's first record can reach the file before the round ends (a
+        // full write buffer is flushed), and a failed fsync leaves the round in the page cache.
+        // Every write of the round is answered as failed; none may be applied at the next open.
+        const string config = FsyncMode + "crabkv.segment.preallocate = 0\ncrabkv.segment.write-buffer = 4096\ncrabkv.partitions = 1\n";
+        using var disk = new FaultyFileLayer(FileLayer.Default);
+        var store = StartStore(config, disk);
+        var client = await Connect(store);
+        await client.PutAsync("x", "1");
+
+        // Park the writer in the fsync of y's round, so A and B queue up behind it as one round.
+        var syncs = 0;
+        disk.HoldNext(FileOps.Sync, WalSegment);
+        disk.FailNext(FileOps.Sync, path => WalSegment(path) && Interlocked.Increment(ref syncs) == 2); // the round after y's
+        var y = client.PutAsync("y", "2");
+        disk.WaitUntilHeld();
+        var a = client.PutAsync("a", new string('a', 3000)); // A fits the 4 KiB buffer; B does not: A is written first
+        var b = client.PutAsync("b", new string('b', 3000));
+        await AwaitAssertAsync(() => Assert.Equal(4, Stats0(store).Puts), Timeout, TimeSpan.FromMilliseconds(20));
+        disk.Release();
+
+        await y;
+        Assert.Equal(CrabKvErrorCode.StoreFailed, (await Assert.ThrowsAsync<CrabKvRequestException>(() => a)).Code);
+        Assert.Equal(CrabKvErrorCode.StoreFailed, (await Assert.ThrowsAsync<CrabKvRequestException>(() => b)).Code);
+        Assert.Equal(1, disk.FailuresInjected);
+        Crash(store);
+
+        var after = await Connect(StartStore(config));
+        Assert.Equal("1", await after.GetStringAsync("x"));
+        Assert.Equal("2", await after.GetStringAsync("y"));
+        Assert.Null(await after.GetStringAsync("a"));
+        Assert.Null(await after.GetStringAsync("b"));
+    }
+
+    [Fact]
     public async Task Fsync_mode_acknowledged_writes_survive_a_crash_and_a_power_cut()
     {
         var power = new PowerLossFileLayer(FileLayer.Default);

@@ -313,27 +313,6 @@ public sealed class CrashSimulationTests : IDisposable
         Assert.All(new[] { "c", "d", "e" }, k => Assert.Null(reopened.GetString(k)));
     }
 
-    [Fact]
-    public void AStoreWhoseWriteFailedPartWayRefusesMoreAndItsCloseDoesNotWriteTheFailedRecords()
-    {
-        var layer = new PartialWriteLayer();
-        var options = Options(preallocate: true) with { Files = layer };
-        using (var store = EmbeddedStore.Open(_dir.Path, options))
-        {
-            store.Put("a", "1");
-            store.Sync();
-            store.Put("c", "3");
-            store.Put("d", "4");
-            layer.ShortBy = 3;
-            Assert.Throws<IOException>(() => store.Sync());
-            Assert.Throws<StoreClosedException>(() => store.Sync()); // until reopened
-        }
-        using var reopened = EmbeddedStore.Open(_dir.Path, Options(preallocate: true));
-        Assert.Equal("1", reopened.GetString("a"));
-        Assert.Null(reopened.GetString("c"));
-        Assert.Null(reopened.GetString("d"));
-    }
-
     /// <summary>
     /// Every op of Prefix and Tail written and flushed, then a crash: the active segment keeps
     /// its preallocated zero tail. Returns the model, that segment's id and path, and where its data ends.

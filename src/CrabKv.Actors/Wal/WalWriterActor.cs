@@ -53,6 +53,9 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
     private readonly List<WalAppended> _round = new();
     private readonly List<(IActorRef To, object Reply)> _replies = new();
     private readonly List<long> _roundSeqs = new();
+
+    /// <summary>Where the round's first record starts in the active segment (null: no round open); a failed round is cut back to it.</summary>
+    private long? _roundStart;
     private long _writes;
     private long _recordsSinceSync; // written since the last fsync: the next one's group-commit size
     private string? _failure;
@@ -259,6 +262,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             }
             var offsets = new uint[m.Records.Length];
             var sizes = new uint[m.Records.Length];
+            _roundStart ??= Wal.Writer.Length; // a full buffer may write the round's first records before its end
             var segment = Wal.Append(m.Records, stored, m.IsBatch, offsets, sizes);
             _recordsSinceSync += m.Records.Length;
             _round.Add(new WalAppended(m.Seq, segment, offsets, sizes));
@@ -300,6 +304,7 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             to.Tell(reply);
         }
         Context.Parent.Tell(new WalAcks(_round.ToArray(), Fsyncs, _writes));
+        _roundStart = null;
         _round.Clear();
         _replies.Clear();
         _roundSeqs.Clear();
@@ -344,6 +349,21 @@ internal sealed class WalWriterActor : ReceiveActor, IWithTimers
             foreach (var (to, reply) in _replies)
             {
                 ReplyError(to, reply, CrabKvErrorCode.StoreFailed, $"Write failed: {e.Message}");
+            }
+            // Every write of the round is answered as failed: none of its bytes may come back at
+            // the next open (an earlier flush of a full buffer may have written its first records,
+            // and a failed fsync leaves the round's bytes in the page cache).
+            if (_roundStart is { } start)
+            {
+                try
+                {
+                    _wal?.Writer.CutBack(start);
+                }
+                catch (Exception cut) when (cut is IOException or InvalidOperationException)
+                {
+                    _log.Warning("Partition {0}: could not cut the failed round off the log: {1}", _partition, cut.Message);
+                }
+                _roundStart = null;
             }
             var failed = _roundSeqs.ToList();
             if (current is not null && !failed.Contains(current.Seq))

@@ -142,7 +142,7 @@ public static class Serve
                 Console.Error.WriteLine($"crabkv serve: the node did not start (stopped cleanly).{advice}");
                 return ExitCodes.Error;
             }
-            if (stopRequested || system.WhenTerminated.IsCompleted)
+            if (stopRequested || system.WhenTerminated.IsCompleted || node.Ready.IsFaulted)
             {
                 await system.WhenTerminated;
                 Console.WriteLine("crabkv node stopped before it was ready.");

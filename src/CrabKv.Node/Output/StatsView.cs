@@ -53,7 +53,7 @@ public static class StatsView
                 $"{p.CacheHits:N0}/{p.CacheHits + p.CacheMisses:N0}", $"{p.Compactions:N0}",
                 $"{StoreStats.ModeName(p.RecoveryMode)} {p.RecoveryDuration.TotalMilliseconds:N0} ms",
                 Markup.Escape(p.Node ?? "-"),
-                p.ReadOnly ? Markup.Escape($"READ-ONLY: {p.FailureReason}") : "ok");
+                p.Unavailable ? Markup.Escape(p.FailureReason ?? "unavailable") : p.ReadOnly ? Markup.Escape($"READ-ONLY: {p.FailureReason}") : "ok");
         }
         var all = stats.Partitions;
         table.AddEmptyRow();
@@ -62,7 +62,11 @@ public static class StatsView
             $"{stats.Puts:N0}", $"{all.Sum(p => p.Gets):N0}", $"{stats.Fsyncs:N0}",
             $"{all.Sum(p => p.CacheHits):N0}/{all.Sum(p => p.CacheHits + p.CacheMisses):N0}", $"{all.Sum(p => p.Compactions):N0}",
             "", $"{stats.Nodes.Count} node{(stats.Nodes.Count == 1 ? "" : "s")}",
-            all.Any(p => p.ReadOnly) ? $"{all.Count(p => p.ReadOnly)} read-only" : "ok");
+            string.Join(", ", new[]
+            {
+                all.Count(p => p.ReadOnly && !p.Unavailable) is > 0 and var r ? $"{r} read-only" : null,
+                all.Count(p => p.Unavailable) is > 0 and var u ? $"{u} unavailable" : null,
+            }.Where(x => x is not null)) is { Length: > 0 } problems ? problems : "ok");
         console.Write(table);
     }
 
@@ -79,7 +83,8 @@ public static class StatsView
             puts = stats.Puts,
             gets = stats.Partitions.Sum(p => p.Gets),
             fsyncs = stats.Fsyncs,
-            readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly),
+            readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly && !p.Unavailable),
+            unavailablePartitions = stats.Partitions.Count(p => p.Unavailable),
             nodes = stats.Nodes,
             partitions = stats.Partitions.OrderBy(p => p.Partition).ToList(),
         };

@@ -189,6 +189,24 @@ public sealed class SegmentWriter : IDisposable, Partition.IRecordSource
     }
 
     /// <summary>
+    /// After a failure, drops every byte from <paramref name="length"/> on: what is buffered, and
+    /// what the file holds past it (truncated and synced, best effort). For an owner whose
+    /// callers of the writes from there on are told they failed (the WAL writer: the failed
+    /// round, part of which an earlier flush may have written): none of them may come back at
+    /// the next open. Bytes before <paramref name="length"/> are kept. The writer is not used again.
+    /// </summary>
+    public void CutBack(long length)
+    {
+        _buffered = 0;
+        if (length >= _flushed)
+        {
+            return; // all of it was still buffered (a partial write of it is cut by the failed call itself)
+        }
+        _flushed = Math.Max(FormatConstants.FileHeaderSize, length);
+        CutBackAfterFailedWrite();
+    }
+
+    /// <summary>
     /// After a write of the buffer failed part way (no space left, an I/O error): the file is
     /// cut back to where that write began, best effort. Whole records of the failed write may
     /// have reached the file; a caller told that its write failed must not find it applied at
