@@ -262,6 +262,12 @@ internal sealed partial class PartitionActor
     private void FinishMerge(CompactionOutcome? outcome, string? error)
     {
         _mergeProgress = 1;
+        if (outcome is not null && _index.ShouldCompact(_settings.Compaction))
+        {
+            // Still over the thresholds right after a merge (tombstones kept while older inputs
+            // could not be deleted): the tick would only merge again at once.
+            _autoCompactRetryAt = Environment.TickCount64 + (long)AutoCompactRetryAfterFailure.TotalMilliseconds;
+        }
         if (outcome is not null)
         {
             _lastCompaction = outcome;
