@@ -108,9 +108,13 @@ internal sealed class ScatterGather : ReceiveActor
         {
             // Stats are most wanted when something is wrong: the partitions that answered are
             // reported, each one that did not as an unavailable entry saying why.
-            replies = _replies.Select((r, i) => r is CrabKvError e
-                ? new StoreStats([new PartitionStats { Partition = i, Unavailable = true, ReadOnly = true, FailureReason = $"unavailable: {e.Code}: {e.Message}" }], _requestId)
-                : r).Where(r => r is not null).Select(r => r!).ToList();
+            replies = _replies.Select((r, i) => r is StoreStats
+                ? r
+                : new StoreStats([new PartitionStats
+                {
+                    Partition = i, Unavailable = true, ReadOnly = true,
+                    FailureReason = r is CrabKvError e ? $"unavailable: {e.Code}: {e.Message}" : $"unavailable: answered {r?.GetType().Name ?? "nothing"}",
+                }], _requestId)).Select(r => r!).ToList();
             error = null;
         }
         // Sent without a sender: nobody to answer (a reply would only be a dead letter).
