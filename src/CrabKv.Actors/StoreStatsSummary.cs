@@ -56,7 +56,7 @@ public sealed partial record StoreStats
 
         Add(StoreSection, "nodes", Math.Max(Nodes.Count, Partitions.Where(p => !p.Unavailable).Select(p => p.Node ?? "").Distinct().Count()));
         Add(StoreSection, "partitions", Partitions.Count);
-        Add(StoreSection, "read-only-partitions", Partitions.Count(p => p.ReadOnly && !p.Unavailable));
+        Add(StoreSection, "read-only-partitions", Partitions.Count(p => p.ReadOnly));
         Add(StoreSection, "unavailable-partitions", Partitions.Count(p => p.Unavailable));
         AddSums(StoreSection, Partitions, Add);
 

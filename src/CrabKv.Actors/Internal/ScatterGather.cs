@@ -112,7 +112,7 @@ internal sealed class ScatterGather : ReceiveActor
                 ? r
                 : new StoreStats([new PartitionStats
                 {
-                    Partition = i, Unavailable = true, ReadOnly = true,
+                    Partition = i, Unavailable = true,
                     FailureReason = r is CrabKvError e ? $"unavailable: {e.Code}: {e.Message}" : $"unavailable: answered {r?.GetType().Name ?? "nothing"}",
                 }], _requestId)).Select(r => r!).ToList();
             error = null;

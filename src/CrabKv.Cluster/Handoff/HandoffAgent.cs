@@ -257,7 +257,7 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
                 await tick.WaitForNextTickAsync(); // a copy still locked by its export: again shortly
                 continue;
             }
-            if (!RemainingKvNodes(cluster, ctx).Any())
+            if (!RemainingKvNodes(cluster, ctx.Cluster.Role).Any())
             {
                 // Nobody could pull (a one-node cluster, or the last kv node leaving): the
                 // partitions stay on this node's disk, stopped cleanly, recorded as its own.
@@ -365,9 +365,6 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     }
 
     /// <summary>The other kv members that are Up and reachable: those that can take partitions over.</summary>
-    private static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, HandoffContext ctx) =>
-        RemainingKvNodes(cluster, ctx.Cluster.Role);
-
     /// <summary>The other kv nodes (role <paramref name="role"/>) that are Up and reachable: those that can take partitions over.</summary>
     internal static IEnumerable<Member> RemainingKvNodes(Akka.Cluster.Cluster cluster, string role)
     {
@@ -383,7 +380,7 @@ internal sealed class HandoffAgent : ReceiveActor, IWithTimers
     /// </summary>
     private static async Task<(int Stopping, int Asked)> NudgeRemainingNodes(ActorSystem system, Akka.Cluster.Cluster cluster, HandoffContext ctx, IReadOnlyList<int> held)
     {
-        var targets = RemainingKvNodes(cluster, ctx).ToList();
+        var targets = RemainingKvNodes(cluster, ctx.Cluster.Role).ToList();
         if (targets.Count == 0)
         {
             return (0, 0);

@@ -64,7 +64,7 @@ public static class StatsView
             "", $"{stats.Nodes.Count} node{(stats.Nodes.Count == 1 ? "" : "s")}",
             string.Join(", ", new[]
             {
-                all.Count(p => p.ReadOnly && !p.Unavailable) is > 0 and var r ? $"{r} read-only" : null,
+                all.Count(p => p.ReadOnly) is > 0 and var r ? $"{r} read-only" : null,
                 all.Count(p => p.Unavailable) is > 0 and var u ? $"{u} unavailable" : null,
             }.Where(x => x is not null)) is { Length: > 0 } problems ? problems : "ok");
         console.Write(table);
@@ -83,7 +83,7 @@ public static class StatsView
             puts = stats.Puts,
             gets = stats.Partitions.Sum(p => p.Gets),
             fsyncs = stats.Fsyncs,
-            readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly && !p.Unavailable),
+            readOnlyPartitions = stats.Partitions.Count(p => p.ReadOnly),
             unavailablePartitions = stats.Partitions.Count(p => p.Unavailable),
             nodes = stats.Nodes,
             partitions = stats.Partitions.OrderBy(p => p.Partition).ToList(),
