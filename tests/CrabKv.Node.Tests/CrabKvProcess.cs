@@ -104,10 +104,20 @@ public sealed partial class CrabKvProcess : IDisposable
     /// </summary>
     public static Task<Completed> RunAsync(TimeSpan timeout, params string[] args) => RunAsync(timeout, [], args);
 
+    /// <summary><see cref="RunAsync(TimeSpan, string[])"/> in <paramref name="workingDirectory"/> (for the defaults relative to it).</summary>
+    public static Task<Completed> RunInAsync(string workingDirectory, TimeSpan timeout, params string[] args) => RunAsync(timeout, [], args, workingDirectory);
+
     /// <summary><see cref="RunAsync(TimeSpan, string[])"/> with <paramref name="stdin"/> written to its standard input, which is then closed.</summary>
-    public static async Task<Completed> RunAsync(TimeSpan timeout, byte[] stdin, params string[] args)
+    public static Task<Completed> RunAsync(TimeSpan timeout, byte[] stdin, params string[] args) => RunAsync(timeout, stdin, args, null);
+
+    private static async Task<Completed> RunAsync(TimeSpan timeout, byte[] stdin, string[] args, string? workingDirectory)
     {
-        using var process = Process.Start(StartInfo(args))!;
+        var info = StartInfo(args);
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
+        using var process = Process.Start(info)!;
         var input = process.StandardInput.BaseStream;
         try
         {

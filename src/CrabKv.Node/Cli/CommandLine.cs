@@ -181,7 +181,7 @@ public static class CommandLine
     private static Command DemoCommand()
     {
         var config = ConfigOption();
-        var dataDir = DataDirOption("data directory (default ./crabkv-data, created if missing)");
+        var dataDir = DataDirOption("data directory of the demo (default ./crabkv-demo, created if missing); a directory with data the demo did not write is refused");
         var keys = new Option<int>("--keys")
         {
             Description = "number of keys (default 200000)",

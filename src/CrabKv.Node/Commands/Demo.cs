@@ -19,16 +19,24 @@ public static class Demo
 {
     private const int Writers = 64;
 
+    /// <summary>The demo's data directory when neither <c>--data-dir</c> nor the config file names one: not a node's <c>./crabkv-data</c>.</summary>
+    public const string DefaultDataDir = "crabkv-demo";
+
+    /// <summary>The file that marks a directory as the demo's own (written on its first run there).</summary>
+    public const string MarkerFile = "DEMO";
+
     /// <summary>Runs the demo.</summary>
     public static async Task<int> RunAsync(string? configFile, string? dataDir, int keys)
     {
-        var config = NodeConfig.ForStore(configFile, dataDir);
+        var configNamesDir = configFile is not null && NodeConfig.ReadFile(configFile).HasPath("crabkv.data-dir");
+        var config = NodeConfig.ForStore(configFile, dataDir ?? (configNamesDir ? null : DefaultDataDir));
         var settings = CrabKvSettings.Create(config);
         var root = Path.GetFullPath(settings.DataDir);
         if (File.Exists(root))
         {
             throw new CliException(ExitCodes.Error, $"data directory '{root}' is a file, not a directory");
         }
+        ClaimDirectory(root);
         using var system = StderrLogging.CreateSystem(NodeNames.SystemName, config, LogLevel.Warning);
         try
         {
@@ -39,6 +47,29 @@ public static class Demo
         finally
         {
             await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        }
+    }
+
+    /// <summary>
+    /// The demo overwrites keys <c>key:00000000</c>… and deletes half of them, so it runs only in
+    /// a directory that is new, empty or its own (holding <see cref="MarkerFile"/>); a node's
+    /// data is refused before anything is opened.
+    /// </summary>
+    private static void ClaimDirectory(string root)
+    {
+        var marker = Path.Combine(root, MarkerFile);
+        if (Directory.Exists(root) && !File.Exists(marker) && Directory.EnumerateFileSystemEntries(root).Any())
+        {
+            throw new CliException(ExitCodes.Error,
+                $"data directory '{root}' holds data the demo did not write (no {MarkerFile} file): the demo overwrites keys key:00000000… " +
+                "and deletes half of them, so it runs only in a new or empty directory or in one of its own. Nothing was changed; " +
+                $"name another directory with --data-dir (the default is ./{DefaultDataDir}).");
+        }
+        Directory.CreateDirectory(root);
+        if (!File.Exists(marker))
+        {
+            File.WriteAllText(marker,
+                "This directory belongs to `crabkv demo`: each run overwrites its keys key:00000000… and deletes half of them.\n");
         }
     }
 

@@ -1,0 +1,53 @@
+using Xunit;
+
+namespace CrabKv.Node.Tests;
+
+/// <summary>
+/// <c>crabkv demo</c> (also <c>crabkv</c> alone) overwrites keys <c>key:…</c> and deletes half of
+/// them: it has a directory of its own by default and refuses any directory holding data it did
+/// not write.
+/// </summary>
+[Collection(NodeCollection.Name)]
+public sealed class DemoTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+
+    [Fact]
+    public async Task The_demo_runs_in_its_own_default_directory_and_recovers_it_on_the_next_run()
+    {
+        using var dir = new TempDir();
+
+        var first = await CrabKvProcess.RunInAsync(dir.Path, Timeout, "demo", "--keys", "300");
+        var second = await CrabKvProcess.RunInAsync(dir.Path, Timeout, "demo", "--keys", "300");
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.True(File.Exists(dir.Combine("crabkv-demo", "DEMO")));
+        Assert.False(Directory.Exists(dir.Combine("crabkv-data")), "the demo must not use a node's default directory");
+        Assert.Contains("0 keys recovered", first.Stdout);
+        Assert.Contains("150 keys recovered", second.Stdout); // 300 put, half deleted
+    }
+
+    [Fact]
+    public async Task The_demo_refuses_a_directory_with_data_it_did_not_write_and_changes_nothing()
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("node-data");
+        var made = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
+        Assert.True(made.ExitCode == 0, made.ToString());
+        File.Delete(Path.Combine(data, "DEMO")); // now a store's data that the demo did not write
+        var before = Snapshot(data);
+
+        var refused = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
+
+        Assert.True(refused.ExitCode == 2, refused.ToString());
+        Assert.Contains("holds data the demo did not write", refused.Stderr);
+        Assert.Contains("Nothing was changed", refused.Stderr);
+        Assert.Equal(before, Snapshot(data));
+    }
+
+    /// <summary>Every file under <paramref name="root"/> with its bytes, by relative path.</summary>
+    private static SortedDictionary<string, string> Snapshot(string root) =>
+        new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(root, f), f => Convert.ToHexString(File.ReadAllBytes(f))), StringComparer.Ordinal);
+}
