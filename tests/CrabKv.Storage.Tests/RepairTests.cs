@@ -85,6 +85,36 @@ public sealed class RepairTests : IDisposable
     }
 
     [Fact]
+    public void ADirectoryNamedLikeASegmentIsReportedByVerifyMovedAsideByRepairAndNamedByOpen()
+    {
+        // Observed before: verify and repair said "clean" (they list files only), and the store
+        // then failed when its writer could not create that file: "already exists".
+        var model = CorruptionTests.WriteThreeSegments(_dir.Path);
+        var dir = Path.Combine(_dir.Path, "seg-00000099-000000.data");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "note.txt"), "someone's file");
+        var hintDir = Path.Combine(_dir.Path, "seg-00000097-000001.hint");
+        Directory.CreateDirectory(hintDir);
+
+        var open = Assert.Throws<NotASegmentException>(() => EmbeddedStore.Open(_dir.Path, Small()));
+        Assert.Contains("it is a directory, not a file", open.Message);
+        var verify = Repair.Verify(_dir.Path);
+        Assert.False(verify.Clean);
+        Assert.Equal(2, verify.NotSegments.Count);
+        Assert.True(Directory.Exists(dir)); // verify changes nothing
+
+        var repaired = Repair.Run(_dir.Path);
+        Assert.Equal(2, repaired.MovedAside!.Count);
+        Assert.True(repaired.Clean);
+        Assert.False(Directory.Exists(dir));
+        Assert.Equal("someone's file", File.ReadAllText(Path.Combine(dir + Repair.MovedAsideSuffix, "note.txt"))); // kept, renamed
+        Assert.True(Directory.Exists(hintDir + Repair.MovedAsideSuffix));
+        Assert.True(Repair.Verify(_dir.Path).Clean);
+        using var store = EmbeddedStore.Open(_dir.Path, Small());
+        AssertContents(store, model);
+    }
+
+    [Fact]
     public void RunRewritesDamagedSegmentAndEveryOtherRecordReadsItsLatestValue()
     {
         var model = CorruptionTests.WriteThreeSegments(_dir.Path);

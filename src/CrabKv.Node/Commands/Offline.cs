@@ -29,6 +29,7 @@ public static class Offline
         var notSegments = 0;
         var badHints = 0;
         var tornTails = 0;
+        var movedAside = 0;
         await ProgressDisplay.RunAsync(progress =>
         {
             var task = progress.Start($"{verb} {partitions.Count} partitions", partitions.Count);
@@ -58,9 +59,11 @@ public static class Offline
                 Consoles.Result($"{Path.GetFileName(dir)}: {report.SegmentsChecked} segments checked, {report.Damaged.Count} damaged{(repair && report.Damaged.Count > 0 ? " (rewritten)" : "")}");
                 clean &= report.Clean;
                 damaged += report.Damaged.Count;
+                movedAside += report.MovedAside?.Count ?? 0;
                 task.Increment(1);
             }
-            task.Complete(clean ? "clean" : damaged > 0 ? $"{damaged} damaged segments" : "damage found");
+            var changed = repair && damaged + movedAside + badHints > 0;
+            task.Complete(changed ? "repaired (see the lines above)" : clean ? "clean" : damaged > 0 ? $"{damaged} damaged segments" : "damage found");
             return Task.FromResult(0);
         });
         var found = new List<string>();
@@ -71,7 +74,11 @@ public static class Offline
         if (notSegments > 0)
         {
             found.Add(repair ? $"{notSegments} files named like segments left as they are (CrabKv files of another format version or id: see the lines above)"
-                             : $"{notSegments} files named like segments that are not (crabkv repair moves aside those that are no CrabKv file)");
+                             : $"{notSegments} files or directories named like segments that are not segments (crabkv repair moves aside those that hold no CrabKv data)");
+        }
+        if (movedAside > 0)
+        {
+            found.Add($"{movedAside} files or directories named like segments but holding no CrabKv data moved aside (renamed *{Repair.MovedAsideSuffix}, kept)");
         }
         if (badHints > 0)
         {

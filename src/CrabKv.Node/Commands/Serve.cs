@@ -7,6 +7,7 @@ using CrabKv.Actors;
 using CrabKv.Cluster;
 using CrabKv.Node.Cli;
 using CrabKv.Node.Hosting;
+using CrabKv.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace CrabKv.Node.Commands;
@@ -171,7 +172,10 @@ public static class Serve
         }
         catch (Exception e) when (e is CrabKvConfigurationException or CrabKvException)
         {
-            throw new CliException(ExitCodes.Error, e.Message);
+            var advice = e is NotASegmentException
+                ? " `crabkv verify` lists every such file; `crabkv repair` moves aside (renames, keeps) those that hold no CrabKv data."
+                : "";
+            throw new CliException(ExitCodes.Error, e.Message + advice);
         }
         finally
         {

@@ -66,7 +66,22 @@ public static class Repair
         var movedAside = new List<string>();
         var badHints = new List<string>();
         var tornTails = new List<string>();
-        var ids = StoreRecovery.ListSegments(files, directory);
+        foreach (var d in StoreRecovery.SegmentNamedDirectories(files, directory))
+        {
+            var message = StoreRecovery.NotAFile(d).Message;
+            if (rewrite)
+            {
+                var aside = d + MovedAsideSuffix;
+                files.MoveDirectory(d, aside);
+                files.SyncDirectory(directory);
+                movedAside.Add($"{message} Moved aside to '{aside}'.");
+                log?.Invoke(movedAside[^1]);
+                continue;
+            }
+            notSegments.Add(message);
+            log?.Invoke(message);
+        }
+        var ids = StoreRecovery.ListSegmentFiles(files, directory);
         var firstActive = StoreRecovery.FirstActive(files, directory, ids);
         for (var i = 0; i < ids.Count; i++)
         {

@@ -70,6 +70,30 @@ public static class StoreRecovery
     /// <summary>Lists the data segments of <paramref name="directory"/> in id order.</summary>
     public static List<SegmentId> ListSegments(FileLayer files, string directory)
     {
+        foreach (var d in SegmentNamedDirectories(files, directory))
+        {
+            throw NotAFile(d);
+        }
+        return ListSegmentFiles(files, directory);
+    }
+
+    /// <summary>
+    /// Directories named like a segment or hint file: the store could never create that file,
+    /// so an open refuses them (<see cref="NotAFile"/>); verify reports them and repair moves
+    /// them aside.
+    /// </summary>
+    public static List<string> SegmentNamedDirectories(FileLayer files, string directory) =>
+        files.EnumerateDirectories(directory, "seg-*")
+            .Where(d => SegmentId.TryParseFileName(Path.GetFileName(d), out _, out _))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>What a directory named like a segment or hint file is refused with.</summary>
+    public static NotASegmentException NotAFile(string path) => new(path, "it is a directory, not a file", noCrabKvHeader: true);
+
+    /// <summary><see cref="ListSegments"/> without the check for directories named like segments.</summary>
+    internal static List<SegmentId> ListSegmentFiles(FileLayer files, string directory)
+    {
         var ids = new List<SegmentId>();
         foreach (var path in files.EnumerateFiles(directory, "seg-*.data"))
         {
