@@ -32,9 +32,13 @@ public sealed class DirectoryLock : IDisposable
             // FileShare.None: .NET takes an exclusive advisory flock on Unix with the handle.
             handle = files.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException e)
+        catch (IOException e) when (IsHeld(e))
         {
             throw new StoreLockedException(directory, e, ReadHolder(path));
+        }
+        catch (IOException e) // a read-only file system, no permission to write: not another holder
+        {
+            throw new IOException($"Cannot take the lock of data directory '{directory}': {e.Message}", e);
         }
         try
         {
@@ -50,6 +54,40 @@ public sealed class DirectoryLock : IDisposable
         }
         return new DirectoryLock(handle);
     }
+
+    /// <summary>
+    /// Takes the lock of <paramref name="directory"/> through its existing <c>LOCK</c> file,
+    /// opened for reading: nothing is created or written, so it works on a read-only file system
+    /// (verify). Null when there is no <c>LOCK</c> file: no store has the directory open, since a
+    /// store creates that file before anything else.
+    /// </summary>
+    /// <exception cref="StoreLockedException">Another process or instance holds it.</exception>
+    public static DirectoryLock? AcquireExisting(FileLayer files, string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!files.FileExists(path))
+        {
+            return null;
+        }
+        try
+        {
+            return new DirectoryLock(files.Open(path, FileMode.Open, FileAccess.Read, FileShare.None));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (IOException e) when (IsHeld(e))
+        {
+            throw new StoreLockedException(directory, e, ReadHolder(path));
+        }
+    }
+
+    /// <summary>
+    /// Whether opening the LOCK file failed because another open file holds its lock (EAGAIN on
+    /// Linux, 35 on macOS, a sharing violation on Windows), not for any other reason.
+    /// </summary>
+    private static bool IsHeld(IOException e) => e.HResult is 11 or 35 or unchecked((int)0x80070020);
 
     /// <summary>
     /// Creates the directory and any missing parent, each made durable by an fsync of its

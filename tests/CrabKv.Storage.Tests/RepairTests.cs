@@ -476,6 +476,34 @@ public sealed class RepairTests : IDisposable
     }
 
     [Fact]
+    public void VerifyCreatesAndWritesNothingNotEvenALockFile()
+    {
+        // Observed before: verify re-created every partition's LOCK file (and on a read-only
+        // copy it could not run at all).
+        CorruptionTests.WriteThreeSegments(_dir.Path);
+        var lockFile = Path.Combine(_dir.Path, DirectoryLock.FileName);
+        File.Delete(lockFile);
+        var before = Snapshot(_dir.Path);
+
+        Assert.True(Repair.Verify(_dir.Path).Clean);
+
+        Assert.False(File.Exists(lockFile));
+        AssertUnchanged(before, Snapshot(_dir.Path));
+    }
+
+    [Fact]
+    public void VerifyThroughAnExistingLockFileLeavesItsHolderLineAlone()
+    {
+        CorruptionTests.WriteThreeSegments(_dir.Path);
+        var lockFile = Path.Combine(_dir.Path, DirectoryLock.FileName);
+        var holder = File.ReadAllText(lockFile);
+
+        Assert.True(Repair.Verify(_dir.Path).Clean);
+
+        Assert.Equal(holder, File.ReadAllText(lockFile));
+    }
+
+    [Fact]
     public void RepairOfMissingDirectoryThrows()
     {
         Assert.Throws<DirectoryNotFoundException>(() => Repair.Verify(_dir.Combine("nope")));

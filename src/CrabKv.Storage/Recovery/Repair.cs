@@ -31,7 +31,8 @@ public sealed record RepairReport(int SegmentsChecked, IReadOnlyList<SegmentDama
 
 /// <summary>
 /// <c>verify</c> and <c>repair</c> for a partition directory (FORMAT.md section 8, rule 7).
-/// Both take the directory lock, so the store must be closed.
+/// Both take the directory lock, so the store must be closed (verify through an existing
+/// <c>LOCK</c> file only: it creates and writes nothing).
 /// </summary>
 public static class Repair
 {
@@ -56,7 +57,8 @@ public static class Repair
         {
             throw new DirectoryNotFoundException($"Data directory '{directory}' does not exist.");
         }
-        using var dirLock = DirectoryLock.Acquire(files, directory);
+        // Verify creates and writes nothing (a read-only copy, a snapshot); repair takes the lock as a store does.
+        using var dirLock = rewrite ? DirectoryLock.Acquire(files, directory) : DirectoryLock.AcquireExisting(files, directory);
         if (rewrite)
         {
             StoreRecovery.DeleteTemporaryFiles(files, directory, log);
