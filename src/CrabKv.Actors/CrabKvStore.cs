@@ -93,7 +93,7 @@ public static class CrabKvStore
         }
         catch (DataDirectoryException e)
         {
-            throw new CrabKvConfigurationException("data-dir", $"cannot be opened: {e.Message}");
+            throw new CrabKvConfigurationException("data-dir", $"cannot be opened: {e.Message.TrimEnd('.')}");
         }
     }
 }

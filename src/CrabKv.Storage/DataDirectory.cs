@@ -114,6 +114,10 @@ public sealed class DataDirectory : IDisposable
             {
                 throw new PartitionCountMismatchException(root, requested, recorded);
             }
+            if (BeyondCount(root, recorded) is { } beyond)
+            {
+                throw new DataDirectoryException(root, beyond);
+            }
             return recorded;
         }
 
@@ -145,6 +149,52 @@ public sealed class DataDirectory : IDisposable
         WriteTextDurably(files, marker, recorded.ToString(CultureInfo.InvariantCulture) + "\n");
         notes.Add($"The data directory '{root}' {what}; rebuilt it from the partition directories present: {recorded} partitions (p-000 .. {PartitionDirectoryName(recorded - 1)}).");
         return recorded;
+    }
+
+    /// <summary>
+    /// What an open of <paramref name="path"/> would refuse about its partition count, read
+    /// without changing anything (verify); null when it opens as it is (a missing or damaged
+    /// <c>PARTITIONS</c> beside exactly p-000 .. p-(n-1) is rebuilt by the open).
+    /// </summary>
+    public static string? CountProblem(string path)
+    {
+        var root = System.IO.Path.GetFullPath(path);
+        var marker = System.IO.Path.Combine(root, PartitionsFileName);
+        var text = ReadText(FileLayer.Default, marker);
+        if (text is not null && TryParseCount(text, out var recorded))
+        {
+            return BeyondCount(root, recorded);
+        }
+        var present = PartitionDirectoriesPresent(root, out var strays);
+        if (strays.Count > 0 || present > MaxPartitions)
+        {
+            var what = text is null ? $"has no {PartitionsFileName} file" : $"holds a damaged {PartitionsFileName} file ('{Shorten(text)}')";
+            return $"{what}, and its partition directories ({Describe(present, strays)}) are not exactly p-000 .. p-(n-1), so the partition count cannot be rebuilt. " +
+                   $"Write the right count into '{marker}'";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Partition directories numbered at or past the recorded count: a store opened with that
+    /// count would never look in them, so their keys would silently be missing.
+    /// </summary>
+    private static string? BeyondCount(string root, int recorded)
+    {
+        var beyond = Directory.EnumerateDirectories(root, PartitionPrefix + "*")
+            .Select(d => System.IO.Path.GetFileName(d))
+            .Where(name => int.TryParse(name.AsSpan(PartitionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                           && PartitionDirectoryName(index) == name && index >= recorded)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        if (beyond.Count == 0)
+        {
+            return null;
+        }
+        var marker = System.IO.Path.Combine(root, PartitionsFileName);
+        return $"records {recorded} partitions in '{marker}', but also holds partition directories past them " +
+               $"({string.Join(", ", beyond.Take(8))}{(beyond.Count > 8 ? $", … {beyond.Count} in all" : "")}), whose keys would not be found. " +
+               $"If those directories belong here, write the right count into '{marker}'; otherwise move them out of the data directory";
     }
 
     private static bool TryParseCount(string text, out int count) =>

@@ -174,6 +174,37 @@ public sealed class DataDirectoryTests : IDisposable
     }
 
     [Fact]
+    public void Partition_directories_past_the_recorded_count_are_refused_not_hidden()
+    {
+        // Observed before: PARTITIONS saying 16 beside 64 partition directories opened as 16
+        // partitions, and the keys of the other 48 were silently not found (verify said clean).
+        File.WriteAllText(Marker, "2\n");
+        MakePartitions("p-000", "p-001", "p-002", "p-003");
+
+        var problem = DataDirectory.CountProblem(_dir.Path);
+        var e = Assert.Throws<DataDirectoryException>(() => DataDirectory.Open(_dir.Path, 0, defaultPartitions: 1));
+
+        Assert.NotNull(problem);
+        Assert.Contains("past them (p-002, p-003)", problem);
+        Assert.Contains(problem!, e.Message);
+        Assert.Equal("2\n", File.ReadAllText(Marker)); // changed nothing
+        File.WriteAllText(Marker, "4\n");
+        Assert.Null(DataDirectory.CountProblem(_dir.Path));
+        using var d = DataDirectory.Open(_dir.Path, 0, defaultPartitions: 1);
+        Assert.Equal(4, d.Partitions);
+    }
+
+    [Fact]
+    public void The_count_check_of_verify_reports_what_an_open_would_refuse_and_nothing_it_would_rebuild()
+    {
+        MakePartitions("p-000", "p-001");
+        Assert.Null(DataDirectory.CountProblem(_dir.Path)); // no PARTITIONS beside p-000, p-001: rebuilt as 2 by the open
+        MakePartitions("p-003");
+        Assert.Contains("p-002 missing", DataDirectory.CountProblem(_dir.Path));
+        Assert.False(File.Exists(Marker)); // reads only
+    }
+
+    [Fact]
     public void Missing_partition_directories_of_a_recorded_count_are_created()
     {
         File.WriteAllText(Marker, "3\n");

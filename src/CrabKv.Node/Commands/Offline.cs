@@ -2,6 +2,7 @@ using CrabKv.Actors;
 using CrabKv.Node.Cli;
 using CrabKv.Node.Hosting;
 using CrabKv.Node.Output;
+using CrabKv.Storage;
 using CrabKv.Storage.Recovery;
 
 namespace CrabKv.Node.Commands;
@@ -24,7 +25,13 @@ public static class Offline
             throw new CliException(ExitCodes.Error, $"'{root}' holds no partition directory (p-NNN): not a crabkv data directory");
         }
         var verb = repair ? "repair" : "verify";
-        var clean = true;
+        // The partition count is the user's to settle: reported by both, changed by neither.
+        var countProblem = DataDirectory.CountProblem(root);
+        if (countProblem is not null)
+        {
+            Consoles.Result($"data directory '{root}' {countProblem}.");
+        }
+        var clean = countProblem is null;
         var damaged = 0;
         var notSegments = 0;
         var badHints = 0;
@@ -85,6 +92,10 @@ public static class Offline
             found.Add(repair ? $"{badHints} damaged hint files rewritten"
                              : $"{badHints} damaged hint files (their segments are intact and open by a scan; crabkv repair rewrites the hints)");
         }
+        if (countProblem is not null)
+        {
+            found.Add("its partition count does not match its partition directories (see above; left as it is)");
+        }
         var summary = found.Count == 0 ? "clean" : string.Join("; ", found);
         if (tornTails > 0)
         {
@@ -92,6 +103,6 @@ public static class Offline
         }
         Consoles.Result($"{verb}: {partitions.Count} partitions in '{root}': {summary}");
         // repair: 0 when what is left opens; files it could not touch keep the node from starting.
-        return clean || (repair && notSegments == 0) ? ExitCodes.Ok : repair ? ExitCodes.Error : ExitCodes.NotFound;
+        return clean || (repair && notSegments == 0 && countProblem is null) ? ExitCodes.Ok : repair ? ExitCodes.Error : ExitCodes.NotFound;
     }
 }
