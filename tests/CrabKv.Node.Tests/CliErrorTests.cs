@@ -21,6 +21,7 @@ public sealed class CliErrorTests
 
     [Theory]
     [InlineData("crabkv get: missing KEY", "get")]
+    [InlineData("crabkv put: missing KEY", "put")]
     [InlineData("crabkv put: missing VALUE (or --in FILE)", "put", "k")]
     [InlineData("crabkv put: give VALUE or --in FILE, not both", "put", "k", "v", "--in", "value.bin")]
     [InlineData("crabkv put: --in: missing value", "put", "k", "--in")]
@@ -58,6 +59,25 @@ public sealed class CliErrorTests
         Assert.Contains("no-such-file", missing.Stderr);
         var directory = await Fails(2, "put", "k", "--in", dir.Path, "--node", "127.0.0.1:1");
         Assert.Contains("is a directory, not a file", directory.Stderr);
+    }
+
+    [Fact]
+    public async Task A_get_into_a_directory_fails_before_connecting_and_says_it_is_one()
+    {
+        // Observed before: "Access to the path … is denied", after the node had been asked.
+        using var dir = new TempDir();
+        var r = await Fails(2, "get", "k", "--out", dir.Path, "--node", "127.0.0.1:1");
+        Assert.Contains($"crabkv get: --out {dir.Path}: is a directory", r.Stderr);
+    }
+
+    [Fact]
+    public async Task Help_shows_each_default_once()
+    {
+        var r = await CrabKvProcess.RunAsync(Timeout, "get", "--help");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("(default 10s)", r.Stdout);
+        Assert.Contains("(default 127.0.0.1:7420)", r.Stdout);
+        Assert.DoesNotContain("[default:", r.Stdout);
     }
 
     [Fact]

@@ -40,7 +40,7 @@ public sealed class NodeLifecycleTests
 
         var load = await node.OkAsync("load", tsv);
 
-        Assert.Contains("loaded 6,000 keys", load.Stdout);
+        Assert.Contains("loaded 6,000 lines", load.Stdout);
         Assert.Equal(last, (await node.OkAsync("get", "hot")).Stdout);
         Assert.Equal("value 1", (await node.OkAsync("get", "k00001")).Stdout);
         Assert.Equal("value 5998", (await node.OkAsync("get", "k05998")).Stdout);
@@ -62,7 +62,7 @@ public sealed class NodeLifecycleTests
 
         var load = await node.OkAsync("load", tsv);
 
-        Assert.Contains("loaded 1,500 keys", load.Stdout);
+        Assert.Contains("loaded 1,500 lines", load.Stdout);
         Assert.Equal(1500, await node.KeysAsync());
         Assert.Equal(new string((char)('a' + 1499 % 26), 3000), (await node.OkAsync("get", "w1499")).Stdout);
     }
@@ -132,8 +132,8 @@ public sealed class NodeLifecycleTests
         {
             // Rounds 1 and 2 are acknowledged in full; each later round overwrites every key, so
             // sealed segments turn stale and merges start on their own.
-            Assert.Contains("loaded 40,000 keys", (await node.OkAsync("load", Load(1))).Stdout);
-            Assert.Contains("loaded 40,000 keys", (await node.OkAsync("load", Load(2))).Stdout);
+            Assert.Contains("loaded 40,000 lines", (await node.OkAsync("load", Load(1))).Stdout);
+            Assert.Contains("loaded 40,000 lines", (await node.OkAsync("load", Load(2))).Stdout);
             // Round 3 is killed as soon as a merge starts during it (bounded wait).
             var before = node.Process.StderrLines("compacting");
             var load = node.RunAsync("load", Load(3));
@@ -149,7 +149,7 @@ public sealed class NodeLifecycleTests
             Assert.Equal(Keys, await node.KeysAsync());
             // Round 4, acknowledged in full while merges run, then a compaction of everything:
             // a merge that moved a key back over a newer write would now be on disk.
-            Assert.Contains("loaded 40,000 keys", (await node.OkAsync("load", Load(4))).Stdout);
+            Assert.Contains("loaded 40,000 lines", (await node.OkAsync("load", Load(4))).Stdout);
             await node.OkAsync("compact");
             Assert.Equal(0, await node.StopAsync());
         }
@@ -233,7 +233,7 @@ public sealed class NodeLifecycleTests
             // load reads its file twice (check, then send): a pipe is copied first, not read empty.
             var pipedLoad = await node.RunWithInputAsync(Encoding.UTF8.GetBytes("piped-1\tone\npiped-2\ttwo\n"), "load", "/dev/stdin");
             Assert.True(pipedLoad.ExitCode == 0, pipedLoad.ToString());
-            Assert.Contains("loaded 2 keys", pipedLoad.Stdout);
+            Assert.Contains("loaded 2 lines", pipedLoad.Stdout);
             Assert.Equal("two", (await node.OkAsync("get", "piped-2")).Stdout);
             foreach (var key in new[] { "binary", "piped", "empty", "piped-1", "piped-2" })
             {
@@ -249,7 +249,7 @@ public sealed class NodeLifecycleTests
             var tsv = dir.Combine("users.tsv");
             File.WriteAllLines(tsv, lines.Select(l => $"{l.Item1}\t{l.Item2}"));
             var load = await node.OkAsync("load", tsv);
-            Assert.Contains("loaded 300 keys", load.Stdout);
+            Assert.Contains("loaded 300 lines", load.Stdout);
             foreach (var (k, v) in lines)
             {
                 expected[k] = v;

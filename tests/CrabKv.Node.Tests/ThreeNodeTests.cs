@@ -29,7 +29,7 @@ public sealed class ThreeNodeTests
             var lines = Enumerable.Range(0, 200).Select(i => ($"k{i:D3}", $"value {i}")).ToList();
             var tsv = dir.Combine("load.tsv");
             File.WriteAllLines(tsv, lines.Select(l => $"{l.Item1}\t{l.Item2}"));
-            Assert.Contains("loaded 200 keys", (await nodes[0].OkAsync("load", tsv)).Stdout);
+            Assert.Contains("loaded 200 lines", (await nodes[0].OkAsync("load", tsv)).Stdout);
             foreach (var i in new[] { 0, 57, 123, 199 })
             {
                 var r = await nodes[2].OkAsync("get", lines[i].Item1);

@@ -105,7 +105,11 @@ public static class CommandLine
         {
             var hasValue = c.GetResult(value) is { Tokens.Count: > 0 };
             var hasInput = c.GetResult(input) is not null;
-            if (hasValue == hasInput)
+            if (c.GetResult(key) is not { Tokens.Count: > 0 })
+            {
+                c.AddError("missing KEY");
+            }
+            else if (hasValue == hasInput)
             {
                 c.AddError(hasValue ? "give VALUE or --in FILE, not both" : "missing VALUE (or --in FILE)");
             }
@@ -182,11 +186,10 @@ public static class CommandLine
     {
         var config = ConfigOption();
         var dataDir = DataDirOption("data directory of the demo (default ./crabkv-demo, created if missing); a directory with data the demo did not write is refused");
-        var keys = new Option<int>("--keys")
+        var keys = new Option<int?>("--keys")
         {
             Description = "number of keys (default 200000)",
             HelpName = "N",
-            DefaultValueFactory = _ => 200_000,
             CustomParser = r =>
             {
                 var token = r.Tokens.Single().Value;
@@ -199,7 +202,7 @@ public static class CommandLine
             },
         };
         var command = new Command("demo", "The main job, in this process: 64 writers put N keys, read them, delete half, compact, print stats, stop gracefully.") { config, dataDir, keys };
-        command.SetAction(r => Demo.RunAsync(r.GetValue(config), r.GetValue(dataDir), r.GetValue(keys)));
+        command.SetAction(r => Demo.RunAsync(r.GetValue(config), r.GetValue(dataDir), r.GetValue(keys) ?? 200_000));
         return command;
     }
 
@@ -215,26 +218,28 @@ public static class CommandLine
         HelpName = "DIR",
     };
 
-    private static (Option<HostPort> Node, Option<TimeSpan> Timeout) ClientOptions() =>
+    // The defaults are applied after parsing, not with DefaultValueFactory: the help then shows
+    // them once, as written here ("default 10s"), not also as "[default: 00:00:10]".
+    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
+    private static (Option<HostPort?> Node, Option<TimeSpan?> Timeout) ClientOptions() =>
     (
-        new Option<HostPort>("--node")
+        new Option<HostPort?>("--node")
         {
             Description = $"the node to talk to (default {HostPort.DefaultNode})",
             HelpName = "HOST:PORT",
-            DefaultValueFactory = _ => HostPort.DefaultNode,
-            CustomParser = r => ParseHostPort(r, "--node", r.Tokens.Single().Value)!,
+            CustomParser = r => ParseHostPort(r, "--node", r.Tokens.Single().Value),
         },
-        new Option<TimeSpan>("--timeout")
+        new Option<TimeSpan?>("--timeout")
         {
             Description = "how long to wait for the node and for each answer (default 10s)",
             HelpName = "DURATION",
-            DefaultValueFactory = _ => TimeSpan.FromSeconds(10),
             CustomParser = r => ParseDuration(r, "--timeout") ?? TimeSpan.Zero,
         }
     );
 
-    private static Commands.ClientOptions Client(ParseResult r, Option<HostPort> node, Option<TimeSpan> timeout) =>
-        new(r.GetValue(node)!, r.GetValue(timeout));
+    private static Commands.ClientOptions Client(ParseResult r, Option<HostPort?> node, Option<TimeSpan?> timeout) =>
+        new(r.GetValue(node) ?? HostPort.DefaultNode, r.GetValue(timeout) ?? DefaultTimeout);
 
     /// <summary>
     /// The longest --ttl (100 years: longer is "no expiry" in all but name) and --timeout (a

@@ -77,7 +77,16 @@ public static class ClientCommands
     }
 
     /// <summary><c>get KEY [--out FILE]</c>: exactly the value's bytes on stdout (or in FILE); 1 when absent.</summary>
-    public static Task<int> GetAsync(ClientOptions o, string key, string? outFile) => WithNode(o, async node =>
+    public static Task<int> GetAsync(ClientOptions o, string key, string? outFile)
+    {
+        if (outFile is not null && Directory.Exists(outFile)) // checked before the node is asked: "access denied" would not say why
+        {
+            throw new CliException(ExitCodes.Error, $"--out {outFile}: is a directory; name the file to write the value to");
+        }
+        return WithNode(o, node => GetValueAsync(node, key, outFile));
+    }
+
+    private static async Task<int> GetValueAsync(RemoteNode node, string key, string? outFile)
     {
         var value = await node.Client.GetAsync(key);
         if (value is null)
@@ -101,7 +110,7 @@ public static class ClientCommands
         await stdout.WriteAsync(value);
         await stdout.FlushAsync();
         return ExitCodes.Ok;
-    });
+    }
 
     /// <summary><c>del KEY</c>: prints "deleted"; 1 when the key did not exist.</summary>
     public static Task<int> DeleteAsync(ClientOptions o, string key) => WithNode(o, async node =>

@@ -136,7 +136,7 @@ public static class Load
                                        "lines of batches without an answer may or may not be written, the lines never sent were not (read them back, or load the file again: a put is idempotent)")
                     : new CliException(ExitCodes.Error, $"{loader.AcknowledgedLines:N0} of {total:N0} lines acknowledged; the others were not written");
             }
-            Consoles.Result($"loaded {total:N0} keys from {file} in {Durations.Format(clock.Elapsed)} ({loader.PartitionsUsed} partitions)");
+            Consoles.Result($"loaded {total:N0} line{(total == 1 ? "" : "s")} (puts; a key on several lines keeps its last value) from {file} in {Durations.Format(clock.Elapsed)} ({loader.PartitionsUsed} partitions)");
             return ExitCodes.Ok;
         });
     }

@@ -152,7 +152,7 @@ public static class Serve
             var region = await node.Ready;
             var (held, keys, recovery) = await HeldAsync(system, node, region);
             var members = cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up);
-            Console.WriteLine($"partitions held here: {held} of {clusterSettings.Partitions} ({members} node{(members == 1 ? "" : "s")} up), {keys:N0} keys in the cluster, ready in {Durations.Format(clock.Elapsed)}");
+            Console.WriteLine($"partitions held here: {held} of {clusterSettings.Partitions} ({members} node{(members == 1 ? "" : "s")} up), {keys:N0} key{(keys == 1 ? "" : "s")} in the cluster, ready in {Durations.Format(clock.Elapsed)}");
             if (recovery is not null)
             {
                 Console.WriteLine(recovery);
