@@ -107,6 +107,20 @@ public sealed class ClientRetryTests() : TestKit(ConfigurationFactory.ParseStrin
     }
 
     [Fact]
+    public void A_request_timeout_that_is_not_positive_is_refused_before_anything_is_sent()
+    {
+        // Observed before: a get with timeout -1 s was sent, and against a silent endpoint failed
+        // with "did not answer Get within -00:00:01".
+        var client = new CrabKvClient(TestActor, Retrying());
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = client.GetAsync("k", timeout: TimeSpan.FromSeconds(-1)); }); // thrown by the call, not its task
+        Assert.Equal("timeout", e.ParamName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => { _ = client.PutAsync("k", "v", timeout: TimeSpan.Zero); });
+        ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        var nobody = Assert.Throws<ArgumentException>(() => new CrabKvClient(ActorRefs.Nobody));
+        Assert.Contains("ActorRefs.Nobody", nobody.Message);
+    }
+
+    [Fact]
     public async Task Without_the_option_a_read_that_timed_out_is_thrown_at_once()
     {
         var client = new CrabKvClient(TestActor, Retrying() with { DefaultTimeout = TimeSpan.FromMilliseconds(300) });

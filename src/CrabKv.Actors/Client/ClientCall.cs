@@ -34,6 +34,11 @@ internal sealed class ClientCall<TReply, TResult> : TaskCompletionSource<TResult
         _client = client;
         _target = target;
         _project = project;
+        if (timeout is { } t && t <= TimeSpan.Zero)
+        {
+            // Before a slot is taken: nothing is sent. (It used to send, and fail with "did not answer within -00:00:01".)
+            throw new ArgumentOutOfRangeException(nameof(timeout), t, "A request timeout must be positive (leave it out for the client's default).");
+        }
         _timeout = timeout ?? client.DefaultTimeout;
         _cancellationToken = cancellationToken;
         Id = Reserve();

@@ -60,12 +60,22 @@ public sealed class CrabKvClient
     private CrabKvClient(IActorRef store, IActorRef[] partitions, CrabKvClientOptions options)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
+        RefuseNobody(store);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _partitions = partitions;
         _options = options;
         _timeout = options.DefaultTimeout ?? ConfiguredTimeout(store);
         _correlator = RequestCorrelator.For(store);
+    }
+
+    /// <summary><see cref="ActorRefs.Nobody"/> (an actor registry's "not registered", a failed lookup) is no store.</summary>
+    private static void RefuseNobody(IActorRef store)
+    {
+        if (store.IsNobody())
+        {
+            throw new ArgumentException("The store is ActorRefs.Nobody: pass the store's actor (CrabKvStore.Start, or the registry's CrabKvStoreKey once the store has started).", nameof(store));
+        }
     }
 
     /// <summary>
@@ -102,6 +112,7 @@ public sealed class CrabKvClient
     public static async Task<CrabKvClient> ConnectAsync(IActorRef store, CrabKvClientOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
+        RefuseNobody(store);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var entry = LocalStores.Of(store)?.Find(store);
