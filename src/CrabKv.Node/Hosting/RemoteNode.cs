@@ -53,6 +53,9 @@ public sealed class RemoteNode : IAsyncDisposable
             akka.log-dead-letters-during-shutdown = off
             akka.coordinated-shutdown.exit-clr = off
             akka.coordinated-shutdown.run-by-clr-shutdown = off
+            # A command ends once its answers are in: nothing is left to flush to a node that froze
+            # or died (Akka's 2 s default made --timeout overshoot by that much).
+            akka.remote.flush-wait-on-shutdown = 100ms
             """).WithFallback(CrabKvSettings.DefaultConfig()); // serializer bindings, maximum-frame-size
         // Failures to connect are reported once, by the command itself (exit code 3).
         var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning,
