@@ -165,7 +165,8 @@ public sealed class DataDirectory : IDisposable
         {
             return BeyondCount(root, recorded);
         }
-        var present = PartitionDirectoriesPresent(root, out var strays);
+        // A transfer's leftovers (p-NNN.incoming, p-NNN.deleting) are settled by the open before it counts.
+        var present = PartitionDirectoriesPresent(root, out var strays, ignoreTransfers: true);
         if (strays.Count > 0 || present > MaxPartitions)
         {
             var what = text is null ? $"has no {PartitionsFileName} file" : $"holds a damaged {PartitionsFileName} file ('{Shorten(text)}')";
@@ -176,15 +177,21 @@ public sealed class DataDirectory : IDisposable
     }
 
     /// <summary>
-    /// Partition directories numbered at or past the recorded count: a store opened with that
-    /// count would never look in them, so their keys would silently be missing.
+    /// Partition directories numbered at or past the recorded count that hold segments: a store
+    /// opened with that count would never look in them, so their keys would silently be missing.
+    /// (Empty ones hide nothing and are left alone.)
     /// </summary>
     private static string? BeyondCount(string root, int recorded)
     {
         var beyond = Directory.EnumerateDirectories(root, PartitionPrefix + "*")
+            .Where(d =>
+            {
+                var name = System.IO.Path.GetFileName(d);
+                return int.TryParse(name.AsSpan(PartitionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                       && PartitionDirectoryName(index) == name && index >= recorded
+                       && Directory.EnumerateFiles(d, "seg-*.data").Any();
+            })
             .Select(d => System.IO.Path.GetFileName(d))
-            .Where(name => int.TryParse(name.AsSpan(PartitionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
-                           && PartitionDirectoryName(index) == name && index >= recorded)
             .Order(StringComparer.Ordinal)
             .ToList();
         if (beyond.Count == 0)
@@ -192,7 +199,7 @@ public sealed class DataDirectory : IDisposable
             return null;
         }
         var marker = System.IO.Path.Combine(root, PartitionsFileName);
-        return $"records {recorded} partitions in '{marker}', but also holds partition directories past them " +
+        return $"records {recorded} partitions in '{marker}', but also holds partition directories with segments past them " +
                $"({string.Join(", ", beyond.Take(8))}{(beyond.Count > 8 ? $", … {beyond.Count} in all" : "")}), whose keys would not be found. " +
                $"If those directories belong here, write the right count into '{marker}'; otherwise move them out of the data directory";
     }
@@ -204,13 +211,18 @@ public sealed class DataDirectory : IDisposable
     /// How many partition directories are present when they are exactly p-000 .. p-(n-1);
     /// <paramref name="strays"/> lists the <c>p-*</c> directories that break that pattern.
     /// </summary>
-    private static int PartitionDirectoriesPresent(string root, out List<string> strays)
+    private static int PartitionDirectoriesPresent(string root, out List<string> strays, bool ignoreTransfers = false)
     {
         strays = new List<string>();
         var indexes = new SortedSet<int>();
         foreach (var dir in Directory.EnumerateDirectories(root, PartitionPrefix + "*"))
         {
             var name = System.IO.Path.GetFileName(dir);
+            if (ignoreTransfers && (name.EndsWith(Transfer.PartitionImport.StagingSuffix, StringComparison.Ordinal)
+                                    || name.EndsWith(Transfer.PartitionImport.DeletingSuffix, StringComparison.Ordinal)))
+            {
+                continue;
+            }
             var digits = name.AsSpan(PartitionPrefix.Length);
             if (int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var index) && PartitionDirectoryName(index) == name)
             {

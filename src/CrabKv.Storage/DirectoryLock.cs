@@ -36,9 +36,9 @@ public sealed class DirectoryLock : IDisposable
         {
             throw new StoreLockedException(directory, e, ReadHolder(path));
         }
-        catch (IOException e) // a read-only file system, no permission to write: not another holder
+        catch (IOException e) // a read-only file system, an I/O error: not another holder
         {
-            throw new IOException($"Cannot take the lock of data directory '{directory}': {e.Message}", e);
+            throw new IOException($"Cannot take the lock of directory '{directory}': {e.Message}", e);
         }
         try
         {
@@ -71,7 +71,16 @@ public sealed class DirectoryLock : IDisposable
         }
         try
         {
-            return new DirectoryLock(files.Open(path, FileMode.Open, FileAccess.Read, FileShare.None));
+            try
+            {
+                // Read-write first: opening creates and writes nothing, and an exclusive lock through
+                // a read-only handle is silently not taken where flock is emulated (NFS).
+                return new DirectoryLock(files.Open(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None));
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException io && !IsHeld(io) && io is not FileNotFoundException))
+            {
+                return new DirectoryLock(files.Open(path, FileMode.Open, FileAccess.Read, FileShare.None)); // a read-only copy or file system
+            }
         }
         catch (FileNotFoundException)
         {
@@ -84,10 +93,14 @@ public sealed class DirectoryLock : IDisposable
     }
 
     /// <summary>
-    /// Whether opening the LOCK file failed because another open file holds its lock (EAGAIN on
-    /// Linux, 35 on macOS, a sharing violation on Windows), not for any other reason.
+    /// Whether opening the LOCK file failed because another open file holds its lock, not for any
+    /// other reason: .NET reports a held flock as EWOULDBLOCK (11 on Linux, 35 on macOS and the
+    /// BSDs), a held file on Windows as a sharing violation.
     /// </summary>
-    private static bool IsHeld(IOException e) => e.HResult is 11 or 35 or unchecked((int)0x80070020);
+    private static bool IsHeld(IOException e) =>
+        OperatingSystem.IsWindows() ? e.HResult == unchecked((int)0x80070020)
+        : OperatingSystem.IsLinux() ? e.HResult == 11
+        : e.HResult == 35;
 
     /// <summary>
     /// Creates the directory and any missing parent, each made durable by an fsync of its

@@ -24,8 +24,8 @@ public sealed class DemoTests
         Assert.True(second.ExitCode == 0, second.ToString());
         Assert.True(File.Exists(dir.Combine("crabkv-demo", "DEMO")));
         Assert.False(Directory.Exists(dir.Combine("crabkv-data")), "the demo must not use a node's default directory");
-        Assert.Contains("0 keys recovered", first.Stdout);
-        Assert.Contains("150 keys recovered", second.Stdout); // 300 put, half deleted
+        Assert.Contains(", 0 keys recovered", first.Stdout);
+        Assert.Contains(", 150 keys recovered", second.Stdout); // 300 put, half deleted
     }
 
     [Fact]
@@ -43,6 +43,29 @@ public sealed class DemoTests
         Assert.True(refused.ExitCode == 2, refused.ToString());
         Assert.Contains("holds data the demo did not write", refused.Stderr);
         Assert.Contains("Nothing was changed", refused.Stderr);
+        Assert.Equal(before, Snapshot(data));
+    }
+
+    [Fact]
+    public async Task A_demo_directory_that_a_node_has_served_is_the_nodes_and_the_demo_refuses_it()
+    {
+        using var dir = new TempDir();
+        var data = dir.Combine("d");
+        var made = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
+        Assert.True(made.ExitCode == 0, made.ToString());
+        var partitions = int.Parse(File.ReadAllText(Path.Combine(data, "PARTITIONS")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        using (var node = await TestNode.StartReadyAsync(TestNode.WriteConfig(dir, partitions), data, CrabKvProcess.FreePort()))
+        {
+            Assert.Contains("was the demo's directory", node.Process.Stdout);
+            await node.OkAsync("put", "key:00000299", "the node's value");
+            Assert.Equal(0, await node.StopAsync());
+        }
+        Assert.False(File.Exists(Path.Combine(data, "DEMO")));
+        var before = Snapshot(data);
+
+        var refused = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
+
+        Assert.True(refused.ExitCode == 2, refused.ToString());
         Assert.Equal(before, Snapshot(data));
     }
 

@@ -1,3 +1,4 @@
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Format;
 using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Tests.TestSupport;
@@ -489,6 +490,38 @@ public sealed class RepairTests : IDisposable
 
         Assert.False(File.Exists(lockFile));
         AssertUnchanged(before, Snapshot(_dir.Path));
+    }
+
+    /// <summary>Every open for writing fails as on a read-only file system (EROFS, errno 30).</summary>
+    private sealed class ReadOnlyFileSystem() : WrappingFileLayer(FileLayer.Default)
+    {
+        public int ReadOnlyOpens;
+
+        public override Microsoft.Win32.SafeHandles.SafeFileHandle Open(string path, FileMode mode, FileAccess access, FileShare share)
+        {
+            if ((access & FileAccess.Write) != 0)
+            {
+                throw new IOException($"Read-only file system : '{path}'", 30);
+            }
+            ReadOnlyOpens++;
+            return base.Open(path, mode, access, share);
+        }
+    }
+
+    [Fact]
+    public void OnAReadOnlyFileSystemVerifyRunsAndTheLockIsNotCalledHeldByAnotherProcess()
+    {
+        // Observed before: verify, repair and serve each said the directory was "in use by
+        // another process", naming the pid of a process long gone.
+        CorruptionTests.WriteThreeSegments(_dir.Path);
+        var readOnly = new ReadOnlyFileSystem();
+
+        Assert.True(Repair.Verify(_dir.Path, readOnly).Clean);
+        Assert.True(readOnly.ReadOnlyOpens > 0);
+        var e = Assert.Throws<IOException>(() => DirectoryLock.Acquire(readOnly, _dir.Path));
+        Assert.IsNotType<StoreLockedException>(e);
+        Assert.Contains("Read-only file system", e.Message);
+        Assert.Throws<IOException>(() => Repair.Run(_dir.Path, files: readOnly));
     }
 
     [Fact]

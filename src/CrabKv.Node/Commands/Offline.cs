@@ -3,14 +3,17 @@ using CrabKv.Node.Cli;
 using CrabKv.Node.Hosting;
 using CrabKv.Node.Output;
 using CrabKv.Storage;
+using CrabKv.Storage.Files;
 using CrabKv.Storage.Recovery;
 
 namespace CrabKv.Node.Commands;
 
 /// <summary>
-/// <c>verify</c> and <c>repair</c>, on the data directory of a stopped node (they take each
-/// partition's LOCK, so a running node makes them fail with its name). Findings go to stdout,
-/// progress over the partitions to stderr.
+/// <c>verify</c> and <c>repair</c>, on the data directory of a stopped node: both hold the
+/// data directory's LOCK for the whole run and take each partition's, so a running node (which
+/// holds them for its whole life) makes them fail with its name; verify only through LOCK files
+/// that exist, creating and writing nothing. Findings go to stdout, progress over the partitions
+/// to stderr.
 /// </summary>
 public static class Offline
 {
@@ -24,6 +27,8 @@ public static class Offline
         {
             throw new CliException(ExitCodes.Error, $"'{root}' holds no partition directory (p-NNN): not a crabkv data directory");
         }
+        // A node holds the data directory's LOCK for its whole life: held here, no node starts meanwhile.
+        using var rootLock = repair ? DirectoryLock.Acquire(FileLayer.Default, root) : DirectoryLock.AcquireExisting(FileLayer.Default, root);
         var verb = repair ? "repair" : "verify";
         // The partition count is the user's to settle: reported by both, changed by neither.
         var countProblem = DataDirectory.CountProblem(root);
@@ -70,7 +75,7 @@ public static class Offline
                 task.Increment(1);
             }
             var changed = repair && damaged + movedAside + badHints > 0;
-            task.Complete(changed ? "repaired (see the lines above)" : clean ? "clean" : damaged > 0 ? $"{damaged} damaged segments" : "damage found");
+            task.Complete(changed ? "repaired (see the lines above)" : clean ? "clean" : damaged > 0 ? $"{damaged} damaged segments" : "problems found (see the lines above)");
             return Task.FromResult(0);
         });
         var found = new List<string>();

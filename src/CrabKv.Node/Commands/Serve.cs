@@ -52,6 +52,20 @@ public static class Serve
         }
     }
 
+    /// <summary>
+    /// A directory the demo had (its DEMO file) is a node's once a node serves it: the file goes,
+    /// so the demo refuses the directory from now on instead of overwriting the node's keys.
+    /// </summary>
+    private static void ForgetDemo(string dataDir)
+    {
+        var marker = Path.Combine(dataDir, Demo.MarkerFile);
+        if (File.Exists(marker))
+        {
+            File.Delete(marker);
+            Console.WriteLine($"'{dataDir}' was the demo's directory; it is a node's now ({Demo.MarkerFile} removed: `crabkv demo` refuses it from now on)");
+        }
+    }
+
     /// <summary>Runs the node; returns the exit code.</summary>
     public static async Task<int> RunAsync(ServeOptions options)
     {
@@ -150,6 +164,7 @@ public static class Serve
                 return stopRequested || CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClrExitReason ? ExitCodes.Ok : ExitCodes.Error;
             }
             var region = await node.Ready;
+            ForgetDemo(dataDir);
             var (held, keys, recovery) = await HeldAsync(system, node, region);
             var members = cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up);
             Console.WriteLine($"partitions held here: {held} of {clusterSettings.Partitions} ({members} node{(members == 1 ? "" : "s")} up), {keys:N0} key{(keys == 1 ? "" : "s")} in the cluster, ready in {Durations.Format(clock.Elapsed)}");

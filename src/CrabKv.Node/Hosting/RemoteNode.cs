@@ -61,6 +61,7 @@ public sealed class RemoteNode : IAsyncDisposable
         var system = StderrLogging.CreateSystem(NodeNames.ClientSystemName, config, LogLevel.Warning,
             drop: m => m.Contains("associate", StringComparison.OrdinalIgnoreCase) || m.Contains("Association", StringComparison.Ordinal)
                        || m.Contains("Unable to REMOVE channel", StringComparison.Ordinal) // DotNetty at the client's own shutdown: harmless
+                       || m.Contains("flush-wait-on-shutdown", StringComparison.Ordinal) // every answer is in when a command stops
                        || m.Contains("TooLongFrameException", StringComparison.Ordinal) // not a crabkv node on that port: exit 3 says so
                        || m.Contains("CorruptedFrameException", StringComparison.Ordinal));
         var path = $"{node.AkkaAddress}/user/{NodeNames.EndpointName}";

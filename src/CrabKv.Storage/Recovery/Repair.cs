@@ -73,7 +73,7 @@ public static class Repair
             var message = StoreRecovery.NotAFile(d).Message;
             if (rewrite)
             {
-                var aside = d + MovedAsideSuffix;
+                var aside = FreeAsideName(files, d);
                 files.MoveDirectory(d, aside);
                 files.SyncDirectory(directory);
                 movedAside.Add($"{message} Moved aside to '{aside}'.");
@@ -101,7 +101,7 @@ public static class Repair
                     // Named like a segment, but no CrabKv file at all: renamed out of the way
                     // (kept, never deleted), so the partition opens. A CrabKv file of another
                     // format version or id is left for its owner to decide.
-                    var aside = path + MovedAsideSuffix;
+                    var aside = FreeAsideName(files, path);
                     files.Move(path, aside, overwrite: false);
                     files.SyncDirectory(directory);
                     movedAside.Add($"{e.Message} Moved aside to '{aside}'.");
@@ -172,6 +172,17 @@ public static class Repair
         }
         badHints.Add(message);
         log?.Invoke(message);
+    }
+
+    /// <summary><paramref name="path"/> + <see cref="MovedAsideSuffix"/>, numbered (<c>.2</c>, <c>.3</c>, …) when an earlier repair already used that name.</summary>
+    private static string FreeAsideName(FileLayer files, string path)
+    {
+        var aside = path + MovedAsideSuffix;
+        for (var n = 2; files.FileExists(aside) || files.DirectoryExists(aside); n++)
+        {
+            aside = $"{path}{MovedAsideSuffix}.{n}";
+        }
+        return aside;
     }
 
     /// <summary>The suffix a file named like a segment but holding no CrabKv data gets from repair.</summary>

@@ -154,9 +154,16 @@ public sealed class PartitionExport : IDisposable
         DeleteDirectoryContents(files, doomed);
     }
 
-    /// <summary>Deletes segments, then hints, then every other file, then the directory, and fsyncs its parent.</summary>
+    /// <summary>
+    /// Deletes segments, then hints, then every other file and subdirectory (e.g. one that repair
+    /// moved aside), then the directory, and fsyncs its parent.
+    /// </summary>
     internal static void DeleteDirectoryContents(FileLayer files, string directory)
     {
+        foreach (var sub in files.EnumerateDirectories(directory, "*").ToList())
+        {
+            DeleteDirectoryContents(files, sub);
+        }
         foreach (var pattern in new[] { "seg-*.data", "seg-*.hint", "*" })
         {
             foreach (var file in files.EnumerateFiles(directory, pattern).ToList())

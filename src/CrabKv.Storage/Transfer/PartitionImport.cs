@@ -265,6 +265,11 @@ public sealed class PartitionImport : IDisposable
                 notes.Add($"Left '{dir}' alone: an import is staging it.");
                 continue;
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) // a staged copy is disposable: never worth a failed start
+            {
+                notes.Add($"Left '{dir}' alone: its lock could not be taken ({e.Message}).");
+                continue;
+            }
             var target = dir[..^StagingSuffix.Length];
             using (held)
             {
