@@ -1,4 +1,5 @@
 using System.Text;
+using CrabKv.Storage.Recovery;
 using CrabKv.Storage.Tests.TestSupport;
 using CrabKv.Storage.Transfer;
 using Xunit;
@@ -375,6 +376,30 @@ public sealed class TransferTests : IDisposable
     }
 
     // ------------------------------------------------------------------ deleting the old copy
+
+    [Fact]
+    public void What_repair_moved_aside_does_not_block_a_transfer_and_is_kept_when_the_partition_leaves()
+    {
+        // Observed before: a partition holding a file repair had moved aside counted as not
+        // cleanly stopped at every start and could not be exported ("neither a segment nor a
+        // hint file"); a subdirectory made deleting the old copy fail.
+        WritePartition(Source, keys: 40);
+        File.WriteAllText(Path.Combine(Source, "seg-00000099-000000.data" + Repair.MovedAsideSuffix), "someone's bytes");
+        Directory.CreateDirectory(Path.Combine(Source, "seg-00000098-000000.data" + Repair.MovedAsideSuffix));
+        File.WriteAllText(Path.Combine(Source, "seg-00000098-000000.data" + Repair.MovedAsideSuffix, "inside.txt"), "kept too");
+
+        Assert.True(PartitionExport.IsCleanlyStopped(Source));
+        using (var export = PartitionExport.Open(Source))
+        {
+            Assert.DoesNotContain(export.Manifest.Files, f => Repair.IsMovedAside(f.Name));
+        }
+        PartitionExport.DeleteSource(Source);
+
+        Assert.False(Directory.Exists(Source));
+        var kept = Path.Combine(Path.GetDirectoryName(Source)!, Repair.KeptDirectoryName, Path.GetFileName(Source));
+        Assert.Equal("someone's bytes", File.ReadAllText(Path.Combine(kept, "seg-00000099-000000.data" + Repair.MovedAsideSuffix)));
+        Assert.Equal("kept too", File.ReadAllText(Path.Combine(kept, "seg-00000098-000000.data" + Repair.MovedAsideSuffix, "inside.txt")));
+    }
 
     [Fact]
     public void DeleteSource_removes_the_partition_and_a_crash_mid_delete_never_leaves_a_partial_partition()

@@ -188,6 +188,45 @@ public static class Repair
     /// <summary>The suffix a file named like a segment but holding no CrabKv data gets from repair.</summary>
     public const string MovedAsideSuffix = ".not-a-segment";
 
+    /// <summary>Whether <paramref name="name"/> is a file or directory repair moved aside (kept for its owner, no store data).</summary>
+    public static bool IsMovedAside(string name) => name.Contains(MovedAsideSuffix, StringComparison.Ordinal);
+
+    /// <summary>Where <see cref="KeepMovedAside"/> keeps them, under the data directory (not a <c>p-*</c> name: no partition).</summary>
+    public const string KeptDirectoryName = "moved-aside";
+
+    /// <summary>
+    /// Moves what repair moved aside in <paramref name="partitionDirectory"/> to
+    /// <c>&lt;data-dir&gt;/moved-aside/&lt;partition&gt;/</c> before the partition directory is
+    /// deleted (it moved to another node): kept, as repair promised, never deleted with it.
+    /// </summary>
+    public static void KeepMovedAside(FileLayer files, string partitionDirectory)
+    {
+        var entries = files.EnumerateFiles(partitionDirectory, "*").Concat(files.EnumerateDirectories(partitionDirectory, "*"))
+            .Where(e => IsMovedAside(Path.GetFileName(e)))
+            .ToList();
+        if (entries.Count == 0)
+        {
+            return;
+        }
+        var dataDir = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(partitionDirectory))!;
+        var kept = Path.Combine(dataDir, KeptDirectoryName, Path.GetFileName(Path.TrimEndingDirectorySeparator(partitionDirectory)));
+        DirectoryLock.CreateDurably(files, kept);
+        foreach (var entry in entries)
+        {
+            var target = FreeAsideName(files, Path.Combine(kept, Path.GetFileName(entry)[..Path.GetFileName(entry).IndexOf(MovedAsideSuffix, StringComparison.Ordinal)]));
+            if (files.DirectoryExists(entry))
+            {
+                files.MoveDirectory(entry, target);
+            }
+            else
+            {
+                files.Move(entry, target, overwrite: false);
+            }
+        }
+        files.SyncDirectory(kept);
+        files.SyncDirectory(partitionDirectory);
+    }
+
     /// <summary>
     /// Whether a file whose header is not a segment's still holds a record that verifies past
     /// where the header ends: then it is a CrabKv segment with a damaged header, and its records

@@ -148,6 +148,7 @@ public sealed class PartitionExport : IDisposable
             {
                 DeleteDirectoryContents(files, doomed);
             }
+            Recovery.Repair.KeepMovedAside(files, directory);
             files.MoveDirectory(directory, doomed);
             files.SyncDirectory(parent);
         }
@@ -207,9 +208,9 @@ public sealed class PartitionExport : IDisposable
         foreach (var path in files.EnumerateFiles(directory, "*"))
         {
             var name = Path.GetFileName(path);
-            if (name is DirectoryLock.FileName or PartitionImport.CompleteFileName)
+            if (name is DirectoryLock.FileName or PartitionImport.CompleteFileName || Recovery.Repair.IsMovedAside(name))
             {
-                continue;
+                continue; // a moved-aside file holds no store data: not exported, kept by DeleteSource
             }
             if (name.EndsWith(".tmp", StringComparison.Ordinal))
             {
