@@ -57,8 +57,8 @@ public sealed class DirectoryLock : IDisposable
 
     /// <summary>
     /// Takes the lock of <paramref name="directory"/> through its existing <c>LOCK</c> file,
-    /// opened for reading: nothing is created or written, so it works on a read-only file system
-    /// (verify). Null when there is no <c>LOCK</c> file: no store has the directory open, since a
+    /// opened read-write when it can and read-only otherwise: nothing is created or written, so
+    /// it works on a read-only file system (verify). Null when there is no <c>LOCK</c> file: no store has the directory open, since a
     /// store creates that file before anything else.
     /// </summary>
     /// <exception cref="StoreLockedException">Another process or instance holds it.</exception>
