@@ -187,8 +187,7 @@ public sealed class DataDirectory : IDisposable
             .Where(d =>
             {
                 var name = System.IO.Path.GetFileName(d);
-                return int.TryParse(name.AsSpan(PartitionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
-                       && PartitionDirectoryName(index) == name && index >= recorded
+                return TryParsePartitionIndex(name, out var index) && index >= recorded
                        && Directory.EnumerateFiles(d, "seg-*.data").Any();
             })
             .Select(d => System.IO.Path.GetFileName(d))
@@ -202,6 +201,15 @@ public sealed class DataDirectory : IDisposable
         return $"records {recorded} partitions in '{marker}', but also holds partition directories with segments past them " +
                $"({string.Join(", ", beyond.Take(8))}{(beyond.Count > 8 ? $", … {beyond.Count} in all" : "")}), whose keys would not be found. " +
                $"If those directories belong here, write the right count into '{marker}'; otherwise move them out of the data directory";
+    }
+
+    /// <summary>The index of a partition directory named exactly as <see cref="PartitionDirectoryName"/> names it (<c>p-007</c>, not <c>p-7</c> nor <c>p-007.incoming</c>).</summary>
+    private static bool TryParsePartitionIndex(string name, out int index)
+    {
+        index = -1;
+        return name.StartsWith(PartitionPrefix, StringComparison.Ordinal)
+               && int.TryParse(name.AsSpan(PartitionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out index)
+               && PartitionDirectoryName(index) == name;
     }
 
     private static bool TryParseCount(string text, out int count) =>
@@ -223,8 +231,7 @@ public sealed class DataDirectory : IDisposable
             {
                 continue;
             }
-            var digits = name.AsSpan(PartitionPrefix.Length);
-            if (int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var index) && PartitionDirectoryName(index) == name)
+            if (TryParsePartitionIndex(name, out var index))
             {
                 indexes.Add(index);
             }

@@ -32,9 +32,7 @@ public sealed class DemoTests
     public async Task The_demo_refuses_a_directory_with_data_it_did_not_write_and_changes_nothing()
     {
         using var dir = new TempDir();
-        var data = dir.Combine("node-data");
-        var made = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
-        Assert.True(made.ExitCode == 0, made.ToString());
+        var data = await DemoDirectoryAsync(dir.Combine("node-data"));
         File.Delete(Path.Combine(data, "DEMO")); // now a store's data that the demo did not write
         var before = Snapshot(data);
 
@@ -50,9 +48,7 @@ public sealed class DemoTests
     public async Task A_demo_directory_that_a_node_has_served_is_the_nodes_and_the_demo_refuses_it()
     {
         using var dir = new TempDir();
-        var data = dir.Combine("d");
-        var made = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data);
-        Assert.True(made.ExitCode == 0, made.ToString());
+        var data = await DemoDirectoryAsync(dir.Combine("d"));
         var partitions = int.Parse(File.ReadAllText(Path.Combine(data, "PARTITIONS")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
         using (var node = await TestNode.StartReadyAsync(TestNode.WriteConfig(dir, partitions), data, CrabKvProcess.FreePort()))
         {
@@ -67,6 +63,14 @@ public sealed class DemoTests
 
         Assert.True(refused.ExitCode == 2, refused.ToString());
         Assert.Equal(before, Snapshot(data));
+    }
+
+    /// <summary>A data directory written by a demo of 300 keys (<paramref name="extra"/>: more demo arguments); returns it.</summary>
+    internal static async Task<string> DemoDirectoryAsync(string data, params string[] extra)
+    {
+        var made = await CrabKvProcess.RunAsync(Timeout, ["demo", "--keys", "300", "--data-dir", data, .. extra]);
+        Assert.True(made.ExitCode == 0, made.ToString());
+        return data;
     }
 
     /// <summary>Every file under <paramref name="root"/> with its bytes, by relative path.</summary>

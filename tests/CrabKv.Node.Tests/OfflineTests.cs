@@ -15,10 +15,7 @@ public sealed class OfflineTests
     {
         var config = dir.Combine("three.conf");
         File.WriteAllText(config, "crabkv.partitions = 3\n");
-        var data = dir.Combine("d");
-        var made = await CrabKvProcess.RunAsync(Timeout, "demo", "--keys", "300", "--data-dir", data, "--config", config);
-        Assert.True(made.ExitCode == 0, made.ToString());
-        return data;
+        return await DemoTests.DemoDirectoryAsync(dir.Combine("d"), "--config", config);
     }
 
     [Fact]
